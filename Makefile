@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# request-shadow: one Makefile, every output under .output/ (V=1 shows commands).
+
+OUTPUT    := .output
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+	         -Iinclude -Iuser -I$(OUTPUT) -MMD -MP
+LDLIBS    := -lbpf -lelf -lcurl -lhttp_parser -ljansson -lsqlite3 \
+	         -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd -lcap -lm
+TEST_LIBS := -lcriterion
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+MAINS      := user/shadowd.c user/dump.c
+LIB_SRCS   := $(filter-out $(MAINS),$(wildcard user/*.c user/util/*.c))
+LIB_OBJS   := $(patsubst %.c,$(OUTPUT)/%.o,$(LIB_SRCS))
+LIB        := $(OUTPUT)/libshadow.a
+TLIB_SRCS  := $(wildcard tests/lib/*.c)
+TLIB_OBJS  := $(patsubst %.c,$(OUTPUT)/%.o,$(TLIB_SRCS))
+UNIT_BINS  := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/unit/*_test.c))
+BPF_BINS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bpf/*_test.c))
+BENCH_BINS := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bench/*.c))
+FUZZ_SRCS  := $(wildcard tests/fuzz/*_fuzz.c)
+FUZZ_BINS  := $(patsubst %.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
+BINS       := shadowd shadow-dump
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
+	    install clean vmlinux
+.SECONDARY:
+
+all: $(OUTPUT)/deps.ok $(BINS)
+
+# Installs missing Debian packages; near-instant when all are present.
+deps:
+	$(Q)scripts/deps.sh
+$(OUTPUT)/deps.ok: scripts/deps.sh
+	$(Q)mkdir -p $(OUTPUT) && scripts/deps.sh && touch $@
+
+vmlinux:
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/shadow_event.h bpf/vmlinux.h $(wildcard bpf/*.bpf.h) | $(OUTPUT)/deps.ok
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
+		-c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# Every user object may include a skeleton (capture.c does).
+$(OUTPUT)/user/%.o: user/%.c $(SKELS) | $(OUTPUT)/deps.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/%.o: tests/%.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+shadowd: $(OUTPUT)/user/shadowd.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+shadow-dump: $(OUTPUT)/user/dump.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/tests/unit/%: $(OUTPUT)/tests/unit/%.o $(TLIB_OBJS) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
+
+$(OUTPUT)/tests/bpf/%: $(OUTPUT)/tests/bpf/%.o $(TLIB_OBJS) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
+
+$(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS)
+	$(Q)tests/run.sh unit $(UNIT_BINS)
+
+bpf-test: $(OUTPUT)/deps.ok $(BINS) $(BPF_BINS)
+	$(Q)tests/run.sh bpf $(BPF_BINS)
+
+e2e-test: $(OUTPUT)/deps.ok $(BINS)
+	$(Q)tests/run.sh e2e $(wildcard tests/e2e/*_test.sh)
+
+# The README's test command: unit (no root), then BPF and end-to-end (root).
+test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) $(BPF_BINS)
+	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_BINS) $(wildcard tests/e2e/*_test.sh)
+
+demo: $(OUTPUT)/deps.ok $(BINS)
+	$(Q)scripts/demo.sh
+
+bench: $(OUTPUT)/deps.ok $(BINS) $(BENCH_BINS)
+	$(Q)scripts/bench.sh
+
+# Unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan: $(OUTPUT)/deps.ok
+	$(Q)$(MAKE) --no-print-directory OUTPUT=.output/asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		.output/asan/deps.ok unit-test
+
+# libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	           -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
+FUZZ_LIB_SRCS := $(filter-out user/capture.c,$(LIB_SRCS))
+$(OUTPUT)/fuzz/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(OUTPUT)/deps.ok
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) $(LDLIBS) -o $@
+fuzz: $(FUZZ_BINS)
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
+	install -m 0755 shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
+	if [ -f docs/shadowd.8 ]; then install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/; fi
+	if [ -f docs/shadow-dump.1 ]; then install -m 0644 docs/shadow-dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+
+clean:
+	rm -rf $(OUTPUT) $(BINS)
+
+-include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)

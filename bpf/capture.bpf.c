@@ -1,0 +1,662 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Kernel side of request-shadow: syscall tracepoints on the target
+ * processes' server sockets put the bytes they read and write on a ring
+ * buffer (include/shadow_event.h). Filtering happens here, before any copy:
+ * only fds returned by accept() in a target process (and, with port
+ * filtering, accepted on a listed local port) are ever looked at.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "shadow_event.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+/* Chunks one syscall may produce: 256 * 16 KiB = 4 MiB, then a gap. */
+#define MAX_CHUNKS 256
+
+/* Settings, written by user space between open and load. */
+const volatile bool cfg_filter_ports = false;
+const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
+
+enum stat_idx {
+	STAT_LOST = 0,    /* records the ring buffer had no room for */
+	STAT_ACCEPTED,    /* connections that became tracked */
+	STAT_ACTIVE_FULL, /* syscalls missed: in-flight table full */
+	STAT_TRUNCATED,   /* syscalls longer than MAX_CHUNKS chunks */
+	STAT_MAX,
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct conn_state {
+	__u64 off[2]; /* next stream offset per direction */
+	__u32 gen;
+	__u32 _pad;
+};
+
+enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
+
+/* A syscall between its enter and exit tracepoints, per thread. */
+struct active {
+	__u64 buf;    /* user buffer, or user iovec array when iovcnt > 0 */
+	__u64 file_off;
+	__u32 fd;
+	__u32 iovcnt;
+	__u32 in_fd;
+	__u8 kind;
+	__u8 dir;
+	__u16 _pad;
+};
+
+struct exe_key {
+	__u64 ino;
+	__u32 dev; /* kernel encoding: major << 20 | minor */
+	__u32 _pad;
+};
+
+struct scratch {
+	struct shadow_event h;
+	__u8 data[SHADOW_CHUNK_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct exe_key);
+	__type(value, __u8);
+} exes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u8);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct active);
+} actives SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+__u32 gen_seq = 0;
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/* Batch wakeups: user space drains on a short timer, so only a filling
+ * ring buffer needs to wake it early. */
+static __always_inline __u64 wake_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > cfg_wakeup_bytes ?
+		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void output(void *rec, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, rec, size, wake_flag()) < 0)
+		stat_inc(STAT_LOST);
+}
+
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file **fdarr = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *f = NULL;
+	struct socket *sock;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdarr[fd]) < 0 || !f)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline bool is_target(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
+				       __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key k = { .tgid = id >> 32, .fd = fd };
+	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
+			    .kind = ACT_IO, .dir = dir };
+
+	if (!bpf_map_lookup_elem(&conns, &k))
+		return;
+	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
+		stat_inc(STAT_ACTIVE_FULL);
+}
+
+/* State of one syscall's walk over its buffer or iovecs, chunk by chunk. */
+struct walk {
+	__u64 base;    /* iovec array (iovcnt > 0) or the buffer */
+	__u64 cur;     /* user address of the current piece */
+	__u64 cur_left; /* bytes left in the current piece */
+	__u64 left;    /* bytes of the syscall's return still to emit */
+	__u64 off;     /* stream offset of the next byte */
+	__u32 iov_idx;
+	__u32 iovcnt;
+	__u32 chunks;
+	__u32 tgid, fd, gen;
+	__u8 dir;
+};
+
+static long walk_chunk(__u32 i, struct walk *w)
+{
+	__u32 zero = 0;
+	struct scratch *s;
+	__u64 n, size;
+
+	if (!w->left)
+		return 1;
+	if (!w->cur_left) {
+		/* Step to the next iovec; one loop iteration each. */
+		struct iovec iov;
+
+		if (!w->iovcnt || w->iov_idx >= w->iovcnt ||
+		    w->iov_idx >= SHADOW_IOV_MAX)
+			goto rest_lost;
+		if (bpf_probe_read_user(&iov, sizeof(iov),
+					(void *)(w->base + w->iov_idx *
+						 sizeof(struct iovec))) < 0)
+			goto rest_lost;
+		w->iov_idx++;
+		w->cur = (__u64)iov.iov_base;
+		w->cur_left = iov.iov_len;
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratches, &zero);
+	if (!s)
+		return 1;
+	n = w->cur_left < w->left ? w->cur_left : w->left;
+	if (n > SHADOW_CHUNK_MAX)
+		n = SHADOW_CHUNK_MAX;
+	size = n;
+	/* The last chunk the loop allows stands for everything left. */
+	if (++w->chunks >= MAX_CHUNKS && w->left > n) {
+		size = w->left;
+		stat_inc(STAT_TRUNCATED);
+	}
+	s->h.ts_ns = bpf_ktime_get_ns();
+	s->h.offset = w->off;
+	s->h.tgid = w->tgid;
+	s->h.fd = w->fd;
+	s->h.gen = w->gen;
+	s->h.len = n;
+	s->h.size = size;
+	s->h.kind = SHADOW_EV_DATA;
+	s->h.dir = w->dir;
+	s->h.flags = 0;
+	if (bpf_probe_read_user(s->data, n, (void *)w->cur) < 0) {
+		s->h.len = 0;
+		n = 0;
+	}
+	output(s, sizeof(s->h) + n);
+	w->cur += size;
+	w->cur_left -= size < w->cur_left ? size : w->cur_left;
+	w->left -= size;
+	w->off += size;
+	return 0;
+
+rest_lost:
+	/* What the iovecs we could not walk carried: a visible gap. */
+	s = bpf_map_lookup_elem(&scratches, &zero);
+	if (s) {
+		s->h.ts_ns = bpf_ktime_get_ns();
+		s->h.offset = w->off;
+		s->h.tgid = w->tgid;
+		s->h.fd = w->fd;
+		s->h.gen = w->gen;
+		s->h.len = 0;
+		s->h.size = w->left;
+		s->h.kind = SHADOW_EV_DATA;
+		s->h.dir = w->dir;
+		s->h.flags = 0;
+		output(s, sizeof(s->h));
+	}
+	stat_inc(STAT_TRUNCATED);
+	return 1;
+}
+
+static __always_inline void exit_call(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct conn_state *c;
+	struct conn_key k;
+	struct walk w = {};
+
+	if (!a)
+		return;
+	k.tgid = id >> 32;
+	k.fd = a->fd;
+	if (ret <= 0 || a->kind != ACT_IO)
+		goto out;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		goto out;
+	w.dir = a->dir & 1;
+	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
+	w.base = a->buf;
+	w.iovcnt = a->iovcnt;
+	if (!w.iovcnt) {
+		w.cur = a->buf;
+		w.cur_left = ret;
+	}
+	w.left = ret;
+	w.tgid = k.tgid;
+	w.fd = k.fd;
+	w.gen = c->gen;
+	bpf_loop(MAX_CHUNKS + SHADOW_IOV_MAX, walk_chunk, &w, 0);
+out:
+	bpf_map_delete_elem(&actives, &id);
+}
+
+/* accept(2) and accept4(2): a new server-side connection maybe. */
+static __always_inline void enter_accept(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active a = { .kind = ACT_ACCEPT };
+
+	if (!is_target(id >> 32))
+		return;
+	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
+		stat_inc(STAT_ACTIVE_FULL);
+}
+
+static __always_inline void exit_accept(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct {
+		struct shadow_event h;
+		struct shadow_open o;
+	} rec = {};
+	struct conn_state st = {};
+	struct conn_key k;
+	struct sock *sk;
+	__u16 lport;
+
+	if (!a)
+		return;
+	bpf_map_delete_elem(&actives, &id);
+	if (ret < 0 || a->kind != ACT_ACCEPT)
+		return;
+	sk = fd_sock(ret);
+	if (!sk)
+		return;
+	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport))
+		return;
+	k.tgid = id >> 32;
+	k.fd = ret;
+	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
+	bpf_map_update_elem(&conns, &k, &st, BPF_ANY);
+	stat_inc(STAT_ACCEPTED);
+
+	rec.h.ts_ns = bpf_ktime_get_ns();
+	rec.h.tgid = k.tgid;
+	rec.h.fd = k.fd;
+	rec.h.gen = st.gen;
+	rec.h.len = sizeof(rec.o);
+	rec.h.kind = SHADOW_EV_OPEN;
+	rec.o.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	rec.o.lport = lport;
+	rec.o.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (rec.o.family == AF_INET) {
+		BPF_CORE_READ_INTO(rec.o.laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(rec.o.raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(rec.o.laddr, sk,
+				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(rec.o.raddr, sk,
+				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	output(&rec, sizeof(rec));
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int handle_sys_enter_accept(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_accept();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int handle_sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_accept(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int handle_sys_enter_accept4(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_accept();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int handle_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_accept(ctx->ret);
+	return 0;
+}
+
+/* read(fd, buf, count), recvfrom(fd, buf, size, ...): inbound bytes. */
+SEC("tracepoint/syscalls/sys_enter_read")
+int handle_sys_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int handle_sys_exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int handle_sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int handle_sys_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+/* readv(fd, iov, iovcnt) */
+SEC("tracepoint/syscalls/sys_enter_readv")
+int handle_sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 n = ctx->args[2];
+
+	if (n)
+		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_IN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int handle_sys_exit_readv(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir)
+{
+	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
+			      .fd = fd };
+	struct user_msghdr m;
+
+	if (!bpf_map_lookup_elem(&conns, &k))
+		return;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) < 0 ||
+	    !m.msg_iovlen)
+		return;
+	enter_call(fd, (__u64)m.msg_iov, m.msg_iovlen, dir);
+}
+
+/* recvmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int handle_sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_IN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int handle_sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+/* write(fd, buf, count), sendto(fd, buf, len, ...): outbound bytes. */
+SEC("tracepoint/syscalls/sys_enter_write")
+int handle_sys_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int handle_sys_exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int handle_sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int handle_sys_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+/* writev(fd, iov, iovcnt) */
+SEC("tracepoint/syscalls/sys_enter_writev")
+int handle_sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 n = ctx->args[2];
+
+	if (n)
+		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_OUT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int handle_sys_exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+/* sendmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int handle_sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_OUT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int handle_sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	exit_call(ctx->ret);
+	return 0;
+}
+
+/* sendfile(out_fd, in_fd, offset *, count): the bytes come from a file;
+ * user space reads them from it, knowing where they started. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int handle_sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
+	struct active a = { .kind = ACT_SENDFILE, .fd = ctx->args[0],
+			    .in_fd = ctx->args[1], .dir = SHADOW_DIR_OUT };
+	__u64 uoff = ctx->args[2];
+
+	if (!bpf_map_lookup_elem(&conns, &k))
+		return 0;
+	if (uoff) {
+		bpf_probe_read_user(&a.file_off, sizeof(a.file_off),
+				    (void *)uoff);
+	} else {
+		struct task_struct *task = (void *)bpf_get_current_task();
+		struct file **fdarr = BPF_CORE_READ(task, files, fdt, fd);
+		struct file *f = NULL;
+
+		bpf_probe_read_kernel(&f, sizeof(f), &fdarr[a.in_fd]);
+		if (f)
+			a.file_off = BPF_CORE_READ(f, f_pos);
+	}
+	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
+		stat_inc(STAT_ACTIVE_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct {
+		struct shadow_event h;
+		struct shadow_sendfile s;
+	} rec = {};
+	struct conn_state *c;
+	struct conn_key k;
+	long ret = ctx->ret;
+
+	if (!a)
+		return 0;
+	k.tgid = id >> 32;
+	k.fd = a->fd;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (ret > 0 && a->kind == ACT_SENDFILE && c) {
+		rec.h.ts_ns = bpf_ktime_get_ns();
+		rec.h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+		rec.h.tgid = k.tgid;
+		rec.h.fd = k.fd;
+		rec.h.gen = c->gen;
+		rec.h.len = sizeof(rec.s);
+		rec.h.size = ret;
+		rec.h.kind = SHADOW_EV_SENDFILE;
+		rec.h.dir = SHADOW_DIR_OUT;
+		rec.s.file_offset = a->file_off;
+		rec.s.in_fd = a->in_fd;
+		output(&rec, sizeof(rec));
+	}
+	bpf_map_delete_elem(&actives, &id);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
+			      .fd = ctx->args[0] };
+	struct shadow_event h = {};
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+
+	if (!c)
+		return 0;
+	h.ts_ns = bpf_ktime_get_ns();
+	h.tgid = k.tgid;
+	h.fd = k.fd;
+	h.gen = c->gen;
+	h.kind = SHADOW_EV_CLOSE;
+	bpf_map_delete_elem(&conns, &k);
+	output(&h, sizeof(h));
+	return 0;
+}
+
+/* A target's children are targets: nginx's workers under its master. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_sched_process_fork, struct task_struct *parent,
+	     struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (ctgid != ptgid && is_target(ptgid))
+		bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* A process that starts running a --exe executable becomes a target. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_sched_process_exec, struct task_struct *p, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
+	struct exe_key k = {};
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u8 one = 1;
+
+	k.ino = BPF_CORE_READ(ino, i_ino);
+	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&exes, &k))
+		bpf_map_update_elem(&targets, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_sched_process_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 pid = BPF_CORE_READ(p, pid);
+
+	if (pid == tgid)
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel <-> user ABI of request-shadow: the records the BPF programs put
+ * on the ring buffer, and (with a file header in front) the records of a
+ * capture file written by `shadowd --record`. Nothing else lives here.
+ *
+ * Every record is a struct shadow_event followed by `len` payload bytes.
+ * Records are not padded to a fixed size: a 90-byte read costs
+ * sizeof(struct shadow_event) + 90 bytes. A capture file stores records
+ * back to back, each rounded up to 8 bytes.
+ */
+#ifndef SHADOW_SHADOW_EVENT_H
+#define SHADOW_SHADOW_EVENT_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Largest payload of one data record; longer syscalls are split. */
+#define SHADOW_CHUNK_MAX 16384u
+/* Most iovec entries walked per readv/writev/recvmsg/sendmsg. */
+#define SHADOW_IOV_MAX 32u
+
+enum shadow_event_kind {
+	/* A connection became tracked. Payload: struct shadow_open. */
+	SHADOW_EV_OPEN = 1,
+	/* Bytes of one direction at `offset`. Payload: the bytes. `size` is
+	 * the number of stream bytes the record stands for; when it exceeds
+	 * `len` the rest was not captured (a gap the reader can see). */
+	SHADOW_EV_DATA = 2,
+	/* The target closed the fd. `offset` is unused. No payload. */
+	SHADOW_EV_CLOSE = 3,
+	/* sendfile() wrote `size` bytes from another file at `offset` of the
+	 * outbound stream. Payload: struct shadow_sendfile. User space turns
+	 * it into DATA (reading the file) before anything else sees it. */
+	SHADOW_EV_SENDFILE = 4,
+	/* Capture files only: records lost before this point (ring buffer
+	 * full). `offset` carries the count. No payload. */
+	SHADOW_EV_LOST = 5,
+};
+
+enum shadow_dir {
+	SHADOW_DIR_IN = 0,  /* read by the server: requests */
+	SHADOW_DIR_OUT = 1, /* written by the server: responses */
+};
+
+enum shadow_event_flags {
+	/* OPEN: the connection existed before attach; its streams start at an
+	 * arbitrary point and the reader must resync at a request boundary. */
+	SHADOW_F_MIDSTREAM = 1u << 0,
+	/* DATA: the bytes stand for part of a sendfile() whose source file
+	 * could not be read; `len` is 0 and `size` bytes are missing. */
+	SHADOW_F_UNAVAILABLE = 1u << 1,
+};
+
+struct shadow_event {
+	__u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 offset; /* byte offset of the first byte in its direction */
+	__u32 tgid;
+	__u32 fd;
+	__u32 gen;  /* changes whenever (tgid, fd) names a new connection */
+	__u32 len;  /* payload bytes following this header */
+	__u32 size; /* stream bytes this record stands for (>= len) */
+	__u8 kind;  /* enum shadow_event_kind */
+	__u8 dir;   /* enum shadow_dir */
+	__u16 flags;
+};
+_Static_assert(sizeof(struct shadow_event) == 40, "shadow_event ABI");
+
+struct shadow_open {
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u16 lport;  /* host byte order */
+	__u16 rport;  /* host byte order */
+	__u16 _pad;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+_Static_assert(sizeof(struct shadow_open) == 40, "shadow_open ABI");
+
+struct shadow_sendfile {
+	__u64 file_offset; /* where in the source file the bytes came from */
+	__u32 in_fd;       /* the source fd in the target process */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct shadow_sendfile) == 16, "shadow_sendfile ABI");
+
+/* Capture file: this header, then records. */
+#define SHADOW_CAP_MAGIC "SHDWCAP\0"
+#define SHADOW_CAP_VERSION 1u
+
+struct shadow_cap_header {
+	char magic[8];     /* SHADOW_CAP_MAGIC */
+	__u32 version;     /* SHADOW_CAP_VERSION */
+	__u32 header_size; /* sizeof(struct shadow_cap_header) */
+	__u64 mono_base_ns; /* CLOCK_MONOTONIC at recording start ... */
+	__u64 real_base_ns; /* ... and CLOCK_REALTIME at the same moment */
+};
+_Static_assert(sizeof(struct shadow_cap_header) == 32, "cap header ABI");
+
+#endif /* SHADOW_SHADOW_EVENT_H */

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# Runs test programs (Criterion binaries and TAP-speaking scripts), shows
+# their output, and closes with one line: "N passed, N failed, N skipped".
+# Usage: tests/run.sh TIER PROGRAM...
+set -u
+tier=$1; shift
+pass=0 fail=0 skip=0 broken=()
+tapdir=$(mktemp -d)
+trap 'rm -rf "$tapdir"' EXIT
+
+for t in "$@"; do
+	name=$(basename "$t")
+	tap="$tapdir/$name.tap"
+	echo "== $name"
+	case "$t" in
+	*.sh) bash "$t" 2>&1 | tee "$tap"; rc=${PIPESTATUS[0]} ;;
+	*)    "$t" --tap="$tap" -j1 --full-stats; rc=$? ;;
+	esac
+	p=$(grep -cE '^ok ' "$tap" | tr -d '\n')
+	s=$(grep -cE '^ok .*# (SKIP|skip)' "$tap" | tr -d '\n')
+	f=$(grep -cE '^not ok ' "$tap" | tr -d '\n')
+	pass=$((pass + p - s)); skip=$((skip + s)); fail=$((fail + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# A crash or an error outside any test case still fails the run.
+		fail=$((fail + 1)); broken+=("$name (exit $rc)")
+	fi
+	if [ $((p + f)) -eq 0 ] && [ "$rc" -eq 0 ]; then
+		fail=$((fail + 1)); broken+=("$name (ran no test)")
+	fi
+done
+for b in "${broken[@]}"; do echo "broken: $b"; done
+echo "$tier: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

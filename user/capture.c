@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "capture.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.skel.h"
+#include "shadow_event.h"
+
+/* Mirrors of bpf/capture.bpf.c's private types (not part of the ABI). */
+struct bpf_conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+struct bpf_conn_state {
+	__u64 off[2];
+	__u32 gen;
+	__u32 _pad;
+};
+struct bpf_exe_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED, STAT_MAX };
+
+/* Generations of connections found at attach: disjoint from the kernel's. */
+#define MIDSTREAM_GEN_BASE 0x80000000u
+
+struct capture {
+	struct capture_bpf *skel;
+	struct ring_buffer *rb;
+	capture_event_fn fn;
+	void *ctx;
+	uint64_t lost_reported;
+	uint64_t midstream;
+	uint64_t sendfile_unavailable;
+	uint64_t records;
+	size_t ring_size;
+	unsigned programs;
+	/* The ring's position pages, mapped read-only for the fill level
+	 * (libbpf 1.1 has no accessor for them). */
+	unsigned long *cons_pos, *prod_pos;
+	uint8_t chunk[sizeof(struct shadow_event) + SHADOW_CHUNK_MAX];
+};
+
+static bool verbose_libbpf;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose_libbpf)
+		return 0;
+	if (!verbose_libbpf && level == LIBBPF_INFO)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int check_privileges(char *err, size_t errlen)
+{
+	static const struct {
+		cap_value_t cap;
+		const char *name;
+	} need[] = {
+		{ CAP_BPF, "CAP_BPF" },
+		{ CAP_PERFMON, "CAP_PERFMON" },
+		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+	};
+	char missing[128] = "";
+	cap_flag_value_t v;
+	cap_t caps;
+
+	caps = cap_get_proc();
+	if (!caps)
+		return 0; /* cannot tell: let the kernel decide */
+	if (cap_get_flag(caps, CAP_SYS_ADMIN, CAP_EFFECTIVE, &v) == 0 &&
+	    v == CAP_SET) {
+		cap_free(caps);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (cap_get_flag(caps, need[i].cap, CAP_EFFECTIVE, &v) == 0 &&
+		    v == CAP_SET)
+			continue;
+		strncat(missing, missing[0] ? ", " : "",
+			sizeof(missing) - strlen(missing) - 1);
+		strncat(missing, need[i].name,
+			sizeof(missing) - strlen(missing) - 1);
+	}
+	cap_free(caps);
+	if (!missing[0])
+		return 0;
+	snprintf(err, errlen,
+		 "attaching needs root or %s (missing: %s); run as root, or use "
+		 "--from-capture FILE to replay a recording without privileges",
+		 "CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE", missing);
+	return -EPERM;
+}
+
+/* libbpf finds tracepoints through tracefs; mount it if nobody did. */
+static void ensure_tracefs(void)
+{
+	struct stat st;
+
+	if (stat("/sys/kernel/tracing/events", &st) == 0 ||
+	    stat("/sys/kernel/debug/tracing/events", &st) == 0)
+		return;
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) < 0 &&
+	    errno != EBUSY)
+		fprintf(stderr, "shadowd: cannot mount tracefs on "
+			"/sys/kernel/tracing: %s\n", strerror(errno));
+}
+
+static bool is_number(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static pid_t read_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold spaces and ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	return (pid_t)strtol(p + 3, NULL, 10);
+}
+
+static void target_add(struct capture *c, pid_t pid)
+{
+	__u32 k = pid;
+	__u8 one = 1;
+
+	bpf_map__update_elem(c->skel->maps.targets, &k, sizeof(k), &one,
+			     sizeof(one), BPF_ANY);
+}
+
+static bool target_has(struct capture *c, pid_t pid)
+{
+	__u32 k = pid;
+	__u8 v;
+
+	return bpf_map__lookup_elem(c->skel->maps.targets, &k, sizeof(k), &v,
+				    sizeof(v), 0) == 0;
+}
+
+static bool exe_matches(struct capture *c, pid_t pid)
+{
+	struct bpf_exe_key k = {};
+	char path[64];
+	struct stat st;
+	__u8 v;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	if (stat(path, &st) < 0)
+		return false;
+	k.ino = st.st_ino;
+	k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+	return bpf_map__lookup_elem(c->skel->maps.exes, &k, sizeof(k), &v,
+				    sizeof(v), 0) == 0;
+}
+
+/* Adds every process that runs a --exe executable, then every descendant
+ * of a target, repeating until nothing changes (a child may be listed
+ * before its parent). */
+static void scan_processes(struct capture *c, bool any_exe)
+{
+	bool changed = true;
+
+	for (int round = 0; changed && round < 64; round++) {
+		struct dirent *d;
+		DIR *dir = opendir("/proc");
+
+		changed = false;
+		if (!dir)
+			return;
+		while ((d = readdir(dir))) {
+			pid_t pid, ppid;
+
+			if (!is_number(d->d_name))
+				continue;
+			pid = atoi(d->d_name);
+			if (target_has(c, pid))
+				continue;
+			ppid = read_ppid(pid);
+			if ((ppid > 0 && target_has(c, ppid)) ||
+			    (any_exe && exe_matches(c, pid))) {
+				target_add(c, pid);
+				changed = true;
+			}
+		}
+		closedir(dir);
+	}
+}
+
+struct tcp_sock {
+	unsigned long inode;
+	uint16_t lport, rport;
+	uint16_t family;
+	uint8_t laddr[16], raddr[16];
+};
+
+struct tcp_table {
+	struct tcp_sock *v;
+	size_t n, cap;
+	uint16_t listen[1024];
+	size_t n_listen;
+};
+
+static void parse_addr(const char *hex, int family, uint8_t *out)
+{
+	size_t words = family == AF_INET ? 1 : 4;
+
+	/* /proc/net/tcp prints each 32-bit word in host order. */
+	for (size_t w = 0; w < words; w++) {
+		char part[9];
+		uint32_t v;
+
+		memcpy(part, hex + w * 8, 8);
+		part[8] = '\0';
+		v = (uint32_t)strtoul(part, NULL, 16);
+		memcpy(out + w * 4, &v, 4);
+	}
+}
+
+static void read_tcp_table(struct tcp_table *t, const char *path, int family)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char local[64], remote[64];
+		unsigned lport, rport, state;
+		unsigned long inode;
+		struct tcp_sock *s;
+		char *colon;
+
+		if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*d %*d %lu",
+			   local, remote, &state, &inode) != 4)
+			continue;
+		colon = strchr(local, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		lport = strtoul(colon + 1, NULL, 16);
+		colon = strchr(remote, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		rport = strtoul(colon + 1, NULL, 16);
+		if (state == 0x0A) { /* TCP_LISTEN */
+			if (t->n_listen < sizeof(t->listen) / sizeof(t->listen[0]))
+				t->listen[t->n_listen++] = lport;
+			continue;
+		}
+		if (state != 0x01) /* TCP_ESTABLISHED */
+			continue;
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 256;
+			struct tcp_sock *v = realloc(t->v, cap * sizeof(*v));
+
+			if (!v)
+				break;
+			t->v = v;
+			t->cap = cap;
+		}
+		s = &t->v[t->n++];
+		memset(s, 0, sizeof(*s));
+		s->inode = inode;
+		s->lport = lport;
+		s->rport = rport;
+		s->family = family;
+		parse_addr(local, family, s->laddr);
+		parse_addr(remote, family, s->raddr);
+	}
+	fclose(f);
+}
+
+static bool port_in(const uint16_t *v, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == port)
+			return true;
+	return false;
+}
+
+/* Registers the target's established server-side connections (local port
+ * is a listening port) so they are captured from their next byte on. */
+static void scan_connections(struct capture *c, const struct capture_config *cfg,
+			     const struct tcp_table *t)
+{
+	__u32 key = 0, next;
+	uint32_t seq = 0;
+
+	while (bpf_map__get_next_key(c->skel->maps.targets, key ? &key : NULL,
+				     &next, sizeof(next)) == 0) {
+		char dpath[64];
+		struct dirent *d;
+		DIR *dir;
+
+		key = next;
+		snprintf(dpath, sizeof(dpath), "/proc/%u/fd", next);
+		dir = opendir(dpath);
+		if (!dir)
+			continue;
+		while ((d = readdir(dir))) {
+			char lpath[600], link[64];
+			unsigned long inode;
+			ssize_t n;
+
+			if (!is_number(d->d_name))
+				continue;
+			snprintf(lpath, sizeof(lpath), "%s/%s", dpath, d->d_name);
+			n = readlink(lpath, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (sscanf(link, "socket:[%lu]", &inode) != 1)
+				continue;
+			for (size_t i = 0; i < t->n; i++) {
+				const struct tcp_sock *s = &t->v[i];
+				struct bpf_conn_key k = { next, atoi(d->d_name) };
+				struct bpf_conn_state st = {};
+				struct {
+					struct shadow_event h;
+					struct shadow_open o;
+				} rec = {};
+
+				if (s->inode != inode ||
+				    !port_in(t->listen, t->n_listen, s->lport) ||
+				    (cfg->n_ports &&
+				     !port_in(cfg->ports, cfg->n_ports, s->lport)))
+					continue;
+				st.gen = MIDSTREAM_GEN_BASE | ++seq;
+				rec.h.tgid = k.tgid;
+				rec.h.fd = k.fd;
+				rec.h.gen = st.gen;
+				rec.h.kind = SHADOW_EV_OPEN;
+				rec.h.flags = SHADOW_F_MIDSTREAM;
+				rec.h.len = sizeof(rec.o);
+				{
+					struct timespec ts;
+
+					clock_gettime(CLOCK_MONOTONIC, &ts);
+					rec.h.ts_ns = ts.tv_sec * 1000000000ull +
+						      ts.tv_nsec;
+				}
+				rec.o.family = s->family;
+				rec.o.lport = s->lport;
+				rec.o.rport = s->rport;
+				memcpy(rec.o.laddr, s->laddr, 16);
+				memcpy(rec.o.raddr, s->raddr, 16);
+				/* Announce before the kernel can see its bytes. */
+				c->fn(c->ctx, &rec.h, &rec.o);
+				c->records++;
+				bpf_map__update_elem(c->skel->maps.conns, &k,
+						     sizeof(k), &st, sizeof(st),
+						     BPF_NOEXIST);
+				c->midstream++;
+				break;
+			}
+		}
+		closedir(dir);
+	}
+}
+
+/* Turns a SENDFILE record into DATA records read from the source file. */
+static void resolve_sendfile(struct capture *c, const struct shadow_event *ev,
+			     const struct shadow_sendfile *sf)
+{
+	struct shadow_event *h = (struct shadow_event *)c->chunk;
+	uint8_t *data = c->chunk + sizeof(*h);
+	uint64_t done = 0;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/fd/%u", ev->tgid, sf->in_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	while (done < ev->size) {
+		size_t want = ev->size - done;
+		ssize_t n = -1;
+
+		if (want > SHADOW_CHUNK_MAX)
+			want = SHADOW_CHUNK_MAX;
+		*h = *ev;
+		h->kind = SHADOW_EV_DATA;
+		h->offset = ev->offset + done;
+		if (fd >= 0)
+			n = pread(fd, data, want, sf->file_offset + done);
+		if (n <= 0) {
+			/* Unreadable: the rest is a visible gap. */
+			h->len = 0;
+			h->size = ev->size - done;
+			h->flags |= SHADOW_F_UNAVAILABLE;
+			c->sendfile_unavailable += h->size;
+			c->fn(c->ctx, h, data);
+			c->records++;
+			break;
+		}
+		h->len = n;
+		h->size = n;
+		c->fn(c->ctx, h, data);
+		c->records++;
+		done += n;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct capture *c = ctx;
+	const struct shadow_event *ev = data;
+
+	if (size < sizeof(*ev) || ev->len > size - sizeof(*ev))
+		return 0;
+	if (ev->kind == SHADOW_EV_SENDFILE) {
+		if (ev->len >= sizeof(struct shadow_sendfile))
+			resolve_sendfile(c, ev, (const void *)(ev + 1));
+		return 0;
+	}
+	c->fn(c->ctx, ev, ev + 1);
+	c->records++;
+	return 0;
+}
+
+static uint64_t stat_sum(struct capture *c, __u32 idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sum = 0;
+	__u64 *v;
+
+	if (ncpu <= 0)
+		return 0;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return 0;
+	if (bpf_map__lookup_elem(c->skel->maps.stats, &idx, sizeof(idx), v,
+				 ncpu * sizeof(*v), 0) == 0)
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
+
+static void map_positions(struct capture *c)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int fd = bpf_map__fd(c->skel->maps.events);
+	void *p;
+
+	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
+	c->cons_pos = p == MAP_FAILED ? NULL : p;
+	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, page);
+	c->prod_pos = p == MAP_FAILED ? NULL : p;
+}
+
+static int check_targets(const struct capture_config *cfg,
+			 const struct tcp_table *t, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_pids; i++)
+		if (cfg->pids[i] <= 0 || (kill(cfg->pids[i], 0) < 0 &&
+		    errno == ESRCH)) {
+			snprintf(err, errlen, "no process with pid %d; check "
+				 "the pid (pgrep NAME)", cfg->pids[i]);
+			return -ESRCH;
+		}
+	for (size_t i = 0; i < cfg->n_exes; i++) {
+		struct stat st;
+
+		if (stat(cfg->exes[i], &st) < 0 || !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "--exe %s: %s", cfg->exes[i],
+				 errno ? strerror(errno) : "not a regular file");
+			return -ENOENT;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_ports; i++)
+		if (!port_in(t->listen, t->n_listen, cfg->ports[i])) {
+			snprintf(err, errlen, "nothing listens on TCP port %u; "
+				 "check --port (ss -ltn)", cfg->ports[i]);
+			return -ENOENT;
+		}
+	if (!cfg->n_pids && !cfg->n_exes) {
+		snprintf(err, errlen, "no target: give --pid PID or --exe PATH");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int capture_open(const struct capture_config *cfg, capture_event_fn fn,
+		 void *ctx, struct capture **out, char *err, size_t errlen)
+{
+	struct tcp_table tcp = {};
+	struct capture *c = NULL;
+	struct bpf_program *prog;
+	int rc;
+
+	*out = NULL;
+	read_tcp_table(&tcp, "/proc/net/tcp", AF_INET);
+	read_tcp_table(&tcp, "/proc/net/tcp6", AF_INET6);
+	rc = check_targets(cfg, &tcp, err, errlen);
+	if (rc < 0)
+		goto cleanup;
+	rc = check_privileges(err, errlen);
+	if (rc < 0)
+		goto cleanup;
+	ensure_tracefs();
+	verbose_libbpf = cfg->verbose;
+	libbpf_set_print(libbpf_print);
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	c->fn = fn;
+	c->ctx = ctx;
+	c->skel = capture_bpf__open();
+	if (!c->skel) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open the BPF object: %s",
+			 strerror(errno));
+		goto cleanup;
+	}
+	c->skel->rodata->cfg_filter_ports = cfg->n_ports > 0;
+	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
+	c->skel->rodata->cfg_wakeup_bytes = c->ring_size / 8;
+	bpf_map__set_max_entries(c->skel->maps.events, c->ring_size);
+	rc = capture_bpf__load(c->skel);
+	if (rc < 0) {
+		snprintf(err, errlen, "the kernel refused the BPF programs: %s%s",
+			 strerror(-rc), cfg->verbose ? "" :
+			 " (run with -v for the verifier log)");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < cfg->n_ports; i++) {
+		__u16 p = cfg->ports[i];
+		__u8 one = 1;
+
+		bpf_map__update_elem(c->skel->maps.ports, &p, sizeof(p), &one,
+				     sizeof(one), BPF_ANY);
+	}
+	for (size_t i = 0; i < cfg->n_exes; i++) {
+		struct bpf_exe_key k = {};
+		struct stat st;
+		__u8 one = 1;
+
+		if (stat(cfg->exes[i], &st) < 0)
+			continue;
+		k.ino = st.st_ino;
+		k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+		bpf_map__update_elem(c->skel->maps.exes, &k, sizeof(k), &one,
+				     sizeof(one), BPF_ANY);
+	}
+	for (size_t i = 0; i < cfg->n_pids; i++)
+		target_add(c, cfg->pids[i]);
+	rc = capture_bpf__attach(c->skel);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot attach the BPF programs: %s "
+			 "(is tracefs mounted at /sys/kernel/tracing?)",
+			 strerror(-rc));
+		goto cleanup;
+	}
+	bpf_object__for_each_program(prog, c->skel->obj)
+		c->programs++;
+	/* After attach, so a fork in between is caught by one or the other. */
+	scan_processes(c, cfg->n_exes > 0);
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_sample,
+				 c, NULL);
+	if (!c->rb) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot map the ring buffer: %s",
+			 strerror(errno));
+		goto cleanup;
+	}
+	map_positions(c);
+	scan_connections(c, cfg, &tcp);
+	*out = c;
+	c = NULL;
+	rc = 0;
+cleanup:
+	free(tcp.v);
+	capture_close(c);
+	return rc;
+}
+
+int capture_fd(const struct capture *c)
+{
+	return ring_buffer__epoll_fd(c->rb);
+}
+
+int capture_poll(struct capture *c)
+{
+	uint64_t before = c->records, lost;
+	int rc = ring_buffer__consume(c->rb);
+
+	if (rc < 0)
+		return rc;
+	lost = stat_sum(c, STAT_LOST);
+	if (lost > c->lost_reported) {
+		struct shadow_event ev = { .kind = SHADOW_EV_LOST,
+					   .offset = lost - c->lost_reported };
+
+		c->lost_reported = lost;
+		c->fn(c->ctx, &ev, NULL);
+	}
+	return (int)(c->records - before);
+}
+
+void capture_get_stats(struct capture *c, struct capture_stats *out)
+{
+	unsigned long long cons = 0, prod = 0;
+	__u32 key = 0, next;
+
+	memset(out, 0, sizeof(*out));
+	out->lost = stat_sum(c, STAT_LOST);
+	out->accepted = stat_sum(c, STAT_ACCEPTED);
+	out->active_full = stat_sum(c, STAT_ACTIVE_FULL);
+	out->truncated = stat_sum(c, STAT_TRUNCATED);
+	out->midstream = c->midstream;
+	out->sendfile_unavailable = c->sendfile_unavailable;
+	out->records = c->records;
+	out->programs = c->programs;
+	out->ring_size = c->ring_size;
+	if (c->cons_pos && c->prod_pos) {
+		cons = __atomic_load_n(c->cons_pos, __ATOMIC_ACQUIRE);
+		prod = __atomic_load_n(c->prod_pos, __ATOMIC_ACQUIRE);
+	}
+	out->ring_used = prod - cons;
+	while (bpf_map__get_next_key(c->skel->maps.targets,
+				     out->targets ? &key : NULL, &next,
+				     sizeof(next)) == 0) {
+		key = next;
+		out->targets++;
+	}
+}
+
+void capture_close(struct capture *c)
+{
+	if (!c)
+		return;
+	if (c->cons_pos)
+		munmap(c->cons_pos, sysconf(_SC_PAGESIZE));
+	if (c->prod_pos)
+		munmap(c->prod_pos, sysconf(_SC_PAGESIZE));
+	ring_buffer__free(c->rb);
+	capture_bpf__destroy(c->skel);
+	free(c);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Live capture: loads and attaches bpf/capture.bpf.c, keeps the set of
+ * target processes (--pid and descendants, --exe), picks up connections
+ * that were open before attach, and turns ring-buffer samples into the
+ * event stream of include/shadow_event.h (sendfile resolved into data).
+ */
+#ifndef SHADOW_CAPTURE_H
+#define SHADOW_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct shadow_event;
+struct capture;
+
+/* Receives every record in order: ev and payload (ev->len bytes) are
+ * borrowed for the call only. */
+typedef void (*capture_event_fn)(void *ctx, const struct shadow_event *ev,
+				 const void *payload);
+
+struct capture_config {
+	const pid_t *pids;
+	size_t n_pids;
+	const char *const *exes;
+	size_t n_exes;
+	const uint16_t *ports;
+	size_t n_ports;
+	size_t ring_bytes;  /* power of two; 0 = 16 MiB */
+	bool verbose;       /* libbpf's messages and the verifier log */
+};
+
+struct capture_stats {
+	uint64_t lost;          /* ring buffer full: records dropped */
+	uint64_t accepted;      /* connections that became tracked */
+	uint64_t active_full;   /* syscalls missed: in-flight table full */
+	uint64_t truncated;     /* syscalls too long to capture whole */
+	uint64_t midstream;     /* connections picked up at attach */
+	uint64_t sendfile_unavailable; /* sendfile bytes not readable */
+	uint64_t records;       /* records delivered */
+	size_t ring_used;       /* bytes waiting in the ring buffer now */
+	size_t ring_size;
+	unsigned targets;       /* processes traced now */
+	unsigned programs;      /* programs attached */
+};
+
+/* Checks privileges and targets, loads, attaches, fills the target set
+ * and registers connections open before attach (announced through fn as
+ * OPEN records flagged SHADOW_F_MIDSTREAM). fn/ctx are borrowed for the
+ * capture's lifetime. Returns 0, or -errno with a one-line reason that
+ * says what to do in err. */
+int capture_open(const struct capture_config *cfg, capture_event_fn fn,
+		 void *ctx, struct capture **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* An fd that becomes readable when the kernel forces a wakeup (ring
+ * buffer filling); callers also call capture_poll() on a short timer,
+ * since wakeups are batched. */
+int capture_fd(const struct capture *c);
+/* Delivers every record waiting, then a LOST record if the ring buffer
+ * dropped any since the last call. Returns records delivered or -errno. */
+int capture_poll(struct capture *c);
+/* Reads the counters (sums the kernel's per-CPU ones). */
+void capture_get_stats(struct capture *c, struct capture_stats *out);
+/* Detaches and frees; NULL ok. */
+void capture_close(struct capture *c);
+
+#endif /* SHADOW_CAPTURE_H */

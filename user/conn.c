@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Connection table: an open-addressing hash of (tgid, fd) plus an LRU list.
+ * A (tgid, fd) slot holds one connection at a time; a record carrying a new
+ * generation for the same (tgid, fd) closes the old connection first (the
+ * fd number was reused and its CLOSE record was lost).
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "shadow_event.h"
+
+struct conn {
+	uint32_t tgid, fd, gen;
+	bool used;
+	uint64_t next[2]; /* next expected offset per direction */
+	uint64_t last_ns; /* last record seen: idle eviction */
+	void *state;      /* the sink's */
+	struct conn *lru_prev, *lru_next; /* most recent at head */
+};
+
+struct conn_table {
+	struct conn *slots;
+	size_t nslots; /* power of two, >= 2 * max_conns */
+	struct conn_limits lim;
+	const struct conn_sink_ops *ops;
+	void *ctx;
+	struct conn *lru_head, *lru_tail;
+	struct conn_stats st;
+};
+
+static size_t hash_key(uint32_t tgid, uint32_t fd)
+{
+	uint64_t k = ((uint64_t)tgid << 32) | fd;
+
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return (size_t)k;
+}
+
+struct conn_table *conn_table_new(const struct conn_limits *lim,
+				  const struct conn_sink_ops *ops, void *ctx)
+{
+	struct conn_table *t = calloc(1, sizeof(*t));
+	size_t n = 64;
+
+	if (!t)
+		return NULL;
+	t->lim = *lim;
+	if (!t->lim.max_conns)
+		t->lim.max_conns = 65536;
+	while (n < t->lim.max_conns * 2)
+		n <<= 1;
+	t->slots = calloc(n, sizeof(*t->slots));
+	if (!t->slots) {
+		free(t);
+		return NULL;
+	}
+	t->nslots = n;
+	t->ops = ops;
+	t->ctx = ctx;
+	return t;
+}
+
+static void lru_unlink(struct conn_table *t, struct conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		t->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		t->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_push_head(struct conn_table *t, struct conn *c)
+{
+	c->lru_prev = NULL;
+	c->lru_next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->lru_prev = c;
+	t->lru_head = c;
+	if (!t->lru_tail)
+		t->lru_tail = c;
+}
+
+static struct conn *slot_find(struct conn_table *t, uint32_t tgid, uint32_t fd)
+{
+	size_t mask = t->nslots - 1;
+
+	for (size_t i = hash_key(tgid, fd) & mask;; i = (i + 1) & mask) {
+		struct conn *c = &t->slots[i];
+
+		if (!c->used)
+			return NULL;
+		if (c->tgid == tgid && c->fd == fd)
+			return c;
+	}
+}
+
+/* Removes c from the hash with backward-shift deletion (no tombstones),
+ * fixing the LRU links of any entry that moves. */
+static void slot_remove(struct conn_table *t, struct conn *c)
+{
+	size_t mask = t->nslots - 1;
+	size_t i = (size_t)(c - t->slots);
+
+	lru_unlink(t, c);
+	for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+		struct conn *n = &t->slots[j];
+		size_t home;
+
+		if (!n->used)
+			break;
+		home = hash_key(n->tgid, n->fd) & mask;
+		/* n may move to i only if i lies cyclically in [home, j). */
+		if (((j - home) & mask) < ((j - i) & mask))
+			continue;
+		t->slots[i] = *n;
+		if (n->lru_prev)
+			n->lru_prev->lru_next = &t->slots[i];
+		else
+			t->lru_head = &t->slots[i];
+		if (n->lru_next)
+			n->lru_next->lru_prev = &t->slots[i];
+		else
+			t->lru_tail = &t->slots[i];
+		i = j;
+	}
+	memset(&t->slots[i], 0, sizeof(t->slots[i]));
+}
+
+static void conn_end(struct conn_table *t, struct conn *c, uint64_t ts_ns,
+		     bool evicted)
+{
+	if (t->ops->close)
+		t->ops->close(t->ctx, c->state, ts_ns);
+	if (evicted)
+		t->st.conns_evicted++;
+	else
+		t->st.conns_closed++;
+	t->st.conns_active--;
+	slot_remove(t, c);
+}
+
+static void format_client(const struct shadow_open *o, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	if (o->family == AF_INET) {
+		inet_ntop(AF_INET, o->raddr, ip, sizeof(ip));
+		snprintf(out, n, "%s:%u", ip, o->rport);
+	} else if (o->family == AF_INET6) {
+		inet_ntop(AF_INET6, o->raddr, ip, sizeof(ip));
+		snprintf(out, n, "[%s]:%u", ip, o->rport);
+	} else {
+		out[0] = '\0';
+	}
+}
+
+static struct conn *conn_start(struct conn_table *t,
+			       const struct shadow_event *ev,
+			       const struct shadow_open *o, bool midstream)
+{
+	struct conn_info info = { .tgid = ev->tgid, .fd = ev->fd,
+				  .gen = ev->gen, .midstream = midstream };
+	size_t mask = t->nslots - 1;
+	struct conn *c;
+	size_t i;
+
+	if (t->st.conns_active >= t->lim.max_conns && t->lru_tail)
+		conn_end(t, t->lru_tail, ev->ts_ns, true);
+	for (i = hash_key(ev->tgid, ev->fd) & mask; t->slots[i].used;
+	     i = (i + 1) & mask)
+		;
+	c = &t->slots[i];
+	c->used = true;
+	c->tgid = ev->tgid;
+	c->fd = ev->fd;
+	c->gen = ev->gen;
+	c->last_ns = ev->ts_ns;
+	lru_push_head(t, c);
+	if (o) {
+		info.lport = o->lport;
+		format_client(o, info.client, sizeof(info.client));
+	}
+	t->st.conns_opened++;
+	t->st.conns_active++;
+	if (midstream)
+		t->st.conns_midstream++;
+	c->state = t->ops->open ? t->ops->open(t->ctx, &info, ev->ts_ns) : NULL;
+	return c;
+}
+
+/* The connection a record belongs to, ending a stale generation first.
+ * Data for a connection never seen opening joins it midstream: its OPEN
+ * was lost, or it was evicted while idle. */
+static struct conn *conn_for(struct conn_table *t, const struct shadow_event *ev)
+{
+	struct conn *c = slot_find(t, ev->tgid, ev->fd);
+
+	if (c && c->gen != ev->gen) {
+		conn_end(t, c, ev->ts_ns, false);
+		c = NULL;
+	}
+	if (!c && ev->kind == SHADOW_EV_DATA)
+		c = conn_start(t, ev, NULL, true);
+	if (c) {
+		c->last_ns = ev->ts_ns;
+		lru_unlink(t, c);
+		lru_push_head(t, c);
+	}
+	return c;
+}
+
+static void conn_data(struct conn_table *t, struct conn *c,
+		      const struct shadow_event *ev, const uint8_t *p)
+{
+	uint64_t *next = &c->next[ev->dir];
+	uint64_t off = ev->offset, end = ev->offset + ev->size;
+	uint64_t skip;
+	size_t len = ev->len;
+
+	if (end <= *next) {
+		t->st.duplicates++;
+		return;
+	}
+	if (off > *next) {
+		t->st.gaps++;
+		t->st.gap_bytes += off - *next;
+		if (t->ops->gap)
+			t->ops->gap(t->ctx, c->state, ev->dir, off - *next,
+				    ev->ts_ns);
+		*next = off;
+	}
+	/* Overlap with what was handed on already: skip its head. */
+	skip = *next - off;
+	if (skip < len) {
+		if (t->ops->data)
+			t->ops->data(t->ctx, c->state, ev->dir, p + skip,
+				     len - skip, ev->ts_ns);
+		t->st.bytes += len - skip;
+		*next += len - skip;
+	} else {
+		*next = off + len > *next ? off + len : *next;
+	}
+	/* Bytes the record stands for but does not carry: a gap now. */
+	if (end > *next) {
+		t->st.gaps++;
+		t->st.gap_bytes += end - *next;
+		if (t->ops->gap)
+			t->ops->gap(t->ctx, c->state, ev->dir, end - *next,
+				    ev->ts_ns);
+		*next = end;
+	}
+}
+
+int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
+		    const void *payload)
+{
+	struct conn *c;
+
+	t->st.events++;
+	switch (ev->kind) {
+	case SHADOW_EV_OPEN:
+		if (ev->len < sizeof(struct shadow_open))
+			goto bad;
+		c = slot_find(t, ev->tgid, ev->fd);
+		if (c)
+			conn_end(t, c, ev->ts_ns, false);
+		conn_start(t, ev, payload, ev->flags & SHADOW_F_MIDSTREAM);
+		return 0;
+	case SHADOW_EV_DATA:
+		if (ev->dir > SHADOW_DIR_OUT || ev->len > ev->size ||
+		    ev->len > SHADOW_CHUNK_MAX * 4)
+			goto bad;
+		c = conn_for(t, ev);
+		if (c)
+			conn_data(t, c, ev, payload);
+		return 0;
+	case SHADOW_EV_CLOSE:
+		c = slot_find(t, ev->tgid, ev->fd);
+		if (c && c->gen == ev->gen)
+			conn_end(t, c, ev->ts_ns, false);
+		return 0;
+	case SHADOW_EV_LOST:
+		t->st.lost_events += ev->offset;
+		return 0;
+	default:
+		goto bad;
+	}
+bad:
+	t->st.bad_records++;
+	return -EINVAL;
+}
+
+size_t conn_table_expire(struct conn_table *t, uint64_t now_ns)
+{
+	size_t n = 0;
+
+	while (t->lru_tail && t->lim.idle_ns &&
+	       t->lru_tail->last_ns + t->lim.idle_ns < now_ns) {
+		conn_end(t, t->lru_tail, now_ns, true);
+		n++;
+	}
+	return n;
+}
+
+void conn_table_lost(struct conn_table *t, uint64_t n)
+{
+	t->st.lost_events += n;
+}
+
+const struct conn_stats *conn_table_stats(const struct conn_table *t)
+{
+	return &t->st;
+}
+
+void conn_table_free(struct conn_table *t)
+{
+	if (!t)
+		return;
+	while (t->lru_head)
+		conn_end(t, t->lru_head, t->lru_head->last_ns, false);
+	free(t->slots);
+	free(t);
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * HTTP messages as every stage after http1 sees them: a captured request, a
+ * response (the primary's, captured; the candidate's, received by replay),
+ * and the exchange that pairs a captured request with the primary's
+ * response. http1.c builds exchanges; replay.c builds candidate responses;
+ * diff.c compares responses; the store records them. Each struct owns all
+ * of its memory; *_clean() frees it and leaves a zeroed struct.
+ */
+#ifndef SHADOW_MESSAGE_H
+#define SHADOW_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct header {
+	char *name;  /* as sent (case kept), NUL-terminated */
+	char *value; /* as sent, surrounding whitespace trimmed */
+};
+
+/* Headers in the order they were sent; repeats kept. */
+struct headers {
+	struct header *v;
+	size_t n, cap;
+};
+
+/* A body. `data` is NUL-terminated one byte past `len` for convenience. */
+struct body {
+	uint8_t *data;
+	size_t len;
+};
+
+enum message_flags {
+	/* The body went over --max-body: `raw`/`decoded` hold a prefix only,
+	 * and the differ does not compare bodies. */
+	MESSAGE_TRUNCATED = 1u << 0,
+	/* Content-Encoding is unknown or its data is corrupt: `decoded` is a
+	 * copy of `raw`. */
+	MESSAGE_DECODE_FAILED = 1u << 1,
+	/* The body was not captured (sendfile from an unreadable file). */
+	MESSAGE_BODY_UNAVAILABLE = 1u << 2,
+};
+
+struct http_request {
+	char *method; /* "GET" */
+	char *target; /* request-target as sent: "/users/7?x=1" */
+	uint8_t http_major, http_minor;
+	struct headers headers;
+	struct body body; /* transfer coding removed (de-chunked) */
+	unsigned flags;   /* enum message_flags */
+};
+
+struct http_response {
+	int status;
+	struct headers headers;
+	struct body raw;     /* transfer coding removed, content coding kept */
+	struct body decoded; /* content coding removed too (what is diffed) */
+	unsigned flags;      /* enum message_flags */
+};
+
+struct exchange {
+	uint64_t seq; /* capture order, from 1 */
+	uint32_t tgid, fd, gen;
+	char client[64];   /* "127.0.0.1:53412" or "[::1]:53412", "" if unknown */
+	char *endpoint;    /* "GET /users/{id}" */
+	struct http_request req;
+	struct http_response resp;
+	uint64_t t_first_req_ns;  /* CLOCK_MONOTONIC: first request byte read */
+	uint64_t t_last_resp_ns;  /* CLOCK_MONOTONIC: last response byte written */
+};
+
+/* Appends a copy of name/value. Returns 0 or -ENOMEM. */
+int headers_add(struct headers *h, const char *name, size_t name_len,
+		const char *value, size_t value_len)
+	__attribute__((warn_unused_result));
+/* First value of `name` (case-insensitive) or NULL; borrowed from `h`. */
+const char *headers_get(const struct headers *h, const char *name);
+/* Deep copy of src into dst (dst is overwritten, not freed). 0 or -ENOMEM. */
+int headers_copy(struct headers *dst, const struct headers *src)
+	__attribute__((warn_unused_result));
+void headers_clean(struct headers *h);
+
+/* Sets b to a copy of len bytes (NUL-terminated). 0 or -ENOMEM. */
+int body_set(struct body *b, const void *data, size_t len)
+	__attribute__((warn_unused_result));
+void body_clean(struct body *b);
+
+void http_request_clean(struct http_request *r);
+void http_response_clean(struct http_response *r);
+void exchange_clean(struct exchange *x);
+/* Frees a heap exchange and everything it owns; accepts NULL. */
+void exchange_free(struct exchange *x);
+
+#endif /* SHADOW_MESSAGE_H */
