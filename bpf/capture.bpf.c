@@ -114,6 +114,33 @@ struct {
 	__type(value, struct scratch);
 } scratches SEC(".maps");
 
+/* Paths the targets opened files by, for sendfile: (tgid, fd) -> path. */
+struct path_buf {
+	char path[SHADOW_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct conn_key);
+	__type(value, struct path_buf);
+} paths SEC(".maps");
+
+/* openat() in flight: thread -> user pointer of the path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} opening SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_buf);
+} path_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STAT_MAX);
@@ -571,9 +598,13 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	struct {
 		struct shadow_event h;
 		struct shadow_sendfile s;
-	} rec = {};
+	} *rec;
 	struct conn_state *c;
-	struct conn_key k;
+	struct path_buf *pb;
+	struct conn_key k, pk;
+	struct file *f = NULL;
+	struct file **fdarr;
+	struct task_struct *task;
 	long ret = ctx->ret;
 
 	if (!a)
@@ -581,21 +612,77 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	k.tgid = id >> 32;
 	k.fd = a->fd;
 	c = bpf_map_lookup_elem(&conns, &k);
-	if (ret > 0 && a->kind == ACT_SENDFILE && c) {
-		rec.h.ts_ns = bpf_ktime_get_ns();
-		rec.h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-		rec.h.tgid = k.tgid;
-		rec.h.fd = k.fd;
-		rec.h.gen = c->gen;
-		rec.h.len = sizeof(rec.s);
-		rec.h.size = ret;
-		rec.h.kind = SHADOW_EV_SENDFILE;
-		rec.h.dir = SHADOW_DIR_OUT;
-		rec.s.file_offset = a->file_off;
-		rec.s.in_fd = a->in_fd;
-		output(&rec, sizeof(rec));
+	if (ret <= 0 || a->kind != ACT_SENDFILE || !c)
+		goto out;
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		stat_inc(STAT_LOST);
+		/* Still advance the stream, so the reader sees the gap. */
+		__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+		goto out;
 	}
+	rec->h.ts_ns = bpf_ktime_get_ns();
+	rec->h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+	rec->h.tgid = k.tgid;
+	rec->h.fd = k.fd;
+	rec->h.gen = c->gen;
+	rec->h.len = sizeof(rec->s);
+	rec->h.size = ret;
+	rec->h.kind = SHADOW_EV_SENDFILE;
+	rec->h.dir = SHADOW_DIR_OUT;
+	rec->h.flags = 0;
+	rec->s.file_offset = a->file_off;
+	rec->s.in_fd = a->in_fd;
+	task = (void *)bpf_get_current_task();
+	fdarr = BPF_CORE_READ(task, files, fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fdarr[a->in_fd]);
+	rec->s.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	rec->s.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
+	pk.tgid = k.tgid;
+	pk.fd = a->in_fd;
+	pb = bpf_map_lookup_elem(&paths, &pk);
+	if (pb)
+		__builtin_memcpy(rec->s.path, pb->path, sizeof(rec->s.path));
+	else
+		rec->s.path[0] = '\0';
+	bpf_ringbuf_submit(rec, wake_flag());
+out:
 	bpf_map_delete_elem(&actives, &id);
+	return 0;
+}
+
+/* openat(dfd, path, ...) in a target: remember the path by fd, for
+ * sendfile. Relative paths are resolved by user space against the cwd. */
+SEC("tracepoint/syscalls/sys_enter_openat")
+int handle_sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 upath = ctx->args[1];
+
+	if (!is_target(id >> 32))
+		return 0;
+	bpf_map_update_elem(&opening, &id, &upath, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int handle_sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 *upath = bpf_map_lookup_elem(&opening, &id);
+	struct conn_key k = { .tgid = id >> 32, .fd = ctx->ret };
+	struct path_buf *pb;
+	__u32 zero = 0;
+
+	if (!upath)
+		return 0;
+	if (ctx->ret >= 0) {
+		pb = bpf_map_lookup_elem(&path_scratch, &zero);
+		if (pb && bpf_probe_read_user_str(pb->path, sizeof(pb->path),
+						  (void *)*upath) > 0)
+			bpf_map_update_elem(&paths, &k, pb, BPF_ANY);
+	}
+	bpf_map_delete_elem(&opening, &id);
 	return 0;
 }
 

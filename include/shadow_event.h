@@ -77,12 +77,19 @@ struct shadow_open {
 };
 _Static_assert(sizeof(struct shadow_open) == 40, "shadow_open ABI");
 
+/* Longest source-file path a SENDFILE record carries. */
+#define SHADOW_PATH_MAX 256
+
 struct shadow_sendfile {
 	__u64 file_offset; /* where in the source file the bytes came from */
+	__u64 ino;         /* the source file's inode number ... */
+	__u32 dev;         /* ... and device (kernel encoding MAJOR<<20|MINOR) */
 	__u32 in_fd;       /* the source fd in the target process */
-	__u32 _pad;
+	/* The path the target opened it by (NUL-terminated, "" if unknown):
+	 * the fd is often closed before user space can read through it. */
+	char path[SHADOW_PATH_MAX];
 };
-_Static_assert(sizeof(struct shadow_sendfile) == 16, "shadow_sendfile ABI");
+_Static_assert(sizeof(struct shadow_sendfile) == 280, "shadow_sendfile ABI");
 
 /* Capture file: this header, then records. */
 #define SHADOW_CAP_MAGIC "SHDWCAP\0"

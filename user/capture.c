@@ -62,6 +62,11 @@ struct capture {
 	uint8_t chunk[sizeof(struct shadow_event) + SHADOW_CHUNK_MAX];
 };
 
+static uint32_t kernel_dev(dev_t d)
+{
+	return (major(d) << 20) | minor(d);
+}
+
 static bool verbose_libbpf;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
@@ -190,7 +195,7 @@ static bool exe_matches(struct capture *c, pid_t pid)
 	if (stat(path, &st) < 0)
 		return false;
 	k.ino = st.st_ino;
-	k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+	k.dev = kernel_dev(st.st_dev);
 	return bpf_map__lookup_elem(c->skel->maps.exes, &k, sizeof(k), &v,
 				    sizeof(v), 0) == 0;
 }
@@ -405,18 +410,44 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 	}
 }
 
+/* Opens the file a sendfile() read from: through the target's fd if it is
+ * still open, else by the path it was opened with; either way only if it
+ * is the same inode. Returns an fd or -1. */
+static int open_sendfile_source(const struct shadow_event *ev,
+				const struct shadow_sendfile *sf)
+{
+	char path[SHADOW_PATH_MAX + 64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/fd/%u", ev->tgid, sf->in_fd);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == sf->ino &&
+		    kernel_dev(st.st_dev) == sf->dev)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		if (!memchr(sf->path, '\0', sizeof(sf->path)) || !sf->path[0])
+			return -1;
+		if (sf->path[0] == '/')
+			snprintf(path, sizeof(path), "%s", sf->path);
+		else
+			snprintf(path, sizeof(path), "/proc/%u/cwd/%s", ev->tgid,
+				 sf->path);
+	}
+	return -1;
+}
+
 /* Turns a SENDFILE record into DATA records read from the source file. */
 static void resolve_sendfile(struct capture *c, const struct shadow_event *ev,
 			     const struct shadow_sendfile *sf)
 {
 	struct shadow_event *h = (struct shadow_event *)c->chunk;
 	uint8_t *data = c->chunk + sizeof(*h);
+	int fd = open_sendfile_source(ev, sf);
 	uint64_t done = 0;
-	char path[64];
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%u/fd/%u", ev->tgid, sf->in_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	while (done < ev->size) {
 		size_t want = ev->size - done;
 		ssize_t n = -1;
@@ -590,7 +621,7 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		if (stat(cfg->exes[i], &st) < 0)
 			continue;
 		k.ino = st.st_ino;
-		k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+		k.dev = kernel_dev(st.st_dev);
 		bpf_map__update_elem(c->skel->maps.exes, &k, sizeof(k), &one,
 				     sizeof(one), BPF_ANY);
 	}

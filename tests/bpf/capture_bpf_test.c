@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Tier 2: load and attach the capture programs to real servers on loopback
+ * (python's http.server, nginx with one worker attached through its
+ * master's pid, node's http module), drive them with a client that keeps
+ * every byte it sent and received, and check that the captured stream of
+ * every connection equals those bytes exactly.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "conn.h"
+#include "servers.h"
+#include "shadow_event.h"
+
+#define MAX_STREAMS 512
+
+struct bytes {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static void bytes_add(struct bytes *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = (b->n + n) * 2;
+		b->p = realloc(b->p, b->cap);
+		cr_assert_not_null(b->p);
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+/* What the capture saw of one connection. */
+struct stream {
+	uint16_t rport;
+	bool midstream, closed;
+	uint64_t gaps;
+	struct bytes dir[2];
+};
+
+static struct stream streams[MAX_STREAMS];
+static size_t n_streams;
+static struct conn_table *table;
+static struct capture *cap;
+
+static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
+{
+	struct stream *s;
+	const char *colon = strrchr(info->client, ':');
+
+	cr_assert_lt(n_streams, MAX_STREAMS);
+	s = &streams[n_streams++];
+	memset(s, 0, sizeof(*s));
+	s->rport = colon ? atoi(colon + 1) : 0;
+	s->midstream = info->midstream;
+	return s;
+}
+
+static void sink_data(void *ctx, void *state, int dir, const uint8_t *p,
+		      size_t n, uint64_t ts)
+{
+	struct stream *s = state;
+
+	bytes_add(&s->dir[dir], p, n);
+}
+
+static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
+{
+	((struct stream *)state)->gaps++;
+}
+
+static void sink_close(void *ctx, void *state, uint64_t ts)
+{
+	((struct stream *)state)->closed = true;
+}
+
+static const struct conn_sink_ops collect_ops = {
+	.open = sink_open, .data = sink_data, .gap = sink_gap,
+	.close = sink_close,
+};
+
+static void on_event(void *ctx, const struct shadow_event *ev,
+		     const void *payload)
+{
+	conn_table_feed(table, ev, payload);
+}
+
+static void attach(pid_t pid, uint16_t port)
+{
+	struct conn_limits lim = { .max_conns = 4096 };
+	struct capture_config cfg = { .pids = &pid, .n_pids = 1,
+				      .ports = &port, .n_ports = port ? 1 : 0 };
+	char err[256] = "";
+	int rc;
+
+	n_streams = 0;
+	table = conn_table_new(&lim, &collect_ops, NULL);
+	cr_assert_not_null(table);
+	rc = capture_open(&cfg, on_event, NULL, &cap, err, sizeof(err));
+	if (rc == -EPERM || rc == -EINVAL)
+		cr_skip_test("the kernel refused to load: %s", err);
+	cr_assert_eq(rc, 0, "capture_open: %s", err);
+}
+
+/* Polls until no record arrived for quiet_ms. */
+static void drain(int quiet_ms)
+{
+	int idle = 0;
+
+	while (idle < quiet_ms) {
+		int n = capture_poll(cap);
+
+		cr_assert_geq(n, 0);
+		idle = n ? 0 : idle + 10;
+		usleep(10000);
+	}
+}
+
+static void detach(void)
+{
+	capture_close(cap);
+	cap = NULL;
+	conn_table_free(table);
+	table = NULL;
+}
+
+static void streams_free(void)
+{
+	for (size_t i = 0; i < n_streams; i++) {
+		free(streams[i].dir[0].p);
+		free(streams[i].dir[1].p);
+	}
+	n_streams = 0;
+}
+
+/* A client that keeps what it sent and received. */
+struct client {
+	int fd;
+	uint16_t lport;
+	struct bytes sent, recvd;
+};
+
+static void client_connect(struct client *c, int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port) };
+	socklen_t len = sizeof(a);
+
+	memset(c, 0, sizeof(*c));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(c->fd, 0);
+	cr_assert_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0,
+		     "connect: %s", strerror(errno));
+	cr_assert_eq(getsockname(c->fd, (struct sockaddr *)&a, &len), 0);
+	c->lport = ntohs(a.sin_port);
+}
+
+static void client_send(struct client *c, const void *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(c->fd, (const uint8_t *)p + done, n - done);
+
+		cr_assert_gt(w, 0, "write: %s", strerror(errno));
+		done += w;
+	}
+	bytes_add(&c->sent, p, n);
+}
+
+/* Reads one response (head + Content-Length body) into recvd. */
+static void client_read_response(struct client *c)
+{
+	size_t start = c->recvd.n;
+	uint8_t buf[65536];
+
+	for (;;) {
+		const char *head = (const char *)c->recvd.p + start;
+		size_t have = c->recvd.n - start;
+		const char *end = have ? memmem(head, have, "\r\n\r\n", 4) : NULL;
+		ssize_t r;
+
+		if (end) {
+			const char *cl = strcasestr(head, "Content-Length:");
+			size_t hlen = end + 4 - head;
+			size_t blen = cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
+
+			if (have >= hlen + blen) {
+				cr_assert_eq(have, hlen + blen,
+					     "more bytes than one response");
+				return;
+			}
+		}
+		r = read(c->fd, buf, sizeof(buf));
+		cr_assert_gt(r, 0, "read: %s", r < 0 ? strerror(errno) : "EOF");
+		bytes_add(&c->recvd, buf, r);
+	}
+}
+
+static void client_request(struct client *c, const char *method,
+			   const char *path, size_t body_len)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t\r\n"
+		     "Content-Length: %zu\r\n\r\n", method, path, body_len);
+	client_send(c, head, n);
+	if (body_len) {
+		uint8_t *body = malloc(body_len);
+
+		for (size_t i = 0; i < body_len; i++)
+			body[i] = (uint8_t)(i * 7 + 3);
+		client_send(c, body, body_len);
+		free(body);
+	}
+	client_read_response(c);
+}
+
+static void client_close(struct client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void client_free(struct client *c)
+{
+	free(c->sent.p);
+	free(c->recvd.p);
+}
+
+static struct stream *stream_of(uint16_t lport)
+{
+	struct stream *found = NULL;
+
+	for (size_t i = 0; i < n_streams; i++)
+		if (streams[i].rport == lport) {
+			cr_assert_null(found, "two streams for client port %u",
+				       lport);
+			found = &streams[i];
+		}
+	cr_assert_not_null(found, "no stream for client port %u", lport);
+	return found;
+}
+
+/* The captured streams of c's connection equal what c sent and received,
+ * from byte `from_in`/`from_out` of the client's record on. */
+static void assert_same(const struct client *c, size_t from_in, size_t from_out)
+{
+	const struct stream *s = stream_of(c->lport);
+	size_t in = c->sent.n - from_in, out = c->recvd.n - from_out;
+
+	cr_assert_eq(s->gaps, 0, "port %u: %lu gaps", c->lport,
+		     (unsigned long)s->gaps);
+	cr_assert_eq(s->dir[SHADOW_DIR_IN].n, in,
+		     "port %u: captured %zu request bytes, client sent %zu",
+		     c->lport, s->dir[SHADOW_DIR_IN].n, in);
+	cr_assert_eq(s->dir[SHADOW_DIR_OUT].n, out,
+		     "port %u: captured %zu response bytes, client got %zu",
+		     c->lport, s->dir[SHADOW_DIR_OUT].n, out);
+	cr_assert(memcmp(s->dir[SHADOW_DIR_IN].p, c->sent.p + from_in, in) == 0,
+		  "port %u: request bytes differ", c->lport);
+	cr_assert(memcmp(s->dir[SHADOW_DIR_OUT].p, c->recvd.p + from_out,
+			 out) == 0, "port %u: response bytes differ", c->lport);
+}
+
+static void require_root(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("BPF tests need root (CAP_BPF, CAP_PERFMON)");
+}
+
+static struct servers_proc server;
+
+static int start_python(void)
+{
+	int port = servers_free_port();
+	char p[16];
+	const char *argv[] = { "python3", NULL, p, NULL };
+
+	argv[1] = strdup(servers_path("capture_server.py"));
+	snprintf(p, sizeof(p), "%d", port);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	free((char *)argv[1]);
+	return port;
+}
+
+static int start_node(void)
+{
+	int port = servers_free_port();
+	char p[16];
+	const char *argv[] = { "node", NULL, p, NULL };
+
+	argv[1] = strdup(servers_path("capture_server.js"));
+	snprintf(p, sizeof(p), "%d", port);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	free((char *)argv[1]);
+	return port;
+}
+
+static char nginx_dir[64];
+
+/* nginx with a master and one worker; /big is a 1 MiB static file (sent
+ * with sendfile), /small a JSON body from memory (writev). */
+static int start_nginx(void)
+{
+	int port = servers_free_port();
+	char conf[4096], path[128];
+	const char *argv[] = { "nginx", "-p", nginx_dir, "-c", "nginx.conf",
+			       NULL };
+	FILE *f;
+
+	strcpy(nginx_dir, "/tmp/shadow-nginx-XXXXXX");
+	cr_assert_not_null(mkdtemp(nginx_dir));
+	snprintf(path, sizeof(path), "%s/big", nginx_dir);
+	f = fopen(path, "w");
+	for (int i = 0; i < (1 << 20); i++)
+		fputc(i & 0xff, f);
+	fclose(f);
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 1; daemon off; master_process on;\n"
+		 "pid %s/nginx.pid; error_log stderr error;\n"
+		 "events { worker_connections 1024; }\n"
+		 "http { access_log off; sendfile on; keepalive_requests 100000;\n"
+		 " client_body_temp_path %s; proxy_temp_path %s;\n"
+		 " fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " client_max_body_size 16m;\n"
+		 " server { listen 127.0.0.1:%d; root %s;\n"
+		 "  location = /small { default_type application/json;"
+		 "   return 200 '{\"ok\":true}'; }\n"
+		 "  location = /big { default_type application/octet-stream; }\n"
+		 " } }\n", nginx_dir, nginx_dir, nginx_dir, nginx_dir,
+		 nginx_dir, nginx_dir, port, nginx_dir);
+	snprintf(path, sizeof(path), "%s/nginx.conf", nginx_dir);
+	f = fopen(path, "w");
+	fputs(conf, f);
+	fclose(f);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	return port;
+}
+
+static void teardown(void)
+{
+	detach();
+	streams_free();
+	servers_stop(&server);
+	if (nginx_dir[0]) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", nginx_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", nginx_dir);
+		nginx_dir[0] = '\0';
+	}
+}
+
+TestSuite(capture, .init = require_root, .fini = teardown, .timeout = 120);
+
+/* Keep-alive with 1 MiB bodies both ways, then a second connection that
+ * gets the closed one's fd number again. */
+static void keepalive_big_bodies_and_fd_reuse(int port)
+{
+	struct client a, b;
+
+	attach(server.pid, 0);
+	client_connect(&a, port);
+	client_request(&a, "GET", "/small", 0);
+	client_request(&a, "GET", "/big", 0);
+	drain(50);
+	client_request(&a, "POST", "/small", 1 << 20);
+	client_request(&a, "GET", "/small?x=2", 0);
+	client_close(&a);
+	drain(100);
+	client_connect(&b, port);
+	client_request(&b, "GET", "/small?after=reuse", 0);
+	client_close(&b);
+	drain(200);
+
+	cr_assert_eq(n_streams, 2, "expected 2 connections, saw %zu", n_streams);
+	assert_same(&a, 0, 0);
+	assert_same(&b, 0, 0);
+	cr_assert(stream_of(a.lport)->closed, "close of the first not seen");
+	cr_assert_geq(stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
+	client_free(&a);
+	client_free(&b);
+}
+
+Test(capture, python_keepalive_big_bodies_and_fd_reuse)
+{
+	keepalive_big_bodies_and_fd_reuse(start_python());
+}
+
+Test(capture, node_keepalive_big_bodies_and_fd_reuse)
+{
+	keepalive_big_bodies_and_fd_reuse(start_node());
+}
+
+Test(capture, nginx_worker_via_master_pid_sendfile_and_writev)
+{
+	int port = start_nginx();
+	struct capture_stats st;
+	struct client a;
+
+	usleep(200000); /* let the master fork its worker */
+	attach(server.pid, port);
+	capture_get_stats(cap, &st);
+	cr_assert_geq(st.targets, 2, "master and worker: %u targets",
+		      st.targets);
+	client_connect(&a, port);
+	client_request(&a, "GET", "/small", 0);
+	client_request(&a, "GET", "/big", 0);
+	drain(50);
+	client_request(&a, "POST", "/small", 1 << 20);
+	client_request(&a, "GET", "/small", 0);
+	client_close(&a);
+	drain(200);
+	cr_assert_eq(n_streams, 1);
+	assert_same(&a, 0, 0);
+	client_free(&a);
+}
+
+Test(capture, node_writev_response)
+{
+	int port = start_node();
+	struct client a;
+
+	attach(server.pid, 0);
+	client_connect(&a, port);
+	for (int i = 0; i < 5; i++)
+		client_request(&a, "GET", "/writev", 0);
+	client_close(&a);
+	drain(200);
+	assert_same(&a, 0, 0);
+	cr_assert(memmem(a.recvd.p, a.recvd.n, "{\"part\":\"one\",\"and\":\"two\"}",
+			 26), "the writev'd body is in the response");
+	client_free(&a);
+}
+
+Test(capture, python_100_concurrent_connections)
+{
+	int port = start_python();
+	static struct client c[100];
+
+	attach(server.pid, 0);
+	for (int i = 0; i < 100; i++)
+		client_connect(&c[i], port);
+	for (int i = 0; i < 100; i++) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "/small?c=%d", i);
+		client_request(&c[i], "GET", path, 0);
+	}
+	for (int i = 0; i < 100; i++)
+		client_request(&c[i], "GET", "/small?second", 0);
+	for (int i = 0; i < 100; i++)
+		client_close(&c[i]);
+	drain(300);
+	cr_assert_eq(n_streams, 100);
+	for (int i = 0; i < 100; i++) {
+		assert_same(&c[i], 0, 0);
+		client_free(&c[i]);
+	}
+}
+
+/* A keep-alive connection opened before attach is picked up at its next
+ * request: its captured streams are exactly the bytes after attach. */
+Test(capture, keepalive_connection_opened_before_attach)
+{
+	int port = start_node();
+	struct client a;
+	size_t in0, out0;
+
+	client_connect(&a, port);
+	client_request(&a, "GET", "/small?before", 0);
+	in0 = a.sent.n;
+	out0 = a.recvd.n;
+	attach(server.pid, 0);
+	client_request(&a, "GET", "/small?after1", 0);
+	client_request(&a, "GET", "/big", 0);
+	client_close(&a);
+	drain(200);
+	cr_assert_eq(n_streams, 1);
+	cr_assert(stream_of(a.lport)->midstream,
+		  "the connection was not marked as joined midstream");
+	assert_same(&a, in0, out0);
+	client_free(&a);
+}
+
+/* wrk -c32 against nginx for 5 s: every record arrives (no loss, no gap). */
+Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
+{
+	int port = start_nginx();
+	struct capture_stats st;
+	const struct conn_stats *cs;
+	char url[64], out[] = "/tmp/shadow-wrk-XXXXXX";
+	int ofd = mkstemp(out), status;
+	pid_t w;
+
+	usleep(200000);
+	attach(server.pid, port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/small", port);
+	w = fork();
+	if (w == 0) {
+		dup2(ofd, 1);
+		execlp("wrk", "wrk", "-t2", "-c32", "-d5s", url, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(w, &status, WNOHANG) == 0) {
+		cr_assert_geq(capture_poll(cap), 0);
+		usleep(10000);
+	}
+	drain(300);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wrk failed");
+	capture_get_stats(cap, &st);
+	cs = conn_table_stats(table);
+	{
+		char buf[4096] = "";
+		ssize_t n = pread(ofd, buf, sizeof(buf) - 1, 0);
+		const char *rps = n > 0 ? strstr(buf, "Requests/sec:") : NULL;
+
+		fprintf(stderr, "wrk -c32 5s: %s; records %llu, lost %llu, "
+			"gaps %llu\n", rps ? strtok((char *)rps, "\n") : "?",
+			(unsigned long long)st.records,
+			(unsigned long long)st.lost,
+			(unsigned long long)cs->gaps);
+	}
+	close(ofd);
+	unlink(out);
+	cr_assert_gt(st.records, 1000);
+	cr_assert_eq(st.lost, 0, "lost events: %llu",
+		     (unsigned long long)st.lost);
+	cr_assert_eq(cs->gaps, 0, "gaps: %llu", (unsigned long long)cs->gaps);
+	cr_assert_eq(st.truncated, 0);
+}

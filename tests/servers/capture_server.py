@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# A keep-alive HTTP/1.1 server on python's http.server for the capture
+# tests: /small (JSON), /big (1 MiB, Content-Length), POST echoes the
+# length of what it read. Usage: capture_server.py PORT
+import http.server
+import sys
+
+BIG = bytes(range(256)) * 4096  # 1 MiB
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, body, ctype="application/json"):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.startswith("/big"):
+            self.reply(BIG, "application/octet-stream")
+        else:
+            self.reply(b'{"ok":true,"path":"%s"}' % self.path.encode())
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        data = self.rfile.read(n)
+        self.reply(b'{"read":%d}' % len(data))
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
