@@ -764,13 +764,6 @@ static void setup(struct daemon *d)
 		.insecure = o->insecure,
 		.max_body = o->max_body,
 	};
-	struct store_config sc = {
-		.path = o->store,
-		.max_records = o->max_records,
-		.examples = o->examples,
-		.redact = o->redact.v,
-		.n_redact = o->redact.n,
-	};
 	struct http1_config hc = { .max_body = o->max_body };
 	struct conn_limits lim = { .max_conns = 65536,
 				   .idle_ns = 600ull * 1000000000ull };
@@ -784,8 +777,6 @@ static void setup(struct daemon *d)
 		die("out of memory");
 	if (replay_new(d->loop, &rc, on_replayed, d, &d->replay, err,
 		       sizeof(err)) < 0)
-		die("%s", err);
-	if (store_open(&sc, &d->store, err, sizeof(err)) < 0)
 		die("%s", err);
 	d->metrics = metrics_new();
 	if (!d->metrics)
@@ -808,6 +799,24 @@ static void setup(struct daemon *d)
 		if (!d->recorder)
 			die("--record %s: %s", o->record, strerror(errno));
 	}
+}
+
+/* After attaching, so a failed start leaves no empty store behind. Nothing
+ * reaches the store before the loop runs. */
+static void open_store(struct daemon *d)
+{
+	const struct options *o = &d->o;
+	struct store_config sc = {
+		.path = o->store,
+		.max_records = o->max_records,
+		.examples = o->examples,
+		.redact = o->redact.v,
+		.n_redact = o->redact.n,
+	};
+	char err[512];
+
+	if (store_open(&sc, &d->store, err, sizeof(err)) < 0)
+		die("%s", err);
 }
 
 static void attach(struct daemon *d)
@@ -849,6 +858,10 @@ static int signal_fd(void)
 {
 	sigset_t set;
 
+	/* A shell starts background jobs with SIGINT ignored; a daemon that
+	 * must stop cleanly on it takes it back. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -864,8 +877,8 @@ int main(int argc, char **argv)
 	int sfd, drained;
 
 	parse_args(argc, argv, &d.o);
+	sfd = signal_fd(); /* before any thread starts: they inherit the mask */
 	setup(&d);
-	sfd = signal_fd();
 	if (sfd < 0 || loop_fd_add(d.loop, sfd, LOOP_READ, on_signal, &d) < 0 ||
 	    loop_timer_add(d.loop, 100, flush_store, &d) < 0 ||
 	    loop_timer_add(d.loop, 1000, tick, &d) < 0 ||
@@ -881,6 +894,7 @@ int main(int argc, char **argv)
 	} else {
 		attach(&d);
 	}
+	open_store(&d);
 	if (loop_run(d.loop) < 0)
 		fprintf(stderr, "shadowd: event loop failed: %s\n",
 			strerror(errno));
