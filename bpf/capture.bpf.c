@@ -39,7 +39,7 @@ struct conn_key {
 struct conn_state {
 	__u64 off[2]; /* next stream offset per direction */
 	__u32 gen;
-	__u32 _pad;
+	__u32 close_flags; /* enum shadow_close_flags seen so far */
 };
 
 enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
@@ -309,11 +309,16 @@ static __always_inline void exit_call(long ret)
 		return;
 	k.tgid = id >> 32;
 	k.fd = a->fd;
-	if (ret <= 0 || a->kind != ACT_IO)
+	if (ret < 0 || a->kind != ACT_IO)
 		goto out;
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c)
 		goto out;
+	if (ret == 0) {
+		if (a->dir == SHADOW_DIR_IN)
+			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
+		goto out;
+	}
 	w.dir = a->dir & 1;
 	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
 	w.base = a->buf;
@@ -691,18 +696,25 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
 			      .fd = ctx->args[0] };
-	struct shadow_event h = {};
+	struct {
+		struct shadow_event h;
+		struct shadow_close c;
+	} rec = {};
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
 
 	if (!c)
 		return 0;
-	h.ts_ns = bpf_ktime_get_ns();
-	h.tgid = k.tgid;
-	h.fd = k.fd;
-	h.gen = c->gen;
-	h.kind = SHADOW_EV_CLOSE;
+	rec.h.ts_ns = bpf_ktime_get_ns();
+	rec.h.tgid = k.tgid;
+	rec.h.fd = k.fd;
+	rec.h.gen = c->gen;
+	rec.h.kind = SHADOW_EV_CLOSE;
+	rec.h.len = sizeof(rec.c);
+	rec.c.final_offset[0] = c->off[0];
+	rec.c.final_offset[1] = c->off[1];
+	rec.c.flags = c->close_flags;
 	bpf_map_delete_elem(&conns, &k);
-	output(&h, sizeof(h));
+	output(&rec, sizeof(rec));
 	return 0;
 }
 

@@ -28,7 +28,8 @@ enum shadow_event_kind {
 	 * the number of stream bytes the record stands for; when it exceeds
 	 * `len` the rest was not captured (a gap the reader can see). */
 	SHADOW_EV_DATA = 2,
-	/* The target closed the fd. `offset` is unused. No payload. */
+	/* The target closed the fd. Payload: struct shadow_close (absent in
+	 * version 1 files written before it existed). */
 	SHADOW_EV_CLOSE = 3,
 	/* sendfile() wrote `size` bytes from another file at `offset` of the
 	 * outbound stream. Payload: struct shadow_sendfile. User space turns
@@ -90,6 +91,20 @@ struct shadow_sendfile {
 	char path[SHADOW_PATH_MAX];
 };
 _Static_assert(sizeof(struct shadow_sendfile) == 280, "shadow_sendfile ABI");
+
+enum shadow_close_flags {
+	/* The target read end-of-file before closing: the client closed. */
+	SHADOW_CLOSE_PEER_EOF = 1u << 0,
+};
+
+struct shadow_close {
+	/* Stream offsets at the close, per direction: what the reader did
+	 * not receive before this record was lost at the end. */
+	__u64 final_offset[2];
+	__u32 flags; /* enum shadow_close_flags */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct shadow_close) == 24, "shadow_close ABI");
 
 /* Capture file: this header, then records. */
 #define SHADOW_CAP_MAGIC "SHDWCAP\0"

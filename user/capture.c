@@ -33,7 +33,7 @@ struct bpf_conn_key {
 struct bpf_conn_state {
 	__u64 off[2];
 	__u32 gen;
-	__u32 _pad;
+	__u32 close_flags;
 };
 struct bpf_exe_key {
 	__u64 ino;

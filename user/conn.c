@@ -264,6 +264,33 @@ static void conn_data(struct conn_table *t, struct conn *c,
 	}
 }
 
+/* A CLOSE with the final offsets: what never arrived is a gap; if nothing
+ * is missing and the client closed first, the sink learns the streams
+ * ended whole. */
+static void conn_final(struct conn_table *t, struct conn *c,
+		       const struct shadow_event *ev, const void *payload)
+{
+	struct shadow_close fin;
+	bool whole = true;
+
+	memcpy(&fin, payload, sizeof(fin));
+	for (int dir = 0; dir < 2; dir++) {
+		uint64_t lost;
+
+		if (fin.final_offset[dir] <= c->next[dir])
+			continue;
+		lost = fin.final_offset[dir] - c->next[dir];
+		whole = false;
+		t->st.gaps++;
+		t->st.gap_bytes += lost;
+		if (t->ops->gap)
+			t->ops->gap(t->ctx, c->state, dir, lost, ev->ts_ns);
+		c->next[dir] = fin.final_offset[dir];
+	}
+	if (whole && (fin.flags & SHADOW_CLOSE_PEER_EOF) && t->ops->end)
+		t->ops->end(t->ctx, c->state, ev->ts_ns);
+}
+
 int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		    const void *payload)
 {
@@ -271,14 +298,18 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 
 	t->st.events++;
 	switch (ev->kind) {
-	case SHADOW_EV_OPEN:
-		if (ev->len < sizeof(struct shadow_open))
+	case SHADOW_EV_OPEN: {
+		struct shadow_open o;
+
+		if (ev->len < sizeof(o))
 			goto bad;
+		memcpy(&o, payload, sizeof(o)); /* payload may be unaligned */
 		c = slot_find(t, ev->tgid, ev->fd);
 		if (c)
 			conn_end(t, c, ev->ts_ns, false);
-		conn_start(t, ev, payload, ev->flags & SHADOW_F_MIDSTREAM);
+		conn_start(t, ev, &o, ev->flags & SHADOW_F_MIDSTREAM);
 		return 0;
+	}
 	case SHADOW_EV_DATA:
 		if (ev->dir > SHADOW_DIR_OUT || ev->len > ev->size ||
 		    ev->len > SHADOW_CHUNK_MAX * 4)
@@ -289,8 +320,11 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		return 0;
 	case SHADOW_EV_CLOSE:
 		c = slot_find(t, ev->tgid, ev->fd);
-		if (c && c->gen == ev->gen)
-			conn_end(t, c, ev->ts_ns, false);
+		if (!c || c->gen != ev->gen)
+			return 0;
+		if (ev->len >= sizeof(struct shadow_close))
+			conn_final(t, c, ev, payload);
+		conn_end(t, c, ev->ts_ns, false);
 		return 0;
 	case SHADOW_EV_LOST:
 		t->st.lost_events += ev->offset;

@@ -39,6 +39,12 @@ struct conn_sink_ops {
 		     size_t n, uint64_t ts_ns);
 	/* n bytes of direction dir were lost; the next data() follows them. */
 	void (*gap)(void *ctx, void *state, int dir, uint64_t n, uint64_t ts_ns);
+	/* The client closed the connection (the target read end-of-file),
+	 * then the target closed it, and every byte of both streams up to the
+	 * close was handed on (no loss at the end). Called just before
+	 * close(); never for evicted connections, server-initiated closes or
+	 * closes whose record carries no final offsets. May be NULL. */
+	void (*end)(void *ctx, void *state, uint64_t ts_ns);
 	/* The connection is gone (closed, evicted or table freed). The sink
 	 * frees its state here. */
 	void (*close)(void *ctx, void *state, uint64_t ts_ns);

@@ -638,7 +638,11 @@ static void publish_counters(struct daemon *d)
 	const struct conn_stats *cs = conn_table_stats(d->conns);
 	const struct http1_stats *hs = http1_stats(d->http1);
 	const struct replay_stats *rs = replay_stats(d->replay);
-	uint64_t parse_errors = hs->parse_errors + hs->oversize;
+	/* Every exchange that could not be framed or paired: the store's
+	 * parse_errors. */
+	uint64_t parse_errors = hs->parse_errors + hs->oversize +
+				hs->ambiguous + hs->unpaired + hs->overflow +
+				hs->nomem;
 	struct capture_stats st = { 0 };
 
 	if (d->cap) {

@@ -54,7 +54,15 @@ static void s_close(void *ctx, void *st, uint64_t ts)
 	logf_("close c%d\n", (int)(intptr_t)st);
 }
 
-static const struct conn_sink_ops ops = { s_open, s_data, s_gap, s_close };
+static void s_end(void *ctx, void *st, uint64_t ts)
+{
+	logf_("end c%d\n", (int)(intptr_t)st);
+}
+
+static const struct conn_sink_ops ops = {
+	.open = s_open, .data = s_data, .gap = s_gap, .end = s_end,
+	.close = s_close,
+};
 static struct conn_table *t;
 
 static void setup(void)
@@ -118,6 +126,56 @@ Test(conn, in_order_bytes_pass_through_with_client_address)
 				  "close c1\n");
 	cr_assert_eq(conn_table_stats(t)->bytes, 26);
 	cr_assert_eq(conn_table_stats(t)->conns_active, 0);
+}
+
+static void close_final(uint32_t fd, uint32_t gen, uint64_t in, uint64_t out)
+{
+	struct shadow_event ev = { .ts_ns = 9, .tgid = 7, .fd = fd, .gen = gen,
+				   .kind = SHADOW_EV_CLOSE,
+				   .len = sizeof(struct shadow_close) };
+	struct shadow_close c = { .final_offset = { in, out },
+				  .flags = SHADOW_CLOSE_PEER_EOF };
+
+	cr_assert_eq(conn_table_feed(t, &ev, &c), 0);
+}
+
+Test(conn, close_with_final_offsets_reports_the_lost_tail_or_a_whole_end)
+{
+	open_conn(4, 1, 1);
+	data(4, 1, 0, 0, "GET", 0, 2);
+	data(4, 1, 1, 0, "HTTP", 0, 3);
+	close_final(4, 1, 3, 4);
+	open_conn(5, 2, 4);
+	data(5, 2, 0, 0, "GET", 0, 5);
+	data(5, 2, 1, 0, "HTTP", 0, 6);
+	/* The last response record was lost: a gap, and no end. */
+	close_final(5, 2, 3, 10);
+	cr_assert_str_eq(log_buf, "open 7/4/1 127.0.0.1:5555\n"
+				  "data c1 in GET\n"
+				  "data c1 out HTTP\n"
+				  "end c1\n"
+				  "close c1\n"
+				  "open 7/5/2 127.0.0.1:5555\n"
+				  "data c2 in GET\n"
+				  "data c2 out HTTP\n"
+				  "gap c2 out 6\n"
+				  "close c2\n");
+	cr_assert_eq(conn_table_stats(t)->gap_bytes, 6);
+}
+
+Test(conn, server_initiated_close_is_not_a_whole_end)
+{
+	struct shadow_event ev = { .ts_ns = 9, .tgid = 7, .fd = 4, .gen = 1,
+				   .kind = SHADOW_EV_CLOSE,
+				   .len = sizeof(struct shadow_close) };
+	struct shadow_close c = { .final_offset = { 3, 4 } };
+
+	open_conn(4, 1, 1);
+	data(4, 1, 0, 0, "GET", 0, 2);
+	data(4, 1, 1, 0, "HTTP", 0, 3);
+	cr_assert_eq(conn_table_feed(t, &ev, &c), 0);
+	cr_assert(!strstr(log_buf, "end c1"), "%s", log_buf);
+	cr_assert(strstr(log_buf, "close c1"), "%s", log_buf);
 }
 
 Test(conn, offset_jump_is_a_gap_of_exactly_the_missing_bytes)
