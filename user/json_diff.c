@@ -75,7 +75,7 @@ static int unexpected(struct pstate *p, const char *what)
 	return pfail(p, "unexpected byte 0x%02x, expected %s", c, what);
 }
 
-static long new_node(struct pstate *p, enum jtype t)
+static inline long new_node(struct pstate *p, enum jtype t)
 {
 	struct json_doc *d = p->d;
 
@@ -88,15 +88,12 @@ static long new_node(struct pstate *p, enum jtype t)
 		d->nodes = v;
 		d->cap = cap;
 	}
-	struct jnode *nd = &d->nodes[d->n];
-
-	memset(nd, 0, sizeof(*nd));
-	nd->type = (uint8_t)t;
-	nd->start = (uint32_t)p->pos;
+	d->nodes[d->n] = (struct jnode){ .type = (uint8_t)t,
+					 .start = (uint32_t)p->pos };
 	return (long)d->n++;
 }
 
-static void finish_node(struct pstate *p, long idx)
+static inline void finish_node(struct pstate *p, long idx)
 {
 	p->d->nodes[idx].end = (uint32_t)p->pos;
 	p->d->nodes[idx].next = (uint32_t)p->d->n;
@@ -104,17 +101,16 @@ static void finish_node(struct pstate *p, long idx)
 
 static inline void skip_ws(struct pstate *p)
 {
-	while (p->pos < p->n) {
-		uint8_t c = p->s[p->pos];
+	size_t pos = p->pos, n = p->n;
+	const uint8_t *s = p->s;
 
-		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-			break;
-		p->pos++;
-	}
+	while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' ||
+			   s[pos] == '\t'))
+		pos++;
+	p->pos = pos;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629), or 0. */
-static size_t utf8_len(const uint8_t *s, size_t n)
+size_t json_diff_utf8_len(const uint8_t *s, size_t n)
 {
 	uint8_t c = s[0];
 	size_t k;
@@ -222,7 +218,7 @@ static int parse_escaped(struct pstate *p, long idx, size_t from)
 		if (c < 0x20)
 			return pfail(p, "control character in string");
 		if (c >= 0x80) {
-			size_t u = utf8_len(p->s + p->pos, p->n - p->pos);
+			size_t u = json_diff_utf8_len(p->s + p->pos, p->n - p->pos);
 
 			if (!u)
 				return pfail(p, "invalid UTF-8");
@@ -283,30 +279,45 @@ static int parse_escaped(struct pstate *p, long idx, size_t from)
 	return 0;
 }
 
+/* 1 for bytes that need no attention inside a string: printable ASCII
+ * but '"' and '\\'. */
+static const uint8_t plain[256] = {
+	[0x20 ... 0x21] = 1, /* 0x22 is '"' */
+	[0x23 ... 0x5b] = 1, /* 0x5c is '\\' */
+	[0x5d ... 0x7f] = 1,
+};
+
 static int parse_string(struct pstate *p)
 {
 	long idx = new_node(p, J_STR);
-	size_t from;
+	const uint8_t *s = p->s;
+	size_t from, pos, n = p->n;
 	int rc;
 
 	if (idx < 0)
 		return (int)idx;
-	from = ++p->pos;
+	/* Locals, not p->pos: stores through uint8_t pointers may alias
+	 * anything, which would reload p->pos on every byte. */
+	from = pos = p->pos + 1;
 	for (;;) {
-		if (p->pos >= p->n)
+		while (pos + 4 <= n && plain[s[pos]] && plain[s[pos + 1]] &&
+		       plain[s[pos + 2]] && plain[s[pos + 3]])
+			pos += 4;
+		while (pos < n && plain[s[pos]])
+			pos++;
+		if (pos >= n) {
+			p->pos = pos;
 			return pfail(p, "unterminated string");
-		uint8_t c = p->s[p->pos];
-
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			p->pos++;
-			continue;
 		}
+		uint8_t c = s[pos];
+
 		if (c == '"') {
 			p->d->nodes[idx].str = (uint32_t)from;
-			p->d->nodes[idx].count = (uint32_t)(p->pos - from);
-			p->pos++;
+			p->d->nodes[idx].count = (uint32_t)(pos - from);
+			p->pos = pos + 1;
 			break;
 		}
+		p->pos = pos;
 		if (c == '\\') {
 			rc = parse_escaped(p, idx, from);
 			if (rc)
@@ -315,11 +326,11 @@ static int parse_string(struct pstate *p)
 		}
 		if (c < 0x20)
 			return pfail(p, "control character in string");
-		size_t u = utf8_len(p->s + p->pos, p->n - p->pos);
+		size_t u = json_diff_utf8_len(s + pos, n - pos);
 
 		if (!u)
 			return pfail(p, "invalid UTF-8");
-		p->pos += u;
+		pos += u;
 	}
 	finish_node(p, idx);
 	return 0;
@@ -481,7 +492,7 @@ enum json_doc_result json_doc_parse(const void *data, size_t len,
 		goto cleanup;
 	d->src = data;
 	d->len = len;
-	d->cap = len / 8 + 16;
+	d->cap = len / 4 + 16; /* rarely outgrown: ~1 node per 4 bytes */
 	d->nodes = malloc(d->cap * sizeof(*d->nodes));
 	if (!d->nodes)
 		goto cleanup;
@@ -716,7 +727,7 @@ static json_t *node_json(const struct json_doc *d, uint32_t idx)
 }
 
 /*
- * Copies the value's text without insignificant blanks into buf (cap
+ * Copies the value's text without insignificant blanks into buf (cap + 1
  * bytes); returns the compact length, or cap + 1 when it is longer.
  */
 static size_t compact_text(const struct json_doc *d, const struct jnode *nd,
@@ -740,9 +751,9 @@ static size_t compact_text(const struct json_doc *d, const struct jnode *nd,
 		} else if (c == '"') {
 			in_str = true;
 		}
-		if (k == cap)
-			return cap + 1;
 		buf[k++] = (char)c;
+		if (k > cap)
+			return cap + 1; /* buf[cap] tells where a cut may go */
 	}
 	return k;
 }
@@ -881,6 +892,15 @@ static int class_of(uint8_t t)
 static void cmp_value(struct cmp *c, long ai, long bi, size_t so, size_t sn,
 		      unsigned depth);
 
+static bool same_text(const struct cmp *c, long ai, long bi)
+{
+	const struct jnode *an = &c->a->nodes[ai], *bn = &c->b->nodes[bi];
+	uint32_t len = an->end - an->start;
+
+	return len == bn->end - bn->start &&
+	       memcmp(c->a->src + an->start, c->b->src + bn->start, len) == 0;
+}
+
 /*
  * Steps into a child (member name or index) of both sides: extends the
  * path and the states, skips ignored children, reports a child present on
@@ -893,6 +913,10 @@ static void descend(struct cmp *c, size_t so, size_t sn, const char *name,
 	size_t saved_path = c->path_len, saved_st = c->st_n, cs, cn = 0;
 
 	if (c->err || (c->probe && c->hit))
+		return;
+	/* Identical text is equal under any rule: the common case, checked
+	 * before any path or state work. */
+	if (ai != NONE && bi != NONE && same_text(c, ai, bi))
 		return;
 	if (!c->probe) {
 		if (!path_reserve(c, name ? name_len * 6 + 8 : 24))
@@ -967,7 +991,7 @@ static long collect_members(struct cmp *c, const struct json_doc *d,
 	const struct jnode *nd = &d->nodes[idx];
 	size_t base = c->mem_n, k = 0;
 
-	if (c->mem_n + nd->count > c->mem_cap) {
+	if (!c->mem || c->mem_n + nd->count > c->mem_cap) {
 		size_t cap = (c->mem_n + nd->count) * 2 + 16;
 		struct member *v = realloc(c->mem, cap * sizeof(*v));
 
@@ -1159,11 +1183,12 @@ static uint64_t hash_value(struct cmp *c, const struct json_doc *d,
 	case J_NUM: {
 		char small[64];
 		size_t n = nd->end - nd->start;
-		char *buf = n <= sizeof(small) ? small : malloc(n);
+		char *buf;
 		struct canon cn;
 
 		if (c->o->tolerance > 0)
 			return h;
+		buf = n <= sizeof(small) ? small : malloc(n);
 		if (!buf) {
 			c->err = -ENOMEM;
 			return 0;
@@ -1330,6 +1355,9 @@ static void cmp_multiset(struct cmp *c, uint32_t ai, uint32_t bi, size_t so,
 		for (size_t x = i; x < ie; x++) {
 			if (ea[x].matched)
 				continue;
+			/* matched ones at the front are skipped once */
+			while (j < je && eb[j].matched)
+				j++;
 			for (size_t y = j; y < je && budget; y++) {
 				if (eb[y].matched)
 					continue;

@@ -21,6 +21,12 @@
  *  - Invalid UTF-8 and lone surrogate escapes are invalid JSON.
  *  - Nesting deeper than JSON_DIFF_MAX_DEPTH is invalid JSON; the parser
  *    and the comparison recurse at most that deep.
+ *  - Unordered arrays (multisets): elements are bucketed by a structural
+ *    hash and matched greedily inside a bucket by a full comparison;
+ *    unmatched ones are "removed" (index in the primary) / "added" (index
+ *    in the candidate). With a tolerance every number hashes alike, so a
+ *    large array of numbers becomes one bucket: matching stops after
+ *    200000 comparisons per array and reports what is left unmatched.
  * Invalid JSON is reported by json_doc_parse() with the byte offset; the
  * caller (diff.c) then compares the bodies as text.
  *
@@ -85,5 +91,9 @@ size_t json_doc_nodes(const struct json_doc *d);
 int json_diff(const struct json_diff_opts *opts, const struct json_doc *a,
 	      const struct json_doc *b, json_t *diffs, size_t *total)
 	__attribute__((warn_unused_result));
+
+/* Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates) at s[0..n), n > 0, or 0 if invalid. */
+size_t json_diff_utf8_len(const uint8_t *s, size_t n);
 
 #endif /* SHADOW_JSON_DIFF_H */
