@@ -11,7 +11,7 @@ pkgs=(
 	libbrotli-dev libzstd-dev libxxhash-dev libmicrohttpd-dev libcap-dev
 	# tests, fuzzing, demo and benchmarks
 	libcriterion-dev libclang-rt-14-dev nginx wrk curl python3 sqlite3
-	openssl procps iproute2
+	openssl procps iproute2 bc util-linux
 )
 # node's http module serves in the tests; any node >= 12 will do, so an
 # existing one (e.g. from NodeSource) is kept.

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -548,4 +549,59 @@ Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 		     (unsigned long long)st.lost);
 	cr_assert_eq(cs->gaps, 0, "gaps: %llu", (unsigned long long)cs->gaps);
 	cr_assert_eq(st.truncated, 0);
+}
+
+/* --exe: a process started after attach is traced, and so is its
+ * replacement after a restart; an exited target leaves the target set. */
+Test(capture, exe_target_started_later_and_after_restart)
+{
+	struct capture_config cfg = { 0 };
+	struct conn_limits lim = { .max_conns = 4096 };
+	char node[PATH_MAX], err[256] = "", p[16];
+	const char *exes[1] = { node };
+	const char *argv[] = { "node", NULL, p, NULL };
+	struct capture_stats st;
+	struct client a, b;
+	unsigned before;
+	int port, rc;
+
+	cr_assert_not_null(realpath("/usr/bin/node", node));
+	cfg.exes = exes;
+	cfg.n_exes = 1;
+	n_streams = 0;
+	table = conn_table_new(&lim, &collect_ops, NULL);
+	rc = capture_open(&cfg, on_event, NULL, &cap, err, sizeof(err));
+	if (rc == -EPERM)
+		cr_skip_test("the kernel refused to load: %s", err);
+	cr_assert_eq(rc, 0, "capture_open: %s", err);
+	capture_get_stats(cap, &st);
+	before = st.targets;
+
+	argv[1] = strdup(servers_path("capture_server.js"));
+	port = servers_free_port();
+	snprintf(p, sizeof(p), "%d", port);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	capture_get_stats(cap, &st);
+	cr_assert_geq(st.targets, before + 1, "the new node is a target");
+	client_connect(&a, port);
+	client_request(&a, "GET", "/small?first", 0);
+	client_close(&a);
+	drain(100);
+	assert_same(&a, 0, 0);
+
+	servers_stop(&server);
+	drain(100);
+	capture_get_stats(cap, &st);
+	cr_assert_eq(st.targets, before, "the exited node left the target set");
+	port = servers_free_port();
+	snprintf(p, sizeof(p), "%d", port);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	client_connect(&b, port);
+	client_request(&b, "GET", "/small?restarted", 0);
+	client_close(&b);
+	drain(100);
+	assert_same(&b, 0, 0);
+	free((char *)argv[1]);
+	client_free(&a);
+	client_free(&b);
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# make bench: what the primary pays for being shadowed, measured side by
+# side in one run (detached and attached runs alternate; the figure is the
+# median of the per-round ratios), then the daemon's own throughput
+# offline. The method is described in docs/benchmarks.md.
+#   BENCH_SECONDS (default 5) per wrk run, BENCH_ROUNDS (default 3) pairs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+T=$(mktemp -d /tmp/shadow-bench-XXXXXX)
+chmod 755 "$T"
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for f in "$T"/*/nginx.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+	sleep 0.3
+	rm -rf "$T"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "bench: port $1 never opened" >&2; exit 1; }
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+nginx_conf() { # nginx_conf NAME PORT: one worker, small JSON
+	local d=$T/$1
+	mkdir -p "$d"
+	cat > "$d/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process on; worker_rlimit_nofile 40000;
+pid $d/nginx.pid; error_log stderr error;
+events { worker_connections 30000; }
+http {
+	access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
+	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
+	uwsgi_temp_path $d; scgi_temp_path $d;
+	server { listen 127.0.0.1:$2 backlog=4096;
+		location / { default_type application/json;
+			return 200 '{"id":17,"name":"alice","items":[1,2,3],"ok":true}'; } }
+}
+CONF
+	nginx -p "$d" -c nginx.conf >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_port "$2"
+}
+
+# wrk_run URL: prints "RPS P99_MS"
+wrk_run() {
+	wrk -t1 -c32 -d"${SECS}s" --latency "$1" 2>/dev/null | awk '
+		/Requests\/sec/ {rps=$2}
+		/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
+		END {print rps, p99}'
+}
+
+SHADOWD_PID=
+start_shadowd() {
+	: > "$T/shadowd.log"
+	./shadowd "$@" -o "$T/bench.db" >>"$T/shadowd.log" 2>&1 &
+	SHADOWD_PID=$!
+	for _ in $(seq 1 300); do grep -q attached "$T/shadowd.log" && return 0; sleep 0.05; done
+	cat "$T/shadowd.log" >&2; return 1
+}
+# stop_shadowd: prints "CPU_SECONDS PEAK_RSS_KB CAPTURED LOST GAPS"
+stop_shadowd() {
+	local stat cpu hwm
+	stat=$(cut -d' ' -f14,15 "/proc/$SHADOWD_PID/stat")
+	hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SHADOWD_PID/status")
+	cpu=$(echo "$stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($1 + $2) / hz}')
+	kill -INT "$SHADOWD_PID"; wait "$SHADOWD_PID" 2>/dev/null
+	rm -f "$T"/bench.db*
+	sed -nE 's/.*: ([0-9]+) exchanges captured.*; ([0-9]+) lost events, ([0-9]+) gaps.*/\1 \2 \3/p' "$T/shadowd.log" |
+		awk -v cpu="$cpu" -v hwm="$hwm" '{print cpu, hwm, $1, $2, $3}'
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench: the attached runs need root (CAP_BPF, CAP_PERFMON); running only the offline benchmarks" >&2
+else
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	ulimit -n 65536
+	P1=$(port); P2=$(port); P3=$(port)
+	nginx_conf primary "$P1"; MASTER=$(cat "$T/primary/nginx.pid" 2>/dev/null || pgrep -f "nginx -p $T/primary" | head -1)
+	nginx_conf candidate "$P2"
+	node tests/servers/candidate.js "$P3" echo 500 >/dev/null 2>&1 & PIDS+=($!); wait_port "$P3"
+	URL=http://127.0.0.1:$P1/users/17
+	echo "== primary: nginx, 1 worker; wrk -t1 -c32 -d${SECS}s; $ROUNDS alternating rounds per mode"
+	printf '%-26s %10s %10s %7s %9s %9s %10s %8s %6s\n' mode detached attached ratio "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
+	for mode in "capture only (--sample 0)|-s 0|$P2" "1% sampling|-s 0.01|$P2" "100% sampling|-s 1|$P2" "500 ms candidate, 100%|-s 1 --timeout 1000|$P3"; do
+		IFS='|' read -r name flags cport <<<"$mode"
+		ratios=() dets=() atts=() p99d=() p99a=() cpus=() rss=() losses=()
+		for r in $(seq 1 "$ROUNDS"); do
+			read -r d_rps d_p99 <<<"$(wrk_run "$URL")"
+			# shellcheck disable=SC2086
+			start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$cport" $flags || exit 1
+			read -r a_rps a_p99 <<<"$(wrk_run "$URL")"
+			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
+			ratios+=("$(echo "$a_rps / $d_rps" | bc -l)")
+			dets+=("$d_rps"); atts+=("$a_rps"); p99d+=("$d_p99"); p99a+=("$a_p99")
+			cpus+=("$(echo "$cpu * 10000 / ($captured + 1)" | bc -l)"); rss+=("$hwm")
+			losses+=("$lost/$gaps")
+		done
+		printf '%-26s %10.0f %10.0f %7.3f %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
+			"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
+			"$(printf '%s\n' "${ratios[@]}" | median)" \
+			"$(printf '%s\n' "${p99d[@]}" | median)" "$(printf '%s\n' "${p99a[@]}" | median)" \
+			"$(printf '%s\n' "${cpus[@]}" | median)" \
+			"$(echo "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1) / 1024" | bc -l)" \
+			"$(printf '%s ' "${losses[@]}")"
+	done
+
+	echo "== 10k open keep-alive connections to the primary, capture attached"
+	start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+	python3 - "$P1" 10000 > "$T/conns.txt" 2>&1 <<'PY' &
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /users/%d HTTP/1.1\r\nHost: b\r\n\r\n" % i)
+    socks.append(s)
+for s in socks:
+    s.recv(4096)
+print("open", len(socks), flush=True)
+time.sleep(8)
+PY
+	CONNS=$!
+	for _ in $(seq 1 600); do grep -q open "$T/conns.txt" && break; sleep 0.1; done
+	sleep 1.5
+	rss=$(awk '/VmRSS/ {print $2}' "/proc/$SHADOWD_PID/status")
+	echo "shadowd_rss_10k_connections_mib: $(echo "$rss / 1024" | bc -l | xargs printf '%.1f') ($(cat "$T/conns.txt"))"
+	wait "$CONNS"
+	stop_shadowd > /dev/null
+
+	echo "== replay throughput against an nginx candidate vs wrk's maximum on it"
+	read -r wrk_max _ <<<"$(wrk_run "http://127.0.0.1:$P2/users/17")"
+	echo "wrk_max_on_candidate: $wrk_max"
+fi
+
+echo "== offline (one core)"
+for b in http1_bench json_diff_bench store_bench replay_bench; do
+	[ -x ".output/tests/bench/$b" ] && ".output/tests/bench/$b"
+done | tee "$T/offline.txt"
+if [ -n "${wrk_max:-}" ]; then
+	rps=$(awk '/^replay_per_sec:/ {print $2}' "$T/offline.txt")
+	[ -n "$rps" ] && echo "replay_vs_wrk_ratio: $(echo "$rps / $wrk_max" | bc -l | xargs printf '%.3f')"
+fi
