@@ -10,7 +10,7 @@ DESTDIR   ?=
 ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
 	         -Iinclude -Iuser -I$(OUTPUT) -MMD -MP
 LDLIBS    := -lbpf -lelf -lcurl -lhttp_parser -ljansson -lsqlite3 \
 	         -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd -lcap -lm

@@ -26,7 +26,9 @@
  * remove them. curl adds nothing of its own: no Accept, User-Agent, Expect
  * or Content-Type; HTTP/1.1; no proxy from the environment; no redirects
  * followed; no Accept-Encoding negotiation (the response is kept as sent,
- * `decoded` is derived from it).
+ * `decoded` is derived from it). The noise primary gets the same request
+ * (same rewrites), appended to its own base path, in parallel; its failure
+ * is recorded in the job (noise_error) but is not a candidate error.
  *
  * Candidate errors are transport failures only (an HTTP 500 is a response,
  * left to the differ): classified by enum replay_error, counted, returned

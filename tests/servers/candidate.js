@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // A candidate for replay tests, on 127.0.0.1.
 //   node candidate.js PORT echo  [DELAY_MS]        echoes the request as JSON
+//   node candidate.js PORT gzip                    the echo, gzip-encoded
 //   node candidate.js PORT https DELAY_MS KEY CERT the same over TLS
 //   node candidate.js PORT garbage                 answers bytes that are not HTTP
 //   node candidate.js PORT reset                   starts a response, then RST
@@ -13,6 +14,7 @@ const http = require('http');
 const https = require('https');
 const net = require('net');
 const fs = require('fs');
+const zlib = require('zlib');
 
 const port = Number(process.argv[2]);
 const mode = process.argv[3] || 'echo';
@@ -35,10 +37,12 @@ function echo(req, res) {
 		});
 		setTimeout(() => {
 			active--;
-			res.writeHead(200, { 'Content-Type': 'application/json',
-					     'X-Echo': 'yes',
-					     'Content-Length': Buffer.byteLength(out) });
-			res.end(req.method === 'HEAD' ? undefined : out);
+			const body = mode === 'gzip' ? zlib.gzipSync(out) : Buffer.from(out);
+			const h = { 'Content-Type': 'application/json', 'X-Echo': 'yes',
+				    'Content-Length': body.length };
+			if (mode === 'gzip') h['Content-Encoding'] = 'gzip';
+			res.writeHead(200, h);
+			res.end(req.method === 'HEAD' ? undefined : body);
 		}, delay);
 	});
 }
@@ -55,7 +59,7 @@ function raw(onRequest) {
 }
 
 let server;
-if (mode === 'echo') {
+if (mode === 'echo' || mode === 'gzip') {
 	server = http.createServer(echo);
 	server.keepAliveTimeout = 30000;
 } else if (mode === 'https') {

@@ -1,0 +1,1371 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "replay.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "message.h"
+#include "util/decode.h"
+#include "util/loop.h"
+
+#define REPLAY_DEFAULT_TIMEOUT_MS 2000
+#define REPLAY_DEFAULT_INFLIGHT 64
+#define REPLAY_DEFAULT_QUEUE 1024
+#define REPLAY_DEFAULT_MAX_BODY (1u << 20)
+#define REPLAY_DEFAULT_FAILURES 20
+#define REPLAY_DEFAULT_PAUSE_MS 5000
+/* Caps on what the candidate sends back before the body. */
+#define REPLAY_MAX_HEAD_BYTES (64u << 10)
+#define REPLAY_MAX_HEADERS 256
+
+#define container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+enum leg_kind { LEG_CANDIDATE, LEG_NOISE };
+
+struct job;
+
+/* One transfer: the candidate's (or the recheck's) or the noise primary's. */
+struct leg {
+	struct replay *r;
+	struct job *job;
+	enum leg_kind kind;
+	CURL *easy;     /* NULL when not in flight */
+	char *target;   /* request-target sent */
+	struct http_response resp;
+	uint8_t *body;
+	size_t len, cap;
+	size_t head_bytes;
+	bool final_head; /* the head being read is not a 1xx */
+	bool head_done;  /* the final head ended: later lines are trailers */
+	bool proto_error;
+	bool oom;
+};
+
+struct job {
+	struct replay_job pub;
+	struct job *next, *prev; /* queue, or in-flight list */
+	struct curl_slist *hdrs; /* built once, shared by the legs */
+	struct leg cand, noise;
+	unsigned pending; /* legs in flight */
+	bool probe;
+	bool in_callback;
+	bool recheck_requested;
+};
+
+struct url_base {
+	char *url;  /* as configured */
+	char *path; /* its path without the trailing '/': "" or "/v2" */
+};
+
+struct replay {
+	struct loop *loop;
+	CURLM *multi;
+	replay_done_fn done;
+	void *ctx;
+
+	struct url_base cand_url, noise_url;
+	bool has_noise;
+	long timeout_ms;
+	unsigned max_inflight;
+	size_t max_queue;
+	double rate, burst, tokens;
+	uint64_t tokens_ns;
+	bool replay_unsafe;
+	char *host_header;
+	struct headers set; /* from set_headers */
+	char **drop;
+	size_t n_drop;
+	char *cacert;
+	bool insecure;
+	size_t max_body;
+	unsigned breaker_failures;
+	long breaker_pause_ms;
+
+	long long curl_timer, token_timer, breaker_timer;
+	struct job *qhead, *qtail;     /* waiting */
+	struct job *flying;            /* in flight (doubly linked) */
+	unsigned consecutive_failures;
+	bool probe_inflight;
+	bool pumping;
+	bool closing;
+	CURL **pool; /* idle easy handles, reset */
+	size_t npool, pool_cap;
+	struct replay_stats stats;
+};
+
+static const char *const error_names[] = {
+	[REPLAY_ERR_NONE] = "none",
+	[REPLAY_ERR_REFUSED] = "refused",
+	[REPLAY_ERR_TIMEOUT] = "timeout",
+	[REPLAY_ERR_RESET] = "reset",
+	[REPLAY_ERR_BAD_URL] = "bad_url",
+	[REPLAY_ERR_TLS] = "tls",
+	[REPLAY_ERR_BREAKER_OPEN] = "breaker_open",
+	[REPLAY_ERR_PROTOCOL] = "protocol",
+	[REPLAY_ERR_OTHER] = "other",
+};
+
+static const char *const outcome_names[] = {
+	[REPLAY_OK] = "ok",
+	[REPLAY_CANDIDATE_ERROR] = "candidate_error",
+	[REPLAY_SHED_QUEUE] = "shed_queue",
+	[REPLAY_SHED_BREAKER] = "shed_breaker",
+	[REPLAY_UNSAFE_SKIPPED] = "unsafe_skipped",
+	[REPLAY_DROPPED] = "dropped",
+};
+
+const char *replay_error_name(enum replay_error e)
+{
+	if ((unsigned)e >= REPLAY_ERR__COUNT)
+		return "unknown";
+	return error_names[e];
+}
+
+const char *replay_outcome_name(enum replay_outcome o)
+{
+	if ((unsigned)o >= REPLAY_OUTCOME__COUNT)
+		return "unknown";
+	return outcome_names[o];
+}
+
+static void pump(struct replay *r);
+
+/* ---- configuration ---------------------------------------------------- */
+
+static bool is_token(const char *s, size_t n)
+{
+	if (!n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) &&
+		    !strchr("!#$%&'*+-.^_`|~", s[i]))
+			return false;
+	return true;
+}
+
+static bool has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return true;
+	return false;
+}
+
+static int parse_base(const char *what, const char *url, struct url_base *b,
+		      char *err, size_t errlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL,
+	     *frag = NULL;
+	int rc = -EINVAL;
+	size_t n;
+
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (!url || !*url) {
+		snprintf(err, errlen, "%s: a URL is required", what);
+		goto cleanup;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+		snprintf(err, errlen,
+			 "%s '%s': not a URL (expected http://HOST[:PORT][/PATH])",
+			 what, url);
+		goto cleanup;
+	}
+	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
+		snprintf(err, errlen,
+			 "%s '%s': scheme must be http:// or https://", what,
+			 url);
+		goto cleanup;
+	}
+	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK) {
+		snprintf(err, errlen,
+			 "%s '%s': a base URL takes no ?query or #fragment",
+			 what, url);
+		goto cleanup;
+	}
+	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		path = NULL;
+	b->url = strdup(url);
+	b->path = strdup(path ? path : "");
+	if (!b->url || !b->path) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	n = strlen(b->path);
+	while (n && b->path[n - 1] == '/')
+		b->path[--n] = '\0';
+	rc = 0;
+cleanup:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static int copy_config(struct replay *r, const struct replay_config *c,
+		       char *err, size_t errlen)
+{
+	int rc;
+
+	rc = parse_base("--candidate", c->candidate_url, &r->cand_url, err,
+			errlen);
+	if (rc)
+		return rc;
+	if (c->noise_primary_url) {
+		rc = parse_base("--noise-primary", c->noise_primary_url,
+				&r->noise_url, err, errlen);
+		if (rc)
+			return rc;
+		r->has_noise = true;
+	}
+	if (isnan(c->rate)) {
+		snprintf(err, errlen, "--rate: not a number");
+		return -EINVAL;
+	}
+	r->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms
+					  : REPLAY_DEFAULT_TIMEOUT_MS;
+	r->max_inflight = c->max_inflight ? c->max_inflight
+					  : REPLAY_DEFAULT_INFLIGHT;
+	r->max_queue = c->max_queue ? c->max_queue : REPLAY_DEFAULT_QUEUE;
+	r->rate = c->rate > 0 ? c->rate : 0;
+	/* 10 ms worth of tokens: smooth, yet a 1 ms timer can keep up
+	 * with high rates. */
+	r->burst = r->rate / 100 > 1 ? r->rate / 100 : 1;
+	r->tokens = r->burst;
+	r->tokens_ns = loop_now_ns();
+	r->replay_unsafe = c->replay_unsafe;
+	r->insecure = c->insecure;
+	r->max_body = c->max_body ? c->max_body : REPLAY_DEFAULT_MAX_BODY;
+	r->breaker_failures = c->breaker_failures ? c->breaker_failures
+						  : REPLAY_DEFAULT_FAILURES;
+	r->breaker_pause_ms = c->breaker_pause_ms > 0
+				      ? c->breaker_pause_ms
+				      : REPLAY_DEFAULT_PAUSE_MS;
+	if (c->host_header) {
+		if (!*c->host_header || has_ctl(c->host_header) ||
+		    strchr(c->host_header, ' ')) {
+			snprintf(err, errlen,
+				 "--host-header '%s': not a host name",
+				 c->host_header);
+			return -EINVAL;
+		}
+		r->host_header = strdup(c->host_header);
+		if (!r->host_header)
+			goto oom;
+	}
+	for (size_t i = 0; i < c->n_set; i++) {
+		const char *s = c->set_headers[i];
+		const char *colon = s ? strchr(s, ':') : NULL;
+		const char *v;
+		size_t vlen;
+
+		if (!colon || !is_token(s, (size_t)(colon - s)) ||
+		    has_ctl(colon)) {
+			snprintf(err, errlen,
+				 "--set-header '%s': expected 'Name: value'",
+				 s ? s : "");
+			return -EINVAL;
+		}
+		v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		vlen = strlen(v);
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if (headers_add(&r->set, s, (size_t)(colon - s), v, vlen))
+			goto oom;
+	}
+	if (c->n_drop) {
+		r->drop = calloc(c->n_drop, sizeof(*r->drop));
+		if (!r->drop)
+			goto oom;
+	}
+	for (size_t i = 0; i < c->n_drop; i++) {
+		const char *s = c->drop_headers[i];
+
+		if (!s || !is_token(s, strlen(s))) {
+			snprintf(err, errlen,
+				 "--drop-header '%s': not a header name",
+				 s ? s : "");
+			return -EINVAL;
+		}
+		r->drop[i] = strdup(s);
+		if (!r->drop[i])
+			goto oom;
+		r->n_drop++;
+	}
+	if (c->cacert) {
+		if (access(c->cacert, R_OK) != 0) {
+			snprintf(err, errlen, "--cacert %s: %s", c->cacert,
+				 strerror(errno));
+			return -EINVAL;
+		}
+		r->cacert = strdup(c->cacert);
+		if (!r->cacert)
+			goto oom;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+/* ---- curl <-> loop ---------------------------------------------------- */
+
+static void check_done(struct replay *r);
+
+static void on_fd(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct replay *r = ctx;
+	int flags = 0, running;
+
+	if (events & LOOP_READ)
+		flags |= CURL_CSELECT_IN;
+	if (events & LOOP_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	if (events & LOOP_ERROR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(r->multi, fd, flags, &running);
+	check_done(r);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp,
+			  void *socketp)
+{
+	struct replay *r = userp;
+	unsigned mask = 0;
+
+	if (what == CURL_POLL_REMOVE) {
+		loop_fd_del(r->loop, s);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		mask |= LOOP_READ;
+	if (what & CURL_POLL_OUT)
+		mask |= LOOP_WRITE;
+	if (!mask) {
+		loop_fd_del(r->loop, s);
+		return 0;
+	}
+	return loop_fd_add(r->loop, s, mask, on_fd, r) ? -1 : 0;
+}
+
+static long on_curl_timeout(struct loop *l, long long id, void *ctx)
+{
+	struct replay *r = ctx;
+	int running;
+
+	r->curl_timer = 0;
+	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(r);
+	return LOOP_TIMER_DONE;
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+	struct replay *r = userp;
+	long long id;
+
+	if (r->curl_timer) {
+		loop_timer_del(r->loop, r->curl_timer);
+		r->curl_timer = 0;
+	}
+	if (timeout_ms < 0 || r->closing)
+		return 0;
+	/* Even 0 goes through the loop: curl must not be re-entered from
+	 * its own callback. */
+	id = loop_timer_add(r->loop, timeout_ms, on_curl_timeout, r);
+	if (id < 0)
+		return -1;
+	r->curl_timer = id;
+	return 0;
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+	struct leg *g = ud;
+	size_t len = size * n, end = len;
+	const char *colon, *v;
+
+	g->head_bytes += len;
+	if (g->head_bytes > REPLAY_MAX_HEAD_BYTES) {
+		g->proto_error = true;
+		return 0;
+	}
+	if (len >= 5 && !memcmp(buf, "HTTP/", 5)) {
+		const char *sp = memchr(buf, ' ', len);
+		int status = 0;
+
+		headers_clean(&g->resp.headers);
+		if (sp && (size_t)(sp - buf) + 4 <= len)
+			status = atoi(sp + 1);
+		g->final_head = status < 100 || status >= 200;
+		g->head_done = false;
+		return len;
+	}
+	while (end && (buf[end - 1] == '\n' || buf[end - 1] == '\r'))
+		end--;
+	if (!end) {
+		if (g->final_head)
+			g->head_done = true;
+		return len;
+	}
+	if (g->head_done)
+		return len; /* a trailer: not part of the head */
+	colon = memchr(buf, ':', end);
+	if (!colon || colon == buf)
+		return len; /* obsolete folding: curl has vetted the head */
+	if (g->resp.headers.n >= REPLAY_MAX_HEADERS) {
+		g->proto_error = true;
+		return 0;
+	}
+	v = colon + 1;
+	while (v < buf + end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > (size_t)(v - buf) && (buf[end - 1] == ' ' ||
+					   buf[end - 1] == '\t'))
+		end--;
+	if (headers_add(&g->resp.headers, buf, (size_t)(colon - buf), v,
+			(size_t)(buf + end - v))) {
+		g->oom = true;
+		return 0;
+	}
+	return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+	struct leg *g = ud;
+	size_t len = size * n, room, take;
+
+	/* Past max_body the rest is read and dropped, which keeps the
+	 * connection reusable; the timeout bounds an endless body. */
+	room = g->r->max_body - g->len;
+	take = len < room ? len : room;
+	if (take < len)
+		g->resp.flags |= MESSAGE_TRUNCATED;
+	if (!take)
+		return len;
+	if (g->len + take + 1 > g->cap) {
+		size_t cap = g->cap ? g->cap : 4096;
+		uint8_t *b;
+
+		while (cap < g->len + take + 1)
+			cap *= 2;
+		if (cap > g->r->max_body + 1)
+			cap = g->r->max_body + 1;
+		b = realloc(g->body, cap);
+		if (!b) {
+			g->oom = true;
+			return 0;
+		}
+		g->body = b;
+		g->cap = cap;
+	}
+	memcpy(g->body + g->len, buf, take);
+	g->len += take;
+	return len;
+}
+
+/* Derives resp.decoded from resp.raw by its Content-Encoding, as http1
+ * does for the primary, so the differ sees both sides decoded. An unknown
+ * or corrupt coding keeps the raw bytes and flags MESSAGE_DECODE_FAILED. */
+static int decode_response(struct http_response *resp, size_t max_body)
+{
+	const char *ce = headers_get(&resp->headers, "Content-Encoding");
+	struct decode_result res;
+	int rc;
+
+	rc = decode_body(ce, resp->raw.data, resp->raw.len, max_body,
+			 resp->flags & MESSAGE_TRUNCATED, &res);
+	if (rc == 0) {
+		resp->decoded.data = res.data;
+		resp->decoded.len = res.len;
+		if (res.truncated)
+			resp->flags |= MESSAGE_TRUNCATED;
+		return 0;
+	}
+	if (rc == -ENOMEM)
+		return rc;
+	resp->flags |= MESSAGE_DECODE_FAILED;
+	return body_set(&resp->decoded, resp->raw.data, resp->raw.len);
+}
+
+/* Moves the collected body into resp.raw and derives resp.decoded. */
+static int finish_body(struct leg *g)
+{
+	if (!g->body) {
+		g->body = malloc(1);
+		if (!g->body)
+			return -ENOMEM;
+		g->cap = 1;
+	}
+	g->body[g->len] = '\0';
+	g->resp.raw.data = g->body;
+	g->resp.raw.len = g->len;
+	g->body = NULL;
+	g->len = g->cap = 0;
+	return decode_response(&g->resp, g->r->max_body);
+}
+
+static enum replay_error classify(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return REPLAY_ERR_NONE;
+	case CURLE_COULDNT_CONNECT:
+		return REPLAY_ERR_REFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return REPLAY_ERR_TIMEOUT;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return REPLAY_ERR_RESET;
+	case CURLE_URL_MALFORMAT:
+		return REPLAY_ERR_BAD_URL;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+	case CURLE_USE_SSL_FAILED:
+		return REPLAY_ERR_TLS;
+	case CURLE_UNSUPPORTED_PROTOCOL: /* HTTP/0.9: the URL was vetted */
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_FILESIZE_EXCEEDED:
+		return REPLAY_ERR_PROTOCOL;
+	default:
+		return REPLAY_ERR_OTHER;
+	}
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void leg_clean(struct replay *r, struct leg *g)
+{
+	if (g->easy) {
+		curl_multi_remove_handle(r->multi, g->easy);
+		curl_easy_cleanup(g->easy);
+		g->easy = NULL;
+	}
+	free(g->target);
+	free(g->body);
+	http_response_clean(&g->resp);
+	g->target = NULL;
+	g->body = NULL;
+	g->len = g->cap = 0;
+}
+
+static void job_free(struct replay *r, struct job *j)
+{
+	if (!j)
+		return;
+	leg_clean(r, &j->cand);
+	leg_clean(r, &j->noise);
+	curl_slist_free_all(j->hdrs);
+	exchange_free(j->pub.x);
+	http_response_clean(&j->pub.candidate);
+	http_response_clean(&j->pub.noise);
+	http_response_clean(&j->pub.recheck);
+	free(j);
+}
+
+static void flying_add(struct replay *r, struct job *j)
+{
+	j->prev = NULL;
+	j->next = r->flying;
+	if (r->flying)
+		r->flying->prev = j;
+	r->flying = j;
+	r->stats.inflight++;
+}
+
+static void flying_del(struct replay *r, struct job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		r->flying = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	j->next = j->prev = NULL;
+	r->stats.inflight--;
+}
+
+static void queue_push(struct replay *r, struct job *j, bool front)
+{
+	j->prev = NULL;
+	if (front) {
+		j->next = r->qhead;
+		r->qhead = j;
+		if (!r->qtail)
+			r->qtail = j;
+	} else {
+		j->next = NULL;
+		if (r->qtail)
+			r->qtail->next = j;
+		else
+			r->qhead = j;
+		r->qtail = j;
+	}
+	r->stats.queued++;
+}
+
+static struct job *queue_pop(struct replay *r)
+{
+	struct job *j = r->qhead;
+
+	if (!j)
+		return NULL;
+	r->qhead = j->next;
+	if (!r->qhead)
+		r->qtail = NULL;
+	j->next = NULL;
+	r->stats.queued--;
+	return j;
+}
+
+/* Hands the job to the done callback; frees it afterwards unless a
+ * recheck was asked for, which puts it back at the head of the queue. */
+static void deliver(struct replay *r, struct job *j)
+{
+	j->in_callback = true;
+	r->done(r->ctx, &j->pub);
+	j->in_callback = false;
+	if (j->recheck_requested && !r->closing) {
+		j->recheck_requested = false;
+		j->pub.rechecks = 1;
+		queue_push(r, j, true);
+		return;
+	}
+	job_free(r, j);
+}
+
+/* Ends a job that is not going to be sent (or whose recheck is not). */
+static void finish_unsent(struct replay *r, struct job *j,
+			  enum replay_outcome o, enum replay_error e)
+{
+	if (j->pub.rechecks) {
+		j->pub.recheck_error = e;
+	} else {
+		j->pub.outcome = o;
+		j->pub.error = e;
+		switch (o) {
+		case REPLAY_SHED_QUEUE:
+			r->stats.shed_queue++;
+			break;
+		case REPLAY_SHED_BREAKER:
+			r->stats.shed_breaker++;
+			r->stats.errors[REPLAY_ERR_BREAKER_OPEN]++;
+			break;
+		case REPLAY_UNSAFE_SKIPPED:
+			r->stats.unsafe_skipped++;
+			break;
+		case REPLAY_CANDIDATE_ERROR:
+			r->stats.replayed++;
+			r->stats.candidate_errors++;
+			r->stats.errors[e]++;
+			break;
+		default:
+			r->stats.dropped++;
+			break;
+		}
+	}
+	deliver(r, j);
+}
+
+static long on_breaker_timer(struct loop *l, long long id, void *ctx)
+{
+	struct replay *r = ctx;
+
+	r->breaker_timer = 0;
+	if (r->stats.breaker == REPLAY_BREAKER_OPEN)
+		r->stats.breaker = REPLAY_BREAKER_HALF_OPEN;
+	pump(r);
+	return LOOP_TIMER_DONE;
+}
+
+static void breaker_open(struct replay *r)
+{
+	long long id;
+
+	r->stats.breaker = REPLAY_BREAKER_OPEN;
+	r->stats.breaker_opened++;
+	r->probe_inflight = false;
+	if (r->breaker_timer)
+		loop_timer_del(r->loop, r->breaker_timer);
+	r->breaker_timer = 0;
+	id = loop_timer_add(r->loop, r->breaker_pause_ms, on_breaker_timer, r);
+	/* Without a timer the next submission re-probes (see breaker_due). */
+	if (id > 0)
+		r->breaker_timer = id;
+	else
+		r->stats.breaker = REPLAY_BREAKER_HALF_OPEN;
+}
+
+/* A candidate transfer ended: success closes a half-open breaker, enough
+ * consecutive failures (or a failed probe) open it. */
+static void breaker_record(struct replay *r, bool ok, bool probe)
+{
+	if (probe)
+		r->probe_inflight = false;
+	if (ok) {
+		r->consecutive_failures = 0;
+		if (probe)
+			r->stats.breaker = REPLAY_BREAKER_CLOSED;
+		return;
+	}
+	r->consecutive_failures++;
+	if (probe || (r->stats.breaker == REPLAY_BREAKER_CLOSED &&
+		      r->consecutive_failures >= r->breaker_failures))
+		breaker_open(r);
+}
+
+static bool breaker_blocks(const struct replay *r)
+{
+	return r->stats.breaker == REPLAY_BREAKER_OPEN ||
+	       (r->stats.breaker == REPLAY_BREAKER_HALF_OPEN &&
+		r->probe_inflight);
+}
+
+static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
+{
+	struct job *j = g->job;
+	enum replay_error e = g->proto_error ? REPLAY_ERR_PROTOCOL
+					     : classify(rc);
+	curl_off_t pre = 0, total = 0;
+	long status = 0;
+	double ms;
+
+	if (g->oom && !g->proto_error)
+		e = REPLAY_ERR_OTHER;
+	curl_easy_getinfo(g->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+	curl_easy_getinfo(g->easy, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &status);
+	ms = total > pre ? (double)(total - pre) / 1000.0 : 0;
+	curl_multi_remove_handle(r->multi, g->easy);
+	if (r->npool < r->pool_cap)
+		r->pool[r->npool++] = g->easy;
+	else
+		curl_easy_cleanup(g->easy);
+	g->easy = NULL;
+	if (e == REPLAY_ERR_NONE) {
+		g->resp.status = (int)status;
+		if (finish_body(g))
+			e = REPLAY_ERR_OTHER;
+	}
+	if (e != REPLAY_ERR_NONE)
+		http_response_clean(&g->resp);
+
+	if (g->kind == LEG_NOISE) {
+		j->pub.has_noise = e == REPLAY_ERR_NONE;
+		j->pub.noise_error = e;
+		j->pub.noise_ms = ms;
+		j->pub.noise = g->resp;
+		r->stats.noise_errors += e != REPLAY_ERR_NONE;
+	} else if (j->pub.rechecks) {
+		j->pub.has_recheck = e == REPLAY_ERR_NONE;
+		j->pub.recheck_error = e;
+		j->pub.recheck_ms = ms;
+		j->pub.recheck = g->resp;
+		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
+	} else {
+		j->pub.outcome = e == REPLAY_ERR_NONE ? REPLAY_OK
+						      : REPLAY_CANDIDATE_ERROR;
+		j->pub.error = e;
+		j->pub.candidate_ms = ms;
+		j->pub.candidate = g->resp;
+		r->stats.replayed++;
+		if (e == REPLAY_ERR_NONE) {
+			r->stats.ok++;
+		} else {
+			r->stats.candidate_errors++;
+			r->stats.errors[e]++;
+		}
+		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
+	}
+	memset(&g->resp, 0, sizeof(g->resp));
+	free(g->target);
+	g->target = NULL;
+	if (g->kind == LEG_CANDIDATE)
+		j->probe = false;
+	if (--j->pending == 0) {
+		flying_del(r, j);
+		deliver(r, j);
+	}
+}
+
+static void check_done(struct replay *r)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(r->multi, &left))) {
+		struct leg *g = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &g);
+		if (g)
+			leg_done(r, g, m->data.result);
+	}
+	pump(r);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static bool is_safe(const char *m)
+{
+	return m && (!strcmp(m, "GET") || !strcmp(m, "HEAD") ||
+		     !strcmp(m, "OPTIONS"));
+}
+
+/* Whether `name` is listed in a Connection header value. */
+static bool in_connection(const struct headers *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < h->n; i++) {
+		const char *v = h->v[i].value;
+
+		if (strcasecmp(h->v[i].name, "Connection"))
+			continue;
+		while (*v) {
+			size_t len;
+
+			v += strspn(v, " \t,");
+			len = strcspn(v, " \t,");
+			if (len == n && !strncasecmp(v, name, n))
+				return true;
+			v += len;
+		}
+	}
+	return false;
+}
+
+static bool dropped(const struct replay *r, const struct headers *orig,
+		    const char *name)
+{
+	static const char *const hop[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection", "TE",
+		"Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+	};
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (!strcasecmp(name, hop[i]))
+			return true;
+	if (r->host_header && !strcasecmp(name, "Host"))
+		return true;
+	for (size_t i = 0; i < r->n_drop; i++)
+		if (!strcasecmp(name, r->drop[i]))
+			return true;
+	if (headers_get(&r->set, name))
+		return true;
+	return in_connection(orig, name);
+}
+
+static int slist_add(struct curl_slist **l, const char *name,
+		     const char *value)
+{
+	struct curl_slist *n;
+	char *line;
+	int len;
+
+	/* "Name;" is curl's spelling of a header with an empty value;
+	 * "Name:" alone would delete one of curl's own headers. */
+	if (value && *value)
+		len = asprintf(&line, "%s: %s", name, value);
+	else if (value)
+		len = asprintf(&line, "%s;", name);
+	else
+		len = asprintf(&line, "%s:", name);
+	if (len < 0)
+		return -ENOMEM;
+	n = curl_slist_append(*l, line);
+	free(line);
+	if (!n)
+		return -ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* The header list sent: 0, -EINVAL (unsendable bytes), -ENOMEM. */
+static int build_headers(struct replay *r, const struct http_request *q,
+			 bool with_body, struct curl_slist **out)
+{
+	const struct headers *h = &q->headers;
+	struct curl_slist *l = NULL;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (r->host_header && slist_add(&l, "Host", r->host_header))
+		goto cleanup;
+	for (size_t i = 0; i < h->n; i++) {
+		const char *name = h->v[i].name, *value = h->v[i].value;
+
+		if (dropped(r, h, name))
+			continue;
+		if (!is_token(name, strlen(name)) || has_ctl(value)) {
+			rc = -EINVAL;
+			goto cleanup;
+		}
+		if (slist_add(&l, name, value))
+			goto cleanup;
+	}
+	for (size_t i = 0; i < r->set.n; i++)
+		if (slist_add(&l, r->set.v[i].name, r->set.v[i].value))
+			goto cleanup;
+	/* Switch off what curl would add on its own. */
+	if (!headers_get(h, "Accept") && !headers_get(&r->set, "Accept") &&
+	    slist_add(&l, "Accept", NULL))
+		goto cleanup;
+	if (!headers_get(h, "Expect") && !headers_get(&r->set, "Expect") &&
+	    slist_add(&l, "Expect", NULL))
+		goto cleanup;
+	if (with_body && !headers_get(h, "Content-Type") &&
+	    !headers_get(&r->set, "Content-Type") &&
+	    slist_add(&l, "Content-Type", NULL))
+		goto cleanup;
+	*out = l;
+	l = NULL;
+	rc = 0;
+cleanup:
+	curl_slist_free_all(l);
+	return rc;
+}
+
+/* base path + target, or NULL with *bad set if the target cannot be sent. */
+static char *make_target(const struct url_base *b, const char *t, bool *bad)
+{
+	char *out;
+
+	*bad = true;
+	if (!t || !*t)
+		return NULL;
+	for (const char *p = t; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return NULL;
+	if (!strcmp(t, "*")) {
+		*bad = false;
+		return strdup(*b->path ? b->path : "*");
+	}
+	if (*t != '/') {
+		/* absolute-form (a request to a proxy): keep path and query */
+		const char *s = strstr(t, "://");
+
+		if (!s)
+			return NULL;
+		t = strchr(s + 3, '/');
+		if (!t)
+			t = "/";
+	}
+	*bad = false;
+	if (asprintf(&out, "%s%s", b->path, t) < 0)
+		return NULL;
+	return out;
+}
+
+/* An easy handle with the options every transfer shares. Handles go back
+ * to the pool without curl_easy_reset(): start_leg() sets every option
+ * that differs between requests. */
+static CURL *get_easy(struct replay *r)
+{
+	CURL *e;
+
+	if (r->npool)
+		return r->pool[--r->npool];
+	e = curl_easy_init();
+	if (!e)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	if (r->cacert)
+		curl_easy_setopt(e, CURLOPT_CAINFO, r->cacert);
+	if (r->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return e;
+}
+
+/* Starts one leg: 0, -EINVAL (target not sendable), -ENOMEM/-EIO. */
+static int start_leg(struct replay *r, struct job *j, struct leg *g,
+		     enum leg_kind kind, const struct url_base *b)
+{
+	const struct http_request *q = &j->pub.x->req;
+	bool bad = false;
+	CURL *e;
+
+	memset(g, 0, sizeof(*g));
+	g->r = r;
+	g->job = j;
+	g->kind = kind;
+	g->target = make_target(b, q->target, &bad);
+	if (!g->target)
+		return bad ? -EINVAL : -ENOMEM;
+	e = get_easy(r);
+	if (!e)
+		return -ENOMEM;
+	curl_easy_setopt(e, CURLOPT_URL, b->url);
+	curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, g->target);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, g);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, g);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, g);
+	/* Back to a plain GET first: the handle may have sent a POST (whose
+	 * body pointer is stale now) or a HEAD before. */
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+	if (!strcmp(q->method, "HEAD")) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else {
+		if (strcmp(q->method, "GET"))
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+		if (q->body.len || headers_get(&q->headers, "Content-Length")) {
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)q->body.len);
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+					 q->body.data ? (char *)q->body.data
+						      : "");
+		}
+	}
+	if (curl_multi_add_handle(r->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
+		return -EIO;
+	}
+	g->easy = e;
+	j->pending++;
+	return 0;
+}
+
+static bool has_body(const struct http_request *q)
+{
+	return strcmp(q->method, "HEAD") &&
+	       (q->body.len || headers_get(&q->headers, "Content-Length"));
+}
+
+/* Sends a job popped from the queue (its first send or its recheck).
+ * Returns 0 if it is in flight; otherwise it was delivered (and may be
+ * freed already). */
+static int start_job(struct replay *r, struct job *j)
+{
+	const struct http_request *q = &j->pub.x->req;
+	int rc;
+
+	if (!q->method || !is_token(q->method, strlen(q->method))) {
+		finish_unsent(r, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
+		return -EINVAL;
+	}
+	if (!j->hdrs) {
+		rc = build_headers(r, q, has_body(q), &j->hdrs);
+		if (rc) {
+			finish_unsent(r, j, rc == -EINVAL ? REPLAY_CANDIDATE_ERROR
+							  : REPLAY_DROPPED,
+				      rc == -EINVAL ? REPLAY_ERR_BAD_URL
+						    : REPLAY_ERR_OTHER);
+			return rc;
+		}
+	}
+	rc = start_leg(r, j, &j->cand, LEG_CANDIDATE, &r->cand_url);
+	if (rc) {
+		bool bad = rc == -EINVAL;
+
+		leg_clean(r, &j->cand);
+		finish_unsent(r, j, bad ? REPLAY_CANDIDATE_ERROR : REPLAY_DROPPED,
+			      bad ? REPLAY_ERR_BAD_URL : REPLAY_ERR_OTHER);
+		return rc;
+	}
+	if (r->has_noise && !j->pub.rechecks) {
+		r->stats.noise_sent++;
+		rc = start_leg(r, j, &j->noise, LEG_NOISE, &r->noise_url);
+		if (rc) {
+			leg_clean(r, &j->noise);
+			j->pub.noise_error = rc == -EINVAL ? REPLAY_ERR_BAD_URL
+							   : REPLAY_ERR_OTHER;
+			r->stats.noise_errors++;
+		}
+	}
+	flying_add(r, j);
+	return 0;
+}
+
+static long on_token_timer(struct loop *l, long long id, void *ctx)
+{
+	struct replay *r = ctx;
+
+	r->token_timer = 0;
+	pump(r);
+	return LOOP_TIMER_DONE;
+}
+
+/* Takes a rate token, or arms a timer for when one will be there. */
+static bool take_token(struct replay *r)
+{
+	uint64_t now;
+	long long id;
+	long wait;
+
+	if (r->rate <= 0)
+		return true;
+	now = loop_now_ns();
+	r->tokens += (double)(now - r->tokens_ns) * r->rate / 1e9;
+	r->tokens_ns = now;
+	if (r->tokens > r->burst)
+		r->tokens = r->burst;
+	if (r->tokens >= 1) {
+		r->tokens -= 1;
+		return true;
+	}
+	if (!r->token_timer) {
+		wait = (long)ceil((1 - r->tokens) * 1000 / r->rate);
+		id = loop_timer_add(r->loop, wait > 0 ? wait : 1,
+				    on_token_timer, r);
+		if (id > 0)
+			r->token_timer = id;
+	}
+	return false;
+}
+
+/* Moves work from the queue to the candidate as slots, tokens and the
+ * breaker allow. Re-entry (from a callback) is folded into the running
+ * call, which re-reads the state on every turn. */
+static void pump(struct replay *r)
+{
+	if (r->pumping || r->closing)
+		return;
+	r->pumping = true;
+	while (r->qhead) {
+		struct job *j;
+
+		if (breaker_blocks(r)) {
+			j = queue_pop(r);
+			finish_unsent(r, j, REPLAY_SHED_BREAKER,
+				      REPLAY_ERR_BREAKER_OPEN);
+			continue;
+		}
+		if (r->stats.inflight >= r->max_inflight || !take_token(r))
+			break;
+		bool probe = r->stats.breaker == REPLAY_BREAKER_HALF_OPEN;
+
+		j = queue_pop(r);
+		if (probe) {
+			j->probe = true;
+			r->probe_inflight = true;
+		}
+		/* A probe that never left does not hold the breaker. */
+		if (start_job(r, j) && probe)
+			r->probe_inflight = false;
+	}
+	r->pumping = false;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+void replay_submit(struct replay *r, struct exchange *x)
+{
+	struct job *j;
+
+	r->stats.submitted++;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		struct replay_job tmp = { .x = x, .outcome = REPLAY_DROPPED,
+					  .error = REPLAY_ERR_OTHER };
+
+		r->stats.dropped++;
+		r->done(r->ctx, &tmp);
+		exchange_free(tmp.x);
+		return;
+	}
+	j->pub.x = x;
+	if (!x || !x->req.method) {
+		finish_unsent(r, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
+	} else if (!r->replay_unsafe && !is_safe(x->req.method)) {
+		finish_unsent(r, j, REPLAY_UNSAFE_SKIPPED, REPLAY_ERR_NONE);
+	} else if (breaker_blocks(r)) {
+		finish_unsent(r, j, REPLAY_SHED_BREAKER,
+			      REPLAY_ERR_BREAKER_OPEN);
+	} else if (r->stats.queued >= r->max_queue) {
+		finish_unsent(r, j, REPLAY_SHED_QUEUE, REPLAY_ERR_NONE);
+	} else {
+		queue_push(r, j, false);
+		pump(r);
+	}
+}
+
+int replay_recheck(struct replay *r, struct replay_job *job)
+{
+	struct job *j = container_of(job, struct job, pub);
+
+	if (!j->in_callback)
+		return -EINVAL;
+	if (j->pub.rechecks || j->recheck_requested)
+		return -EALREADY;
+	if (j->pub.outcome != REPLAY_OK &&
+	    j->pub.outcome != REPLAY_CANDIDATE_ERROR)
+		return -EINVAL;
+	j->recheck_requested = true;
+	r->stats.rechecks++;
+	return 0;
+}
+
+int replay_drain(struct replay *r, long max_ms)
+{
+	uint64_t end = loop_now_ms() + (max_ms > 0 ? (uint64_t)max_ms : 0);
+
+	while (r->stats.inflight || r->stats.queued) {
+		uint64_t now = loop_now_ms();
+		int rc;
+
+		if (now >= end)
+			return -ETIMEDOUT;
+		rc = loop_run_once(r->loop, (long)(end - now));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+const struct replay_stats *replay_stats(const struct replay *r)
+{
+	return &r->stats;
+}
+
+int replay_new(struct loop *l, const struct replay_config *cfg,
+	       replay_done_fn done, void *ctx, struct replay **out, char *err,
+	       size_t errlen)
+{
+	struct replay *r = NULL;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (!l || !cfg || !done) {
+		snprintf(err, errlen, "replay: loop, config and callback are "
+			 "required");
+		return -EINVAL;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl failed to initialise");
+		return -EIO;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	r->loop = l;
+	r->done = done;
+	r->ctx = ctx;
+	rc = copy_config(r, cfg, err, errlen);
+	if (rc)
+		goto cleanup;
+	rc = -ENOMEM;
+	r->pool_cap = (size_t)r->max_inflight * 2 + 2;
+	r->pool = calloc(r->pool_cap, sizeof(*r->pool));
+	r->multi = curl_multi_init();
+	if (!r->pool || !r->multi) {
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
+	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
+	/* Keep a warm connection per in-flight slot and leg. */
+	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS,
+			  (long)r->max_inflight * 2 + 4);
+	*out = r;
+	r = NULL;
+	rc = 0;
+cleanup:
+	if (r)
+		replay_free(r);
+	else if (rc)
+		curl_global_cleanup();
+	return rc;
+}
+
+static void free_base(struct url_base *b)
+{
+	free(b->url);
+	free(b->path);
+}
+
+void replay_free(struct replay *r)
+{
+	struct job *j;
+
+	if (!r)
+		return;
+	r->closing = true;
+	while ((j = r->flying)) {
+		flying_del(r, j);
+		job_free(r, j);
+	}
+	while ((j = queue_pop(r)))
+		job_free(r, j);
+	for (size_t i = 0; i < r->npool; i++)
+		curl_easy_cleanup(r->pool[i]);
+	if (r->multi)
+		curl_multi_cleanup(r->multi);
+	if (r->curl_timer)
+		loop_timer_del(r->loop, r->curl_timer);
+	if (r->token_timer)
+		loop_timer_del(r->loop, r->token_timer);
+	if (r->breaker_timer)
+		loop_timer_del(r->loop, r->breaker_timer);
+	free(r->pool);
+	free_base(&r->cand_url);
+	free_base(&r->noise_url);
+	free(r->host_header);
+	headers_clean(&r->set);
+	for (size_t i = 0; i < r->n_drop; i++)
+		free(r->drop[i]);
+	free(r->drop);
+	free(r->cacert);
+	free(r);
+	curl_global_cleanup();
+}
