@@ -526,10 +526,11 @@ static void on_replayed(void *ctx, struct replay_job *job)
 		/* Sent but unanswered: replayed, never a divergence. */
 		d->cand_errors++;
 		count(d, ep, STORE_REPLAYED, 1);
-		count(d, ep, STORE_CANDIDATE_ERRORS, 1);
+		/* The store counts candidate_errors with the class. */
 		if (store_candidate_error(d->store, ep,
 					  replay_error_name(job->error)) < 0)
 			d->store_errors++;
+		metrics_count(d->metrics, ep, STORE_CANDIDATE_ERRORS, 1);
 		metrics_candidate_error(d->metrics, replay_error_name(job->error));
 		break;
 	case REPLAY_UNSAFE_SKIPPED:
@@ -537,10 +538,9 @@ static void on_replayed(void *ctx, struct replay_job *job)
 		count(d, ep, STORE_UNSAFE_SKIPPED, 1);
 		break;
 	case REPLAY_SHED_BREAKER:
+		/* Never sent: shed, not a candidate error of its own. */
 		metrics_candidate_error(d->metrics, "breaker_open");
-		if (store_candidate_error(d->store, ep, "breaker_open") < 0)
-			d->store_errors++;
-		__attribute__((fallthrough)); /* and it is shed */
+		__attribute__((fallthrough));
 	default:
 		d->shed++;
 		count(d, ep, STORE_SHED, 1);

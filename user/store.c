@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "diff.h"
 #include "record.h"
 #include "util/hist.h"
 
@@ -204,6 +205,7 @@ struct sig {
 	/* ids of the records this signature keeps, oldest first */
 	int64_t *ids;
 	size_t n_ids, cap_ids;
+	size_t heap_idx; /* position in store.heap */
 };
 
 struct field {
@@ -212,7 +214,7 @@ struct field {
 };
 
 struct pending {
-	json_t *rec; /* NULL: evicted before it was written */
+	char *text; /* the record's JSON; NULL: evicted before it was written */
 	int64_t id, time_ms;
 	struct sig *sig;
 };
@@ -229,6 +231,10 @@ struct store {
 	size_t n_records; /* kept records, written or queued */
 	int64_t next_id;
 
+	/* every signature, the one to evict from on top */
+	struct sig **heap;
+	size_t n_heap, cap_heap;
+
 	struct pending *pend;
 	size_t n_pend, cap_pend;
 	int64_t *dels; /* written records evicted since the last flush */
@@ -236,6 +242,9 @@ struct store {
 
 	uint64_t cap_base[4], cap_cur[4];
 	bool cap_dirty;
+	bool dirty; /* anything queued since the last flush */
+	char *dump_buf; /* reused by record_text() */
+	size_t dump_cap;
 
 	sqlite3_stmt *ins_rec, *del_rec, *up_sig, *up_cnt, *up_lat, *up_err,
 		*up_fld, *up_cap, *up_meta;
@@ -244,19 +253,6 @@ struct store {
 const char *store_counter_name(enum store_counter c)
 {
 	return (unsigned)c < STORE_N_COUNTERS ? counter_names[c] : "unknown";
-}
-
-bool store_noise_report(uint64_t raw, uint64_t noise, uint64_t samples,
-			double rel, double abs)
-{
-	double d = (double)raw - (double)noise;
-
-	if (raw <= noise)
-		return false;
-	if (!samples)
-		samples = raw + noise;
-	return d / ((double)raw + (double)noise) > rel &&
-	       d / (double)samples > abs;
 }
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -285,9 +281,12 @@ static void iso_time(int64_t ms, char *buf, size_t len)
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	if (!strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	snprintf(buf + strlen(buf), len - strlen(buf), ".%03uZ",
+		 (unsigned)(ms % 1000 + 1000) % 1000);
 }
 
 static int sql_errno(int rc)
@@ -379,6 +378,9 @@ static struct ep *ep_get(struct store *s, const char *name)
 	e->name = me->key;
 	return e;
 }
+
+static int sig_insert(struct store *s, struct sig *g);
+static void heap_down(struct store *s, size_t i);
 
 /* ---- opening ---- */
 
@@ -543,19 +545,17 @@ static int load_state(struct store *s)
 				" paths FROM signatures", -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct sig *g = calloc(1, sizeof(*g));
-		char key[24];
 
-		if (!g)
-			return -ENOMEM;
+		if (!g) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
 		g->hash = sqlite3_column_int64(st, 0);
 		g->endpoint = dup_col(st, 1);
 		g->parts = (unsigned)sqlite3_column_int(st, 2);
 		g->header_names = dup_col(st, 3);
 		g->paths = dup_col(st, 4);
-		snprintf(key, sizeof(key), "%016llx", (unsigned long long)g->hash);
-		if (!g->endpoint || !g->header_names || !g->paths ||
-		    !map_insert(&s->sigs, key, g)) {
-			free_sig(g);
+		if (sig_insert(s, g)) {
 			err = -ENOMEM;
 			goto cleanup;
 		}
@@ -586,6 +586,8 @@ static int load_state(struct store *s)
 		goto sqlfail;
 	sqlite3_finalize(st);
 	st = NULL;
+	for (size_t i = s->n_heap / 2; i-- > 0;)
+		heap_down(s, i);
 
 	rc = pragma_int(s->db, "SELECT coalesce((SELECT value FROM meta"
 			" WHERE key = 'next_id'), 1)", &next);
@@ -679,8 +681,14 @@ int store_open(const struct store_config *cfg, struct store **out, char *err,
 	if (!rc) {
 		sqlite3_busy_timeout(s->db, 5000);
 		rc = exec(s->db, "PRAGMA journal_mode = WAL");
+		/* NORMAL in WAL mode: a commit is durable against a crash of the
+		 * process (kill -9), fsync only at checkpoints. A larger WAL
+		 * makes those rarer; it is cut back after each checkpoint. */
 		if (!rc)
-			rc = exec(s->db, "PRAGMA synchronous = NORMAL");
+			rc = exec(s->db, "PRAGMA synchronous = NORMAL;"
+				  "PRAGMA wal_autocheckpoint = 8192;"
+				  "PRAGMA journal_size_limit = 67108864;"
+				  "PRAGMA cache_size = -16384");
 	}
 	if (rc) {
 		umask(old_mask);
@@ -775,11 +783,13 @@ void store_close(struct store *s)
 	sqlite3_finalize(s->up_meta);
 	sqlite3_close(s->db);
 	for (size_t i = 0; i < s->n_pend; i++)
-		json_decref(s->pend[i].rec);
+		free(s->pend[i].text);
 	free(s->pend);
 	free(s->dels);
+	free(s->dump_buf);
 	map_free(&s->eps, free_ep);
 	map_free(&s->sigs, free_sig);
+	free(s->heap);
 	map_free(&s->fields, free_field);
 	for (size_t i = 0; i < s->n_redact; i++)
 		free(s->redact[i]);
@@ -795,27 +805,43 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*
- * Collects the sorted, distinct strings at key `field` of each element of
- * `diffs` (header names lowercased; array indices in paths become [*], so
- * the same divergence at another position is the same signature) as a
- * JSON array text (caller frees). NULL on ENOMEM.
- */
-static char *sig_keys(json_t *diffs, const char *field, bool lower)
-{
-	char *keys[SIG_MAX_KEYS], *out = NULL;
-	size_t n = 0, i;
-	json_t *d, *arr = NULL;
+/* The sorted, distinct header names or body paths of a record. */
+struct keyset {
+	char *k[SIG_MAX_KEYS];
+	size_t n;
+};
 
+static void keyset_clean(struct keyset *ks)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->k[i]);
+	ks->n = 0;
+}
+
+/*
+ * Collects the strings at key `field` of each element of `diffs` (header
+ * names lowercased; array indices in paths become [*], so the same
+ * divergence at another position is the same signature), sorted and
+ * distinct. 0 or -ENOMEM.
+ */
+static int keyset_collect(struct keyset *ks, json_t *diffs, const char *field,
+			  bool lower)
+{
+	size_t i, j;
+	json_t *d;
+
+	ks->n = 0;
 	json_array_foreach(diffs, i, d) {
 		const char *v = json_string_value(json_object_get(d, field));
 		char *k, *o;
 
-		if (!v || n == SIG_MAX_KEYS)
+		if (!v || ks->n == SIG_MAX_KEYS)
 			continue;
-		k = malloc(strlen(v) + 1);
-		if (!k)
-			goto cleanup;
+		k = malloc(strlen(v) * 3 + 1); /* "[7]" -> "[*]" never grows */
+		if (!k) {
+			keyset_clean(ks);
+			return -ENOMEM;
+		}
 		for (o = k; *v; v++) {
 			if (lower) {
 				*o++ = (char)tolower((unsigned char)*v);
@@ -836,23 +862,41 @@ static char *sig_keys(json_t *diffs, const char *field, bool lower)
 			}
 		}
 		*o = '\0';
-		keys[n++] = k;
+		ks->k[ks->n++] = k;
 	}
-	qsort(keys, n, sizeof(keys[0]), cmp_str);
-	arr = json_array();
+	qsort(ks->k, ks->n, sizeof(ks->k[0]), cmp_str);
+	for (i = j = 0; i < ks->n; i++) {
+		if (j && !strcmp(ks->k[i], ks->k[j - 1]))
+			free(ks->k[i]); /* duplicate */
+		else
+			ks->k[j++] = ks->k[i];
+	}
+	ks->n = j;
+	return 0;
+}
+
+static uint64_t keyset_hash(const struct keyset *ks, uint64_t seed)
+{
+	seed = XXH3_64bits_withSeed("\x1e", 1, seed);
+	for (size_t i = 0; i < ks->n; i++)
+		seed = XXH3_64bits_withSeed(ks->k[i], strlen(ks->k[i]) + 1, seed);
+	return seed;
+}
+
+/* The keys as JSON array text (caller frees), NULL on ENOMEM. */
+static char *keyset_json(const struct keyset *ks)
+{
+	json_t *arr = json_array();
+	char *out = NULL;
+
 	if (!arr)
-		goto cleanup;
-	for (i = 0; i < n; i++) {
-		if (i && !strcmp(keys[i], keys[i - 1]))
-			continue; /* duplicate */
-		if (json_array_append_new(arr, json_string(keys[i])))
+		return NULL;
+	for (size_t i = 0; i < ks->n; i++)
+		if (json_array_append_new(arr, json_string(ks->k[i])))
 			goto cleanup;
-	}
 	out = json_dumps(arr, JSON_COMPACT);
 cleanup:
 	json_decref(arr);
-	for (i = 0; i < n; i++)
-		free(keys[i]);
 	return out;
 }
 
@@ -869,49 +913,113 @@ static unsigned record_parts(json_t *rec)
 	return parts;
 }
 
+/* ---- eviction order: a binary heap with the fullest signature on top,
+ * ties broken by the oldest record ---- */
+
+static bool sig_before(const struct sig *a, const struct sig *b)
+{
+	if (a->n_ids != b->n_ids)
+		return a->n_ids > b->n_ids;
+	return a->n_ids && a->ids[0] < b->ids[0];
+}
+
+static void heap_swap(struct store *s, size_t i, size_t j)
+{
+	struct sig *t = s->heap[i];
+
+	s->heap[i] = s->heap[j];
+	s->heap[j] = t;
+	s->heap[i]->heap_idx = i;
+	s->heap[j]->heap_idx = j;
+}
+
+static void heap_down(struct store *s, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < s->n_heap && sig_before(s->heap[l], s->heap[m]))
+			m = l;
+		if (r < s->n_heap && sig_before(s->heap[r], s->heap[m]))
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(s, i, m);
+		i = m;
+	}
+}
+
+/* Restores the heap order after g's key (n_ids, ids[0]) changed. */
+static void heap_fix(struct store *s, struct sig *g)
+{
+	size_t i = g->heap_idx;
+
+	while (i > 0 && sig_before(s->heap[i], s->heap[(i - 1) / 2])) {
+		heap_swap(s, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	heap_down(s, i);
+}
+
+/* Adds a new signature to the map and the heap; on failure frees it. */
+static int sig_insert(struct store *s, struct sig *g)
+{
+	char key[24];
+
+	snprintf(key, sizeof(key), "%016llx", (unsigned long long)g->hash);
+	if (s->n_heap == s->cap_heap) {
+		size_t cap = s->cap_heap ? s->cap_heap * 2 : 64;
+		struct sig **v = realloc(s->heap, cap * sizeof(*v));
+
+		if (!v)
+			goto fail;
+		s->heap = v;
+		s->cap_heap = cap;
+	}
+	if (!g->endpoint || !g->header_names || !g->paths ||
+	    !map_insert(&s->sigs, key, g))
+		goto fail;
+	g->heap_idx = s->n_heap;
+	s->heap[s->n_heap++] = g;
+	heap_fix(s, g);
+	return 0;
+fail:
+	free_sig(g);
+	return -ENOMEM;
+}
+
 /* The record's signature, created on first sight; NULL on ENOMEM. */
 static struct sig *sig_of(struct store *s, json_t *rec, const char *endpoint)
 {
-	char *names = NULL, *paths = NULL, key[24];
+	struct keyset names = { 0 }, paths = { 0 };
 	unsigned parts = record_parts(rec);
 	struct sig *g = NULL;
-	XXH3_state_t *h;
-	int64_t hash;
+	uint64_t h;
 
-	names = sig_keys(json_object_get(json_object_get(rec, "headers"), "diffs"),
-			 "name", true);
-	paths = sig_keys(json_object_get(json_object_get(rec, "body"), "diffs"),
-			 "path", false);
-	h = XXH3_createState();
-	if (!names || !paths || !h)
+	if (keyset_collect(&names, json_object_get(json_object_get(rec, "headers"),
+						   "diffs"), "name", true) ||
+	    keyset_collect(&paths, json_object_get(json_object_get(rec, "body"),
+						   "diffs"), "path", false))
 		goto cleanup;
-	XXH3_64bits_reset(h);
-	XXH3_64bits_update(h, endpoint, strlen(endpoint) + 1);
-	XXH3_64bits_update(h, &parts, sizeof(parts));
-	XXH3_64bits_update(h, names, strlen(names) + 1);
-	XXH3_64bits_update(h, paths, strlen(paths) + 1);
-	hash = (int64_t)XXH3_64bits_digest(h);
-	g = sig_lookup(s, hash);
+	h = XXH3_64bits(endpoint, strlen(endpoint) + 1);
+	h = XXH3_64bits_withSeed(&parts, sizeof(parts), h);
+	h = keyset_hash(&paths, keyset_hash(&names, h));
+	g = sig_lookup(s, (int64_t)h);
 	if (g)
 		goto cleanup;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		goto cleanup;
-	g->hash = hash;
+	g->hash = (int64_t)h;
 	g->parts = parts;
 	g->endpoint = strdup(endpoint);
-	g->header_names = names;
-	g->paths = paths;
-	names = paths = NULL;
-	snprintf(key, sizeof(key), "%016llx", (unsigned long long)hash);
-	if (!g->endpoint || !map_insert(&s->sigs, key, g)) {
-		free_sig(g);
+	g->header_names = keyset_json(&names);
+	g->paths = keyset_json(&paths);
+	if (sig_insert(s, g))
 		g = NULL;
-	}
 cleanup:
-	XXH3_freeState(h);
-	free(names);
-	free(paths);
+	keyset_clean(&names);
+	keyset_clean(&paths);
 	return g;
 }
 
@@ -926,8 +1034,8 @@ static int evict_oldest(struct store *s, struct sig *g)
 		/* queued ids are consecutive from pend[0].id */
 		struct pending *p = &s->pend[id - s->pend[0].id];
 
-		json_decref(p->rec);
-		p->rec = NULL;
+		free(p->text);
+		p->text = NULL;
 	} else {
 		if (s->n_dels == s->cap_dels) {
 			size_t cap = s->cap_dels ? s->cap_dels * 2 : 64;
@@ -942,6 +1050,7 @@ static int evict_oldest(struct store *s, struct sig *g)
 	}
 	memmove(g->ids, g->ids + 1, (g->n_ids - 1) * sizeof(*g->ids));
 	g->n_ids--;
+	heap_fix(s, g);
 	s->n_records--;
 	if (e) {
 		e->d[C_EVICTED]++;
@@ -950,23 +1059,44 @@ static int evict_oldest(struct store *s, struct sig *g)
 	return 0;
 }
 
-/* The signature holding the most records (ties: the oldest record). */
-static struct sig *fullest_sig(struct store *s)
+/*
+ * The stored text of a record: {"id": .., "time": .., then the record's own
+ * members} (id and time first, as DESIGN.md shows them). Caller frees;
+ * NULL on ENOMEM.
+ */
+static char *record_text(struct store *s, json_t *record, int64_t id, int64_t t)
 {
-	struct sig *best = NULL;
+	char head[96], when[32], *out;
+	size_t hl, bl;
 
-	for (size_t i = 0; i < s->sigs.nb; i++) {
-		for (struct map_ent *me = s->sigs.b[i]; me; me = me->next) {
-			struct sig *g = me->val;
-
-			if (!g->n_ids)
-				continue;
-			if (!best || g->n_ids > best->n_ids ||
-			    (g->n_ids == best->n_ids && g->ids[0] < best->ids[0]))
-				best = g;
+	iso_time(t, when, sizeof(when));
+	json_object_del(record, "id");
+	json_object_del(record, "time");
+	/* into a reused buffer: cheaper than json_dumps()'s growing one */
+	for (;;) {
+		bl = json_dumpb(record, s->dump_buf, s->dump_cap, JSON_COMPACT);
+		if (!bl)
+			return NULL;
+		if (bl <= s->dump_cap)
+			break;
+		free(s->dump_buf);
+		s->dump_cap = bl + 4096;
+		s->dump_buf = malloc(s->dump_cap);
+		if (!s->dump_buf) {
+			s->dump_cap = 0;
+			return NULL;
 		}
 	}
-	return best;
+	hl = (size_t)snprintf(head, sizeof(head), "{\"id\":%lld,\"time\":\"%s\"%s",
+			      (long long)id, when, json_object_size(record) ? "," : "");
+	/* the record's members follow without its opening brace */
+	out = malloc(hl + bl);
+	if (out) {
+		memcpy(out, head, hl);
+		memcpy(out + hl, s->dump_buf + 1, bl - 1);
+		out[hl + bl - 1] = '\0';
+	}
+	return out;
 }
 
 int store_put(struct store *s, json_t *record)
@@ -974,7 +1104,7 @@ int store_put(struct store *s, json_t *record)
 	const char *endpoint;
 	struct pending *p;
 	struct sig *g;
-	char when[32];
+	char *text;
 	int64_t t;
 	int rc = -EINVAL;
 
@@ -984,8 +1114,17 @@ int store_put(struct store *s, json_t *record)
 	if (!s->writer)
 		goto cleanup;
 	rc = -ENOBUFS;
-	if (s->n_pend >= STORE_PENDING_HARD_MAX)
+	if (s->n_pend >= STORE_PENDING_HARD_MAX) {
+		/* the disk has failed for a while: drop, but count it */
+		struct ep *e = ep_get(s, json_string_value(json_object_get(record,
+								       "endpoint")));
+
+		if (e) {
+			e->d[C_EVICTED]++;
+			e->dirty = s->dirty = true;
+		}
 		goto cleanup;
+	}
 	rc = -ENOMEM;
 	if (s->n_pend == s->cap_pend) {
 		size_t cap = s->cap_pend ? s->cap_pend * 2 : 256;
@@ -1004,18 +1143,18 @@ int store_put(struct store *s, json_t *record)
 	if (!g || sig_push_id(g, s->next_id))
 		goto cleanup;
 	t = now_ms();
-	iso_time(t, when, sizeof(when));
-	if (json_object_set_new(record, "id", json_integer(s->next_id)) ||
-	    json_object_set_new(record, "time", json_string(when))) {
+	text = record_text(s, record, s->next_id, t);
+	if (!text) {
 		g->n_ids--;
 		goto cleanup;
 	}
+	heap_fix(s, g);
 	p = &s->pend[s->n_pend++];
-	p->rec = record;
-	record = NULL;
+	p->text = text;
 	p->id = s->next_id++;
 	p->time_ms = t;
 	p->sig = g;
+	s->dirty = true;
 	s->n_records++;
 	g->count_delta++;
 	if (!g->first_ms || t < g->first_ms)
@@ -1026,13 +1165,9 @@ int store_put(struct store *s, json_t *record)
 	rc = 0;
 	while (!rc && g->n_ids > s->examples)
 		rc = evict_oldest(s, g);
-	while (!rc && s->n_records > s->max_records) {
-		struct sig *f = fullest_sig(s);
-
-		if (!f)
-			break;
-		rc = evict_oldest(s, f);
-	}
+	while (!rc && s->n_records > s->max_records && s->n_heap &&
+	       s->heap[0]->n_ids)
+		rc = evict_oldest(s, s->heap[0]);
 	if (!rc && s->n_pend >= STORE_BATCH_MAX)
 		rc = store_flush(s);
 cleanup:
@@ -1053,7 +1188,7 @@ int store_count(struct store *s, const char *endpoint, enum store_counter c,
 	if (!e)
 		return -ENOMEM;
 	e->d[c] += n;
-	e->dirty = true;
+	e->dirty = s->dirty = true;
 	return 0;
 }
 
@@ -1081,7 +1216,7 @@ int store_latency(struct store *s, const char *endpoint, double primary_ms,
 		}
 		hist_add(e->lat[i], v[i]);
 	}
-	e->dirty = true;
+	e->dirty = s->dirty = true;
 	return 0;
 }
 
@@ -1103,7 +1238,7 @@ int store_candidate_error(struct store *s, const char *endpoint,
 			k = i;
 	e->err[k]++;
 	e->d[STORE_CANDIDATE_ERRORS]++;
-	e->dirty = true;
+	e->dirty = s->dirty = true;
 	return 0;
 }
 
@@ -1148,6 +1283,7 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 		f->noise++;
 	else
 		f->raw++;
+	s->dirty = true;
 	return 0;
 }
 
@@ -1162,7 +1298,7 @@ int store_capture_counters(struct store *s, uint64_t lost_events, uint64_t gaps,
 	s->cap_cur[1] = gaps;
 	s->cap_cur[2] = parse_errors;
 	s->cap_cur[3] = truncated;
-	s->cap_dirty = true;
+	s->cap_dirty = s->dirty = true;
 	return 0;
 }
 
@@ -1243,19 +1379,15 @@ static int write_all(struct store *s)
 	}
 	for (size_t i = 0; !rc && i < s->n_pend; i++) {
 		struct pending *p = &s->pend[i];
-		char *text;
 
-		if (!p->rec)
+		if (!p->text)
 			continue;
-		text = json_dumps(p->rec, JSON_COMPACT);
-		if (!text)
-			return -ENOMEM;
 		sqlite3_bind_int64(s->ins_rec, 1, p->id);
 		sqlite3_bind_int64(s->ins_rec, 2, p->time_ms);
 		sqlite3_bind_int64(s->ins_rec, 3, p->sig->hash);
 		sqlite3_bind_text(s->ins_rec, 4, p->sig->endpoint, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s->ins_rec, 5, (int)p->sig->parts);
-		sqlite3_bind_text(s->ins_rec, 6, text, -1, free);
+		sqlite3_bind_text(s->ins_rec, 6, p->text, -1, SQLITE_STATIC);
 		rc = step_reset(s->ins_rec);
 	}
 	for (size_t i = 0; !rc && i < s->sigs.nb; i++)
@@ -1295,7 +1427,7 @@ static int write_all(struct store *s)
 static void flushed(struct store *s)
 {
 	for (size_t i = 0; i < s->n_pend; i++)
-		json_decref(s->pend[i].rec);
+		free(s->pend[i].text);
 	s->n_pend = 0;
 	s->n_dels = 0;
 	for (size_t i = 0; i < s->sigs.nb; i++)
@@ -1320,6 +1452,7 @@ static void flushed(struct store *s)
 		}
 	map_clear(&s->fields, free_field);
 	s->cap_dirty = false;
+	s->dirty = false;
 }
 
 int store_flush(struct store *s)
@@ -1330,6 +1463,8 @@ int store_flush(struct store *s)
 		return -EINVAL;
 	if (!s->writer)
 		return -EROFS;
+	if (!s->dirty)
+		return 0;
 	rc = exec(s->db, "BEGIN IMMEDIATE");
 	if (rc)
 		return rc;
@@ -1527,7 +1662,7 @@ static int stats_ep_details(struct store *s, json_t *o)
 		uint64_t noise = (uint64_t)sqlite3_column_int64(st, 2);
 
 		if (json_array_size(top) >= TOP_FIELDS ||
-		    !store_noise_report(raw, noise, samples, 0.2, 0.0003))
+		    !diff_noise_report(raw, noise, samples, 0.2, 0.0003))
 			continue;
 		json_array_append_new(top, json_pack("{s s s I s I}", "path",
 				(const char *)sqlite3_column_text(st, 0),
@@ -1546,12 +1681,27 @@ cleanup:
 	return err;
 }
 
+/* diverged / answered replays: `replayed` counts every request sent to
+ * the candidate, and candidate errors are never divergences, so they are
+ * left out of both sides of the ratio. */
+static double rate_of(const json_t *counters)
+{
+	json_int_t replayed = json_integer_value(json_object_get(counters,
+								 "replayed"));
+	json_int_t errors = json_integer_value(json_object_get(counters,
+							       "candidate_errors"));
+	json_int_t diverged = json_integer_value(json_object_get(counters,
+								 "diverged"));
+
+	return replayed > errors ? (double)diverged / (double)(replayed - errors) :
+				   0.0;
+}
+
 json_t *store_stats(struct store *s)
 {
 	json_t *out = NULL, *totals = NULL, *capture = NULL, *eps = NULL, *o;
 	struct map idx = { 0 };
 	sqlite3_stmt *st = NULL;
-	int64_t replayed, diverged;
 	size_t i;
 	int rc;
 
@@ -1631,17 +1781,11 @@ json_t *store_stats(struct store *s)
 		eps = sorted;
 	}
 	json_array_foreach(eps, i, o) {
-		replayed = json_integer_value(json_object_get(o, "replayed"));
-		diverged = json_integer_value(json_object_get(o, "diverged"));
-		json_object_set_new(o, "divergence_rate", json_real(replayed ?
-				    (double)diverged / (double)replayed : 0.0));
+		json_object_set_new(o, "divergence_rate", json_real(rate_of(o)));
 		if (stats_ep_details(s, o))
 			goto fail;
 	}
-	replayed = json_integer_value(json_object_get(totals, "replayed"));
-	diverged = json_integer_value(json_object_get(totals, "diverged"));
-	json_object_set_new(totals, "divergence_rate", json_real(replayed ?
-			    (double)diverged / (double)replayed : 0.0));
+	json_object_set_new(totals, "divergence_rate", json_real(rate_of(totals)));
 	out = json_pack("{s o s o s o}", "totals", totals, "capture", capture,
 			"endpoints", eps);
 	map_free(&idx, NULL);

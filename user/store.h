@@ -90,7 +90,9 @@ void store_close(struct store *s);
  * (hold a reference of your own first to read the id back).
  * Returns 0 or -errno (-ENOMEM, -EINVAL when the record is not an object,
  * -EROFS on a reader, -ENOBUFS when the disk has failed for so long that
- * the queue is full: the record is dropped).
+ * the queue is full: the record is dropped and counted as evicted).
+ * It does not bump any counter: count STORE_DIVERGED and the
+ * STORE_DIVERGED_<PART> counters with store_count().
  */
 int store_put(struct store *s, json_t *record)
 	__attribute__((warn_unused_result));
@@ -122,8 +124,10 @@ int store_capture_counters(struct store *s, uint64_t lost_events, uint64_t gaps,
 			   uint64_t parse_errors, uint64_t truncated)
 	__attribute__((warn_unused_result));
 
-/* Writes everything queued in one transaction. 0 or -errno (-EIO, -EBUSY);
- * on failure the queue is kept and retried by the next flush. */
+/* Writes everything queued in one transaction (nothing when nothing is
+ * queued). 0 or -errno (-EIO, -EBUSY, -ENOSPC); on failure the queue is
+ * kept and retried by the next flush. Runs on the caller's thread: one
+ * 100 ms batch costs a few ms, more when SQLite checkpoints the WAL. */
 int store_flush(struct store *s) __attribute__((warn_unused_result));
 
 /* ---- reading ---- */
@@ -158,7 +162,10 @@ int store_get_record(struct store *s, int64_t id, json_t **out)
 int64_t store_last_id(struct store *s);
 
 /* The stats --json object of DESIGN.md (new reference), NULL on error.
- * Per endpoint it also carries "evicted" and "candidate_error_classes". */
+ * Per endpoint it also carries "evicted" and "candidate_error_classes";
+ * top_fields lists at most 10 paths, most diverging first, leaving out
+ * those diff_noise_report() (Diffy's rule, rel 0.2, abs 0.0003, samples =
+ * the endpoint's replayed) calls noise. */
 json_t *store_stats(struct store *s);
 
 /* The signatures, most frequent first, filtered by f's endpoint/parts/
@@ -166,10 +173,5 @@ json_t *store_stats(struct store *s);
  * "parts", "header_names", "paths", "count", "first_seen", "last_seen",
  * "examples"}), NULL on error. */
 json_t *store_groups(struct store *s, const struct store_filter *f);
-
-/* Diffy's rule for whether a field's raw divergence count stands out of its
- * noise: raw > noise, |raw-noise|/(raw+noise) > rel, |raw-noise|/samples > abs. */
-bool store_noise_report(uint64_t raw, uint64_t noise, uint64_t samples,
-			double rel, double abs);
 
 #endif /* SHADOW_STORE_H */

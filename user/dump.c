@@ -1,0 +1,1419 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * shadow-dump: reads the divergence store shadowd writes. Every command
+ * prints human tables by default and DESIGN.md's JSON shapes with --json.
+ * Exit 0 on success, 1 with one line on stderr for anything the user can
+ * fix; verdict also exits 2 when there is not enough evidence yet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define DEFAULT_STORE "shadow.db"
+#define DEFAULT_MAX_RATE 0.01
+#define DEFAULT_MIN_SAMPLES 100
+#define FOLLOW_INTERVAL_MS 200
+#define SHOW_BODY_MAX 4096
+#define REPORT_TOP_SIGS 10
+
+enum opt_bit {
+	O_JSON = 1 << 0,
+	O_ENDPOINT = 1 << 1,
+	O_PART = 1 << 2,
+	O_SINCE = 1 << 3,
+	O_LIMIT = 1 << 4,
+	O_MAX_RATE = 1 << 5,
+	O_MIN_SAMPLES = 1 << 6,
+	O_HTML = 1 << 7,
+};
+
+struct opts {
+	const char *store;
+	unsigned given; /* enum opt_bit */
+	bool json, color;
+	struct store_filter filter;
+	double max_rate;
+	uint64_t min_samples;
+	const char *html;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct store *s, struct opts *o, int argc, char **argv);
+	unsigned allowed; /* enum opt_bit */
+	int nargs;        /* positional arguments after the command */
+	const char *usage, *help;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void die_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shadow-dump: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- colors ---- */
+
+static const char *c_red(const struct opts *o) { return o->color ? "\033[31m" : ""; }
+static const char *c_green(const struct opts *o) { return o->color ? "\033[32m" : ""; }
+static const char *c_bold(const struct opts *o) { return o->color ? "\033[1m" : ""; }
+static const char *c_dim(const struct opts *o) { return o->color ? "\033[2m" : ""; }
+static const char *c_off(const struct opts *o) { return o->color ? "\033[0m" : ""; }
+
+/* ---- aligned tables ---- */
+
+struct table {
+	size_t ncol, nrows, cap;
+	char **cells; /* nrows * ncol, owned */
+	unsigned right; /* bit i: column i right-aligned */
+};
+
+static void table_row(struct table *t, ...)
+{
+	va_list ap;
+
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **v = realloc(t->cells, cap * t->ncol * sizeof(*v));
+
+		if (!v)
+			return; /* the row is dropped; output stays aligned */
+		t->cells = v;
+		t->cap = cap;
+	}
+	va_start(ap, t);
+	for (size_t c = 0; c < t->ncol; c++) {
+		const char *s = va_arg(ap, const char *);
+
+		t->cells[t->nrows * t->ncol + c] = strdup(s ? s : "");
+	}
+	va_end(ap);
+	t->nrows++;
+}
+
+static size_t utf8_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; s && *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			w++;
+	return w;
+}
+
+/* Prints and frees the table; row 0 is the header (bold). */
+static void table_print(struct table *t, const struct opts *o)
+{
+	size_t *w = calloc(t->ncol ? t->ncol : 1, sizeof(*w));
+
+	for (size_t r = 0; w && r < t->nrows; r++)
+		for (size_t c = 0; c < t->ncol; c++) {
+			size_t l = utf8_width(t->cells[r * t->ncol + c]);
+
+			if (l > w[c])
+				w[c] = l;
+		}
+	for (size_t r = 0; w && r < t->nrows; r++) {
+		if (r == 0)
+			fputs(c_bold(o), stdout);
+		for (size_t c = 0; c < t->ncol; c++) {
+			const char *s = t->cells[r * t->ncol + c];
+			size_t pad = w[c] - utf8_width(s);
+			bool last = c + 1 == t->ncol;
+
+			if (t->right & (1u << c))
+				printf("%*s%s", (int)pad, "", s ? s : "");
+			else if (last)
+				fputs(s ? s : "", stdout);
+			else
+				printf("%s%*s", s ? s : "", (int)pad, "");
+			if (!last)
+				fputs("  ", stdout);
+		}
+		if (r == 0)
+			fputs(c_off(o), stdout);
+		fputc('\n', stdout);
+	}
+	for (size_t i = 0; i < t->nrows * t->ncol; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(w);
+	t->cells = NULL;
+	t->nrows = t->cap = 0;
+}
+
+/* ---- small helpers ---- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+static int64_t jint(const json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static double jnum(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static bool jdiverged(const json_t *rec, const char *part)
+{
+	return json_is_true(json_object_get(json_object_get(rec, part), "diverged"));
+}
+
+static void parts_text(const json_t *rec, char *buf, size_t len)
+{
+	static const char *const parts[] = { "status", "headers", "body" };
+
+	buf[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		if (!jdiverged(rec, parts[i]))
+			continue;
+		if (buf[0])
+			strncat(buf, ",", len - strlen(buf) - 1);
+		strncat(buf, parts[i], len - strlen(buf) - 1);
+	}
+	if (!buf[0])
+		snprintf(buf, len, "-");
+}
+
+/* The first non-empty summary of the diverging parts. */
+static const char *record_summary(const json_t *rec)
+{
+	static const char *const parts[] = { "status", "body", "headers" };
+
+	for (int i = 0; i < 3; i++) {
+		const char *s = jstr(json_object_get(rec, parts[i]), "summary");
+
+		if (jdiverged(rec, parts[i]) && *s)
+			return s;
+	}
+	return "";
+}
+
+static void fmt_u(char *buf, size_t len, int64_t v)
+{
+	snprintf(buf, len, "%" PRId64, v);
+}
+
+static void fmt_pct(char *buf, size_t len, double r)
+{
+	snprintf(buf, len, "%.2f%%", r * 100.0);
+}
+
+static void fmt_ms(char *buf, size_t len, double ms)
+{
+	if (ms >= 100)
+		snprintf(buf, len, "%.0f", ms);
+	else
+		snprintf(buf, len, "%.3g", ms);
+}
+
+static int print_json(json_t *j, size_t flags)
+{
+	char *t = json_dumps(j, flags | JSON_ENCODE_ANY);
+
+	if (!t)
+		return -ENOMEM;
+	puts(t);
+	free(t);
+	return 0;
+}
+
+/* ---- list / follow / export ---- */
+
+static int collect(json_t *rec, void *arg)
+{
+	return json_array_append(arg, rec) ? -ENOMEM : 0;
+}
+
+static void list_row(struct table *t, const json_t *rec)
+{
+	char id[24], parts[32];
+
+	fmt_u(id, sizeof(id), jint(rec, "id"));
+	parts_text(rec, parts, sizeof(parts));
+	table_row(t, id, jstr(rec, "time"), jstr(rec, "endpoint"), parts,
+		  record_summary(rec));
+}
+
+static int cmd_list(struct store *s, struct opts *o, int argc, char **argv)
+{
+	struct table t = { .ncol = 5, .right = 1 };
+	json_t *arr = json_array(), *rec;
+	size_t i;
+	int rc;
+
+	if (!arr)
+		return -ENOMEM;
+	o->filter.newest_first = true;
+	rc = store_each_record(s, &o->filter, collect, arr);
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	if (o->json) {
+		rc = print_json(arr, JSON_COMPACT);
+		json_decref(arr);
+		return rc;
+	}
+	if (!json_array_size(arr)) {
+		puts("no divergences recorded");
+		json_decref(arr);
+		return 0;
+	}
+	table_row(&t, "ID", "TIME", "ENDPOINT", "PARTS", "SUMMARY");
+	json_array_foreach(arr, i, rec)
+		list_row(&t, rec);
+	table_print(&t, o);
+	json_decref(arr);
+	return 0;
+}
+
+static int export_one(json_t *rec, void *arg)
+{
+	(void)arg;
+	return print_json(rec, JSON_COMPACT);
+}
+
+static int cmd_export(struct store *s, struct opts *o, int argc, char **argv)
+{
+	o->filter.newest_first = false;
+	return store_each_record(s, &o->filter, export_one, NULL);
+}
+
+struct follow_ctx {
+	struct opts *o;
+	int64_t last;
+};
+
+static int follow_one(json_t *rec, void *arg)
+{
+	struct follow_ctx *f = arg;
+	char parts[32];
+
+	f->last = jint(rec, "id");
+	if (f->o->json)
+		return print_json(rec, JSON_COMPACT);
+	parts_text(rec, parts, sizeof(parts));
+	printf("%s%" PRId64 "%s  %s  %s  %s%s%s  %s\n", c_bold(f->o), f->last,
+	       c_off(f->o), jstr(rec, "time"), jstr(rec, "endpoint"),
+	       c_red(f->o), parts, c_off(f->o), record_summary(rec));
+	return 0;
+}
+
+static int cmd_follow(struct store *s, struct opts *o, int argc, char **argv)
+{
+	struct follow_ctx f = { .o = o };
+	struct store_filter flt = o->filter;
+	struct sigaction sa = { .sa_handler = on_signal };
+	int64_t last = store_last_id(s);
+	int rc = 0;
+
+	if (last < 0)
+		return (int)last;
+	f.last = last;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	flt.newest_first = false;
+	flt.limit = 0;
+	while (!stop) {
+		flt.after_id = f.last;
+		rc = store_each_record(s, &flt, follow_one, &f);
+		if (rc && rc != -EBUSY)
+			break;
+		rc = 0;
+		fflush(stdout);
+		usleep(FOLLOW_INTERVAL_MS * 1000);
+	}
+	return rc;
+}
+
+/* ---- show ---- */
+
+static void show_value(const char *label, const char *color, const json_t *v,
+		       const struct opts *o)
+{
+	char *t;
+
+	if (!v)
+		return;
+	t = json_is_string(v) ? strdup(json_string_value(v))
+			      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	printf("    %s%s %s%s\n", color, label, t ? t : "?", c_off(o));
+	free(t);
+}
+
+static void show_headers(const json_t *msg, const struct opts *o)
+{
+	size_t i;
+	json_t *h;
+
+	json_array_foreach(json_object_get(msg, "headers"), i, h)
+		printf("    %s: %s\n", json_string_value(json_array_get(h, 0)),
+		       json_string_value(json_array_get(h, 1)));
+}
+
+static void show_body(const json_t *msg, const struct opts *o)
+{
+	const char *b = json_string_value(json_object_get(msg, "body"));
+	const char *b64 = json_string_value(json_object_get(msg, "body_base64"));
+	size_t len;
+
+	if (b64) {
+		printf("    %s(binary body, %zu base64 characters)%s\n", c_dim(o),
+		       strlen(b64), c_off(o));
+		return;
+	}
+	if (!b || !*b)
+		return;
+	len = strlen(b);
+	printf("\n    %.*s", (int)(len > SHOW_BODY_MAX ? SHOW_BODY_MAX : len), b);
+	if (len > SHOW_BODY_MAX)
+		printf("\n    %s... (%zu more bytes)%s", c_dim(o), len - SHOW_BODY_MAX,
+		       c_off(o));
+	if (json_is_true(json_object_get(msg, "body_truncated")))
+		printf("\n    %s(body truncated when stored)%s", c_dim(o), c_off(o));
+	fputc('\n', stdout);
+}
+
+static void show_message(const char *title, const json_t *msg, const struct opts *o)
+{
+	char ms[32];
+
+	if (!json_is_object(msg)) {
+		printf("%s%s%s  (no response)\n", c_bold(o), title, c_off(o));
+		return;
+	}
+	fmt_ms(ms, sizeof(ms), jnum(msg, "latency_ms"));
+	printf("%s%s%s  %" PRId64 "  %s ms\n", c_bold(o), title, c_off(o),
+	       jint(msg, "status"), ms);
+	show_headers(msg, o);
+	show_body(msg, o);
+}
+
+static void show_part(const char *name, const json_t *part, const struct opts *o)
+{
+	json_t *d, *v;
+	const char *k;
+	size_t i;
+
+	if (!json_is_true(json_object_get(part, "diverged"))) {
+		printf("%s%-8s%s same\n", c_bold(o), name, c_off(o));
+		return;
+	}
+	printf("%s%-8s%s %s\n", c_bold(o), name, c_off(o), jstr(part, "summary"));
+	json_array_foreach(json_object_get(part, "diffs"), i, d) {
+		const char *what = json_string_value(json_object_get(d, "path"));
+
+		if (!what)
+			what = json_string_value(json_object_get(d, "name"));
+		if (!json_is_object(d)) {
+			show_value("", "", d, o);
+			continue;
+		}
+		printf("  %s%s", what ? what : "", c_dim(o));
+		if (json_object_get(d, "kind"))
+			printf(" (%s)", jstr(d, "kind"));
+		printf("%s\n", c_off(o));
+		show_value("- primary:  ", c_red(o), json_object_get(d, "primary"), o);
+		show_value("+ candidate:", c_green(o), json_object_get(d, "candidate"), o);
+		json_object_foreach(d, k, v) {
+			if (strcmp(k, "path") && strcmp(k, "name") && strcmp(k, "kind") &&
+			    strcmp(k, "primary") && strcmp(k, "candidate")) {
+				char label[64];
+
+				snprintf(label, sizeof(label), "  %s:", k);
+				show_value(label, "", v, o);
+			}
+		}
+	}
+}
+
+static int cmd_show(struct store *s, struct opts *o, int argc, char **argv)
+{
+	json_t *rec = NULL, *req;
+	char *end;
+	long long id;
+	int rc;
+
+	errno = 0;
+	id = strtoll(argv[0], &end, 10);
+	if (errno || *end || end == argv[0] || id <= 0) {
+		die_line("show: '%s' is not a divergence id (see shadow-dump list)",
+			 argv[0]);
+		return 1;
+	}
+	rc = store_get_record(s, id, &rec);
+	if (rc == -ENOENT) {
+		die_line("show: no divergence %lld in %s (evicted or never recorded; see shadow-dump list)",
+			 id, o->store);
+		return 1;
+	}
+	if (rc)
+		return rc;
+	if (o->json) {
+		rc = print_json(rec, JSON_INDENT(2));
+		json_decref(rec);
+		return rc;
+	}
+	req = json_object_get(rec, "request");
+	printf("%sdivergence %lld%s  %s  %s\n\n", c_bold(o), id, c_off(o),
+	       jstr(rec, "time"), jstr(rec, "endpoint"));
+	printf("%srequest%s  %s %s\n", c_bold(o), c_off(o), jstr(req, "method"),
+	       jstr(req, "target"));
+	show_headers(req, o);
+	show_body(req, o);
+	fputc('\n', stdout);
+	show_message("primary", json_object_get(rec, "primary"), o);
+	fputc('\n', stdout);
+	show_message("candidate", json_object_get(rec, "candidate"), o);
+	printf("\n%sdiff%s\n", c_bold(o), c_off(o));
+	show_part("status", json_object_get(rec, "status"), o);
+	show_part("headers", json_object_get(rec, "headers"), o);
+	show_part("body", json_object_get(rec, "body"), o);
+	json_decref(rec);
+	return 0;
+}
+
+/* ---- groups ---- */
+
+static void join_strings(const json_t *arr, char *buf, size_t len)
+{
+	json_t *v;
+	size_t i;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		char piece[64];
+
+		if (json_is_integer(v))
+			snprintf(piece, sizeof(piece), "%s%" JSON_INTEGER_FORMAT,
+				 i ? "," : "", json_integer_value(v));
+		else
+			snprintf(piece, sizeof(piece), "%s%s", i ? "," : "",
+				 json_string_value(v) ? json_string_value(v) : "");
+		if (strlen(buf) + strlen(piece) + 4 >= len) {
+			strcat(buf, "...");
+			break;
+		}
+		strcat(buf, piece);
+	}
+	if (!buf[0])
+		snprintf(buf, len, "-");
+}
+
+static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
+{
+	struct table t = { .ncol = 7, .right = 1 };
+	json_t *groups = store_groups(s, &o->filter), *g;
+	size_t i;
+
+	if (!groups)
+		return -EIO;
+	if (o->json) {
+		int rc = print_json(groups, JSON_COMPACT);
+
+		json_decref(groups);
+		return rc;
+	}
+	if (!json_array_size(groups)) {
+		puts("no divergences recorded");
+		json_decref(groups);
+		return 0;
+	}
+	table_row(&t, "COUNT", "FIRST SEEN", "LAST SEEN", "ENDPOINT", "PARTS",
+		  "FIELDS", "EXAMPLES");
+	json_array_foreach(groups, i, g) {
+		char count[24], parts[64], fields[256], names[256], ex[128];
+
+		fmt_u(count, sizeof(count), jint(g, "count"));
+		join_strings(json_object_get(g, "parts"), parts, sizeof(parts));
+		join_strings(json_object_get(g, "paths"), fields, sizeof(fields));
+		join_strings(json_object_get(g, "header_names"), names, sizeof(names));
+		if (strcmp(names, "-")) {
+			if (!strcmp(fields, "-"))
+				fields[0] = '\0';
+			else
+				strncat(fields, ",", sizeof(fields) - strlen(fields) - 1);
+			strncat(fields, names, sizeof(fields) - strlen(fields) - 1);
+		}
+		join_strings(json_object_get(g, "examples"), ex, sizeof(ex));
+		table_row(&t, count, jstr(g, "first_seen"), jstr(g, "last_seen"),
+			  jstr(g, "endpoint"), parts, fields, ex);
+	}
+	table_print(&t, o);
+	json_decref(groups);
+	return 0;
+}
+
+/* ---- stats ---- */
+
+static void stats_row(struct table *t, const char *name, const json_t *c)
+{
+	static const char *const keys[] = {
+		"captured", "sampled", "replayed", "diverged", "diverged_status",
+		"diverged_headers", "diverged_body", "candidate_errors", "shed",
+		"noise_suppressed", "evicted",
+	};
+	char v[11][24], rate[24], p50[48], p99[48], a[16], b[16];
+	const json_t *pl = json_object_get(c, "primary_latency_ms");
+	const json_t *cl = json_object_get(c, "candidate_latency_ms");
+
+	for (int i = 0; i < 11; i++)
+		fmt_u(v[i], sizeof(v[i]), jint(c, keys[i]));
+	fmt_pct(rate, sizeof(rate), jnum(c, "divergence_rate"));
+	if (pl) {
+		fmt_ms(a, sizeof(a), jnum(pl, "p50"));
+		fmt_ms(b, sizeof(b), jnum(cl, "p50"));
+		snprintf(p50, sizeof(p50), "%s/%s", a, b);
+		fmt_ms(a, sizeof(a), jnum(pl, "p99"));
+		fmt_ms(b, sizeof(b), jnum(cl, "p99"));
+		snprintf(p99, sizeof(p99), "%s/%s", a, b);
+	} else {
+		snprintf(p50, sizeof(p50), "-");
+		snprintf(p99, sizeof(p99), "-");
+	}
+	table_row(t, name, v[0], v[1], v[2], v[3], rate, v[4], v[5], v[6], v[7],
+		  v[8], v[9], v[10], p50, p99);
+}
+
+static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
+{
+	struct table t = { .ncol = 15, .right = ~1u };
+	json_t *st = store_stats(s), *e, *cap;
+	bool any_fields = false;
+	size_t i;
+
+	if (!st)
+		return -EIO;
+	if (o->json) {
+		int rc = print_json(st, JSON_COMPACT);
+
+		json_decref(st);
+		return rc;
+	}
+	table_row(&t, "ENDPOINT", "CAPTURED", "SAMPLED", "REPLAYED", "DIVERGED",
+		  "RATE", "STATUS", "HEADERS", "BODY", "CAND-ERR", "SHED", "NOISE",
+		  "EVICTED", "P50 ms P/C", "P99 ms P/C");
+	json_array_foreach(json_object_get(st, "endpoints"), i, e)
+		stats_row(&t, jstr(e, "endpoint"), e);
+	stats_row(&t, "TOTAL", json_object_get(st, "totals"));
+	table_print(&t, o);
+
+	cap = json_object_get(st, "capture");
+	printf("\ncapture: lost_events %" PRId64 ", gaps %" PRId64
+	       ", parse_errors %" PRId64 ", truncated %" PRId64
+	       "; replay: shed %" PRId64 ", unsafe_skipped %" PRId64 "\n",
+	       jint(cap, "lost_events"), jint(cap, "gaps"),
+	       jint(cap, "parse_errors"), jint(cap, "truncated"),
+	       jint(json_object_get(st, "totals"), "shed"),
+	       jint(json_object_get(st, "totals"), "unsafe_skipped"));
+	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
+		json_t *f;
+		size_t k;
+
+		if (!json_array_size(json_object_get(e, "top_fields")))
+			continue;
+		if (!any_fields)
+			printf("\n%stop diverging fields%s\n", c_bold(o), c_off(o));
+		any_fields = true;
+		printf("  %s\n", jstr(e, "endpoint"));
+		json_array_foreach(json_object_get(e, "top_fields"), k, f)
+			printf("    %8" PRId64 "  %s\n", jint(f, "count"), jstr(f, "path"));
+	}
+	json_decref(st);
+	return 0;
+}
+
+/* ---- verdict ---- */
+
+static int cmd_verdict(struct store *s, struct opts *o, int argc, char **argv)
+{
+	json_t *st = store_stats(s), *tot, *e, *bad = NULL, *out = NULL;
+	int64_t replayed, diverged, errors, attempts;
+	char reason[1024], worst[512] = "";
+	const char *verdict;
+	double rate, err_rate;
+	int code;
+	size_t i;
+
+	if (!st)
+		return -EIO;
+	bad = json_array();
+	tot = json_object_get(st, "totals");
+	/* replayed counts every request sent; errors are among them and are
+	 * never divergences: the rate is over the answered ones. */
+	attempts = jint(tot, "replayed");
+	diverged = jint(tot, "diverged");
+	errors = jint(tot, "candidate_errors");
+	replayed = attempts > errors ? attempts - errors : 0;
+	rate = jnum(tot, "divergence_rate");
+	err_rate = attempts ? (double)errors / (double)attempts : 0.0;
+
+	/* endpoints with enough samples of their own and too high a rate */
+	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
+		int64_t r = jint(e, "replayed") - jint(e, "candidate_errors");
+		double er = jnum(e, "divergence_rate");
+
+		if ((uint64_t)r < o->min_samples || er <= o->max_rate)
+			continue;
+		json_array_append_new(bad, json_pack("{s s s I s I s f}",
+			"endpoint", jstr(e, "endpoint"), "replayed", (json_int_t)r,
+			"diverged", (json_int_t)jint(e, "diverged"),
+			"divergence_rate", er));
+		if (strlen(worst) < sizeof(worst) - 128)
+			snprintf(worst + strlen(worst), sizeof(worst) - strlen(worst),
+				 "%s%s %.2f%% (%" PRId64 "/%" PRId64 ")",
+				 worst[0] ? ", " : "", jstr(e, "endpoint"), er * 100,
+				 jint(e, "diverged"), r);
+	}
+
+	if ((uint64_t)attempts < o->min_samples) {
+		code = 2;
+		verdict = "insufficient";
+		snprintf(reason, sizeof(reason),
+			 "not enough evidence: %" PRId64 " replays, need %" PRIu64
+			 " (--min-samples)", attempts, o->min_samples);
+	} else if (err_rate > o->max_rate) {
+		code = 1;
+		verdict = "fail";
+		snprintf(reason, sizeof(reason),
+			 "candidate errors: %" PRId64 " of %" PRId64
+			 " replays failed (%.2f%% > %.2f%%)", errors, attempts,
+			 err_rate * 100, o->max_rate * 100);
+	} else if ((uint64_t)replayed < o->min_samples) {
+		code = 2;
+		verdict = "insufficient";
+		snprintf(reason, sizeof(reason),
+			 "not enough evidence: %" PRId64 " answered replays, need %"
+			 PRIu64 " (--min-samples)", replayed, o->min_samples);
+	} else if (rate > o->max_rate || json_array_size(bad)) {
+		code = 1;
+		verdict = "fail";
+		snprintf(reason, sizeof(reason),
+			 "divergence rate %.2f%% (%" PRId64 "/%" PRId64
+			 " replays), limit %.2f%%%s%s", rate * 100, diverged,
+			 replayed, o->max_rate * 100, worst[0] ? "; over the limit: " : "",
+			 worst);
+	} else {
+		code = 0;
+		verdict = "pass";
+		snprintf(reason, sizeof(reason),
+			 "divergence rate %.2f%% (%" PRId64 "/%" PRId64
+			 " replays over %zu endpoints) within %.2f%%, %" PRId64
+			 " candidate errors", rate * 100, diverged, replayed,
+			 json_array_size(json_object_get(st, "endpoints")),
+			 o->max_rate * 100, errors);
+	}
+	if (o->json) {
+		out = json_pack("{s s s i s s s I s I s I s f s f s I s O}",
+			"verdict", verdict, "exit", code, "reason", reason,
+			"replayed", (json_int_t)replayed,
+			"diverged", (json_int_t)diverged,
+			"candidate_errors", (json_int_t)errors,
+			"divergence_rate", rate, "max_rate", o->max_rate,
+			"min_samples", (json_int_t)o->min_samples,
+			"endpoints_over_limit", bad);
+		if (!out || print_json(out, JSON_COMPACT))
+			code = -ENOMEM;
+	} else {
+		printf("%s: %s\n", code == 0 ? "PASS" : code == 1 ? "FAIL" :
+		       "NOT ENOUGH EVIDENCE", reason);
+	}
+	json_decref(out);
+	json_decref(bad);
+	json_decref(st);
+	/* exit codes 1 and 2 are answers here, not failures */
+	return code == 1 ? 1001 : code == 2 ? 1002 : code;
+}
+
+/* ---- report --html ---- */
+
+static void html_esc(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+static void html_value(FILE *f, const json_t *v)
+{
+	char *t;
+
+	if (!v)
+		return;
+	t = json_is_string(v) ? strdup(json_string_value(v))
+			      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	html_esc(f, t ? t : "");
+	free(t);
+}
+
+static void html_rate_chart(FILE *f, const json_t *eps)
+{
+	size_t n = json_array_size(eps), i;
+	double max = 0;
+	const int label_w = 260, bar_w = 400, row_h = 22;
+	json_t *e;
+
+	json_array_foreach(eps, i, e)
+		if (jnum(e, "divergence_rate") > max)
+			max = jnum(e, "divergence_rate");
+	if (max <= 0)
+		max = 1;
+	fprintf(f, "<svg width='%d' height='%zu'"
+		" role='img' aria-label='divergence rate per endpoint'>\n",
+		label_w + bar_w + 80, n * row_h + 10);
+	json_array_foreach(eps, i, e) {
+		double r = jnum(e, "divergence_rate");
+		int w = (int)(r / max * bar_w);
+
+		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
+			label_w - 6, i * row_h + 16);
+		html_esc(f, jstr(e, "endpoint"));
+		fprintf(f, "</text><rect x='%d' y='%zu' width='%d' height='16' class='%s'/>"
+			"<text x='%d' y='%zu' class='v'>%.2f%% (%" PRId64 "/%" PRId64
+			")</text>\n", label_w, i * row_h + 4, w > 0 ? w : 1,
+			r > 0 ? "bad" : "ok", label_w + (w > 0 ? w : 1) + 6,
+			i * row_h + 16, r * 100, jint(e, "diverged"), jint(e, "replayed"));
+	}
+	fputs("</svg>\n", f);
+}
+
+static void html_latency_chart(FILE *f, const json_t *eps)
+{
+	static const char *const series[4][3] = {
+		{ "primary_latency_ms", "p50", "prim" },
+		{ "candidate_latency_ms", "p50", "cand" },
+		{ "primary_latency_ms", "p99", "prim99" },
+		{ "candidate_latency_ms", "p99", "cand99" },
+	};
+	size_t n = json_array_size(eps), i;
+	const int label_w = 260, bar_w = 400, bar_h = 9, group_h = 4 * bar_h + 12;
+	double max = 0;
+	json_t *e;
+
+	json_array_foreach(eps, i, e)
+		for (int k = 0; k < 4; k++) {
+			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
+
+			if (v > max)
+				max = v;
+		}
+	if (max <= 0)
+		max = 1;
+	fputs("<p class='legend'><span class='sw prim'></span>primary p50 "
+	      "<span class='sw cand'></span>candidate p50 "
+	      "<span class='sw prim99'></span>primary p99 "
+	      "<span class='sw cand99'></span>candidate p99</p>\n", f);
+	fprintf(f, "<svg width='%d' height='%zu'"
+		" role='img' aria-label='latency per endpoint'>\n",
+		label_w + bar_w + 90, n * group_h + 10);
+	json_array_foreach(eps, i, e) {
+		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
+			label_w - 6, i * group_h + 4 * bar_h / 2 + 8);
+		html_esc(f, jstr(e, "endpoint"));
+		fputs("</text>\n", f);
+		for (int k = 0; k < 4; k++) {
+			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
+			int w = (int)(v / max * bar_w);
+			size_t y = i * group_h + 4 + (size_t)k * bar_h;
+
+			fprintf(f, "<rect x='%d' y='%zu' width='%d' height='%d' class='%s'/>"
+				"<text x='%d' y='%zu' class='v s'>%.3g ms</text>\n",
+				label_w, y, w > 0 ? w : 1, bar_h - 1, series[k][2],
+				label_w + (w > 0 ? w : 1) + 4, y + bar_h - 1, v);
+		}
+	}
+	fputs("</svg>\n", f);
+}
+
+static void html_diff(FILE *f, const json_t *rec)
+{
+	static const char *const parts[] = { "status", "headers", "body" };
+
+	fputs("<pre class='diff'>", f);
+	for (int p = 0; p < 3; p++) {
+		const json_t *part = json_object_get(rec, parts[p]), *d;
+		size_t i;
+
+		if (!jdiverged(rec, parts[p]))
+			continue;
+		fprintf(f, "<b>%s</b>: ", parts[p]);
+		html_esc(f, jstr(part, "summary"));
+		fputc('\n', f);
+		if (p == 0) {
+			fprintf(f, "<span class='m'>- %" PRId64 "</span>\n"
+				"<span class='p'>+ %" PRId64 "</span>\n",
+				jint(json_object_get(rec, "primary"), "status"),
+				jint(json_object_get(rec, "candidate"), "status"));
+			continue;
+		}
+		json_array_foreach(json_object_get(part, "diffs"), i, d) {
+			const char *what = json_string_value(json_object_get(d, "path"));
+
+			if (!what)
+				what = jstr(d, "name");
+			fputs("  ", f);
+			html_esc(f, what);
+			fputs("\n<span class='m'>  - ", f);
+			html_value(f, json_object_get(d, "primary"));
+			fputs("</span>\n<span class='p'>  + ", f);
+			html_value(f, json_object_get(d, "candidate"));
+			fputs("</span>\n", f);
+			if (i >= 20) {
+				fputs("  ...\n", f);
+				break;
+			}
+		}
+	}
+	fputs("</pre>\n", f);
+}
+
+static int write_report(struct store *s, struct opts *o, FILE *f)
+{
+	json_t *st = store_stats(s), *groups = NULL, *eps, *tot, *cap, *g;
+	struct store_filter gf = { .limit = REPORT_TOP_SIGS };
+	char when[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i;
+
+	if (!st)
+		return -EIO;
+	groups = store_groups(s, &gf);
+	if (!groups) {
+		json_decref(st);
+		return -EIO;
+	}
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	eps = json_object_get(st, "endpoints");
+	tot = json_object_get(st, "totals");
+	cap = json_object_get(st, "capture");
+	fputs("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
+	      "<title>request-shadow report</title>\n<style>\n"
+	      "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;"
+	      "margin:2em;color:#222;max-width:1100px}\n"
+	      "h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;"
+	      "border-bottom:1px solid #ddd}\n"
+	      "table{border-collapse:collapse}td,th{padding:3px 10px;"
+	      "border-bottom:1px solid #eee;text-align:right}"
+	      "td:first-child,th:first-child{text-align:left}\n"
+	      ".l{font-size:12px;fill:#222}.v{font-size:11px;fill:#444}.s{font-size:9px}\n"
+	      ".bad{fill:#d9534f}.ok{fill:#5cb85c}.prim{fill:#4a7bd0;background:#4a7bd0}"
+	      ".cand{fill:#e8a33d;background:#e8a33d}"
+	      ".prim99{fill:#9db5e6;background:#9db5e6}.cand99{fill:#f3cf98;"
+	      "background:#f3cf98}\n"
+	      ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}\n"
+	      "pre.diff{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}"
+	      ".m{color:#b52a1d}.p{color:#1e7b34}\n"
+	      ".sig{margin-bottom:1.5em}code{font-size:12px}\n"
+	      "</style></head><body>\n<h1>request-shadow report</h1>\n<p>Store <code>", f);
+	html_esc(f, o->store);
+	fprintf(f, "</code>, generated %s.</p>\n", when);
+	fprintf(f, "<p><b>Divergence rate %.2f%%</b>: %" PRId64 " divergences in %"
+		PRId64 " replays; %" PRId64 " candidate errors; %" PRId64
+		" captured, %" PRId64 " sampled.</p>\n",
+		jnum(tot, "divergence_rate") * 100, jint(tot, "diverged"),
+		jint(tot, "replayed"), jint(tot, "candidate_errors"),
+		jint(tot, "captured"), jint(tot, "sampled"));
+
+	fputs("<h2>Divergence rate per endpoint</h2>\n", f);
+	if (json_array_size(eps))
+		html_rate_chart(f, eps);
+	else
+		fputs("<p>No endpoint recorded yet.</p>\n", f);
+	fputs("<h2>Latency per endpoint: primary vs candidate</h2>\n", f);
+	if (json_array_size(eps))
+		html_latency_chart(f, eps);
+
+	fputs("<h2>Top signatures</h2>\n", f);
+	if (!json_array_size(groups))
+		fputs("<p>No divergence recorded.</p>\n", f);
+	json_array_foreach(groups, i, g) {
+		json_t *ex = json_object_get(g, "examples"), *rec = NULL, *v;
+		size_t k;
+
+		fprintf(f, "<div class='sig'><p><b>%" PRId64 "&times;</b> <code>",
+			jint(g, "count"));
+		html_esc(f, jstr(g, "endpoint"));
+		fputs("</code> parts:", f);
+		json_array_foreach(json_object_get(g, "parts"), k, v) {
+			fputc(' ', f);
+			html_esc(f, json_string_value(v));
+		}
+		fputs("; fields:", f);
+		json_array_foreach(json_object_get(g, "paths"), k, v) {
+			fputs(" <code>", f);
+			html_esc(f, json_string_value(v));
+			fputs("</code>", f);
+		}
+		json_array_foreach(json_object_get(g, "header_names"), k, v) {
+			fputs(" <code>", f);
+			html_esc(f, json_string_value(v));
+			fputs("</code>", f);
+		}
+		fprintf(f, "<br>first seen %s, last seen %s</p>\n",
+			jstr(g, "first_seen"), jstr(g, "last_seen"));
+		if (json_array_size(ex) &&
+		    !store_get_record(s, json_integer_value(
+				json_array_get(ex, json_array_size(ex) - 1)), &rec)) {
+			fprintf(f, "<p>Example %" PRId64 ": <code>",
+				jint(rec, "id"));
+			html_esc(f, jstr(json_object_get(rec, "request"), "method"));
+			fputc(' ', f);
+			html_esc(f, jstr(json_object_get(rec, "request"), "target"));
+			fputs("</code></p>\n", f);
+			html_diff(f, rec);
+			json_decref(rec);
+		}
+		fputs("</div>\n", f);
+	}
+
+	fputs("<h2>Losses</h2>\n<table><tr><th>counter</th><th>value</th></tr>\n", f);
+	fprintf(f, "<tr><td>capture: lost ring-buffer events</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>capture: stream gaps</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>capture: parse errors</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>capture: truncated bodies</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>replay: shed</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>replay: unsafe methods skipped</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>replay: candidate errors</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>replay: noise suppressed</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>store: records evicted</td><td>%" PRId64 "</td></tr>\n</table>\n",
+		jint(cap, "lost_events"), jint(cap, "gaps"), jint(cap, "parse_errors"),
+		jint(cap, "truncated"), jint(tot, "shed"), jint(tot, "unsafe_skipped"),
+		jint(tot, "candidate_errors"), jint(tot, "noise_suppressed"),
+		jint(tot, "evicted"));
+	fputs("</body></html>\n", f);
+	json_decref(groups);
+	json_decref(st);
+	return 0;
+}
+
+static int cmd_report(struct store *s, struct opts *o, int argc, char **argv)
+{
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int fd = -1, rc;
+
+	if (!o->html) {
+		die_line("report: give the output file with --html FILE");
+		return 1;
+	}
+	if (asprintf(&tmp, "%s.tmp", o->html) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		die_line("report: cannot write %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(tmp);
+		return 1;
+	}
+	rc = write_report(s, o, f);
+	if (!rc && (fflush(f) || ferror(f) || fsync(fileno(f))))
+		rc = -errno ? -errno : -EIO;
+	if (fclose(f) && !rc)
+		rc = -EIO;
+	if (!rc && rename(tmp, o->html))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		die_line("report: cannot write %s: %s", o->html, strerror(-rc));
+		free(tmp);
+		return 1;
+	}
+	free(tmp);
+	if (!o->json)
+		printf("wrote %s\n", o->html);
+	return 0;
+}
+
+/* ---- commands and help ---- */
+
+static const struct command commands[] = {
+	{ "list", cmd_list, O_JSON | O_ENDPOINT | O_PART | O_SINCE | O_LIMIT, 0,
+	  "list [--endpoint GLOB] [--part status|headers|body] [--since DUR] [--limit N] [--json]",
+	  "Lists stored divergences, newest first.\n"
+	  "  --endpoint GLOB  only endpoints matching the fnmatch(3) pattern\n"
+	  "  --part PART      only divergences in status, headers or body (repeatable)\n"
+	  "  --since DUR      only the last DUR: 30s, 10m, 2h, 1d\n"
+	  "  --limit N        at most N records\n"
+	  "  --json           one JSON array of divergence records\n"
+	  "Examples:\n"
+	  "  shadow-dump list --since 1h --limit 20\n"
+	  "  shadow-dump list --endpoint 'GET /users/*' --part body --json | jq '.[0]'\n" },
+	{ "show", cmd_show, O_JSON, 1, "show ID [--json]",
+	  "Shows one divergence: the request, both responses and the diff.\n"
+	  "Colors on a terminal; none in a pipe or with NO_COLOR set.\n"
+	  "Examples:\n"
+	  "  shadow-dump show 17\n"
+	  "  shadow-dump show 17 --json | jq .body.diffs\n" },
+	{ "groups", cmd_groups, O_JSON | O_ENDPOINT | O_PART | O_SINCE | O_LIMIT, 0,
+	  "groups [--endpoint GLOB] [--part PART] [--since DUR] [--limit N] [--json]",
+	  "Lists divergence signatures (endpoint, parts, header names, body paths),\n"
+	  "most frequent first: count, first and last seen, example ids.\n"
+	  "Examples:\n"
+	  "  shadow-dump groups --limit 10\n"
+	  "  shadow-dump groups --json | jq '.[] | {count, paths}'\n" },
+	{ "stats", cmd_stats, O_JSON, 0, "stats [--json]",
+	  "Per endpoint: captured, sampled, replayed, diverged (by part), candidate\n"
+	  "errors, shed, noise, divergence rate, latency p50/p99 primary vs\n"
+	  "candidate, top diverging fields; then capture and replay losses.\n"
+	  "Examples:\n"
+	  "  shadow-dump stats\n"
+	  "  shadow-dump stats --json | jq .totals.divergence_rate\n" },
+	{ "follow", cmd_follow, O_JSON | O_ENDPOINT | O_PART, 0,
+	  "follow [--endpoint GLOB] [--part PART] [--json]",
+	  "Prints divergences as shadowd records them, until interrupted (Ctrl-C).\n"
+	  "Examples:\n"
+	  "  shadow-dump follow\n"
+	  "  shadow-dump follow --json --endpoint 'POST *'\n" },
+	{ "export", cmd_export, O_JSON | O_ENDPOINT | O_PART | O_SINCE | O_LIMIT, 0,
+	  "export [--endpoint GLOB] [--part PART] [--since DUR] [--limit N]",
+	  "Prints every stored divergence as JSON Lines, oldest first.\n"
+	  "Examples:\n"
+	  "  shadow-dump export > divergences.jsonl\n"
+	  "  shadow-dump --store /var/lib/shadow.db export --since 1d | gzip > day.jsonl.gz\n" },
+	{ "verdict", cmd_verdict, O_JSON | O_MAX_RATE | O_MIN_SAMPLES, 0,
+	  "verdict [--max-rate R] [--min-samples N] [--json]",
+	  "Decides whether the candidate is fit to promote and says why.\n"
+	  "Exit 0: fit (divergence rate <= R overall and on every endpoint with at\n"
+	  "least N replays, candidate errors <= R of replays); 1: not fit; 2: not\n"
+	  "enough evidence yet (fewer than N replays).\n"
+	  "  --max-rate R      highest acceptable rate, 0..1 (default 0.01)\n"
+	  "  --min-samples N   replays needed before deciding (default 100)\n"
+	  "Examples:\n"
+	  "  shadow-dump verdict --max-rate 0.001 --min-samples 1000 && deploy.sh\n"
+	  "  shadow-dump verdict --json\n" },
+	{ "report", cmd_report, O_JSON | O_HTML, 0, "report --html FILE",
+	  "Writes a self-contained HTML report (no scripts, nothing loaded from the\n"
+	  "network): divergence rate and latency per endpoint as charts, the top\n"
+	  "signatures with an example diff each, capture and replay losses.\n"
+	  "FILE is written whole or not at all (FILE.tmp, then renamed).\n"
+	  "Examples:\n"
+	  "  shadow-dump report --html shadow-report.html\n" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fputs("Usage: shadow-dump [--store PATH] COMMAND [OPTIONS] [--json]\n"
+	      "Reads the divergence store written by shadowd.\n\n"
+	      "Commands:\n", f);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %s\n", commands[i].usage);
+	fputs("  help COMMAND\n\n"
+	      "Options:\n"
+	      "  -o, --store PATH   the store (default ./shadow.db)\n"
+	      "  -j, --json         JSON output (shapes documented in shadow-dump(1))\n"
+	      "  -h, --help         this help; COMMAND --help for one command\n"
+	      "      --version\n\n"
+	      "Exit status: 0 success, 1 failure (one line on stderr says why);\n"
+	      "verdict: 0 fit, 1 not fit, 2 not enough evidence.\n\n"
+	      "Examples:\n"
+	      "  shadow-dump stats\n"
+	      "  shadow-dump --store /var/lib/shadow/shadow.db list --since 10m\n"
+	      "  shadow-dump show 17\n"
+	      "  shadow-dump groups --json | jq '.[0]'\n"
+	      "  shadow-dump verdict --max-rate 0.005 --min-samples 500\n"
+	      "  shadow-dump report --html report.html\n", f);
+}
+
+static void command_help(const struct command *c)
+{
+	printf("Usage: shadow-dump [--store PATH] %s\n%s", c->usage, c->help);
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int parse_since(const char *s, int64_t *out_ms)
+{
+	char *end;
+	double v, mult;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v >= 0))
+		return -EINVAL;
+	if (!strcmp(end, "s") || !*end)
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60;
+	else if (!strcmp(end, "h"))
+		mult = 3600;
+	else if (!strcmp(end, "d"))
+		mult = 86400;
+	else
+		return -EINVAL;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		*out_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+			  (int64_t)(v * mult * 1000);
+	}
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static const char *opt_name(unsigned bit)
+{
+	switch (bit) {
+	case O_JSON: return "--json";
+	case O_ENDPOINT: return "--endpoint";
+	case O_PART: return "--part";
+	case O_SINCE: return "--since";
+	case O_LIMIT: return "--limit";
+	case O_MAX_RATE: return "--max-rate";
+	case O_MIN_SAMPLES: return "--min-samples";
+	case O_HTML: return "--html";
+	default: return "?";
+	}
+}
+
+enum { OPT_SINCE = 256, OPT_MAX_RATE, OPT_MIN_SAMPLES, OPT_HTML, OPT_VERSION };
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "store", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "part", required_argument, NULL, 'p' },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+		{ "min-samples", required_argument, NULL, OPT_MIN_SAMPLES },
+		{ "html", required_argument, NULL, OPT_HTML },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	struct opts o = {
+		.store = DEFAULT_STORE,
+		.max_rate = DEFAULT_MAX_RATE,
+		.min_samples = DEFAULT_MIN_SAMPLES,
+	};
+	const struct command *cmd;
+	struct store *s = NULL;
+	bool help = false;
+	char err[512];
+	uint64_t u;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:je:p:n:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			o.store = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			o.given |= O_JSON;
+			break;
+		case 'e':
+			o.filter.endpoint_glob = optarg;
+			o.given |= O_ENDPOINT;
+			break;
+		case 'p':
+			if (!strcmp(optarg, "status"))
+				o.filter.parts |= STORE_PART_STATUS;
+			else if (!strcmp(optarg, "headers"))
+				o.filter.parts |= STORE_PART_HEADERS;
+			else if (!strcmp(optarg, "body"))
+				o.filter.parts |= STORE_PART_BODY;
+			else {
+				die_line("--part takes status, headers or body, not '%s'", optarg);
+				return 1;
+			}
+			o.given |= O_PART;
+			break;
+		case OPT_SINCE:
+			if (parse_since(optarg, &o.filter.since_ms)) {
+				die_line("--since takes a duration like 30s, 10m, 2h or 1d, not '%s'",
+					 optarg);
+				return 1;
+			}
+			o.given |= O_SINCE;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &u) || !u || u > SIZE_MAX) {
+				die_line("--limit takes a positive number, not '%s'", optarg);
+				return 1;
+			}
+			o.filter.limit = (size_t)u;
+			o.given |= O_LIMIT;
+			break;
+		case OPT_MAX_RATE: {
+			char *end;
+
+			errno = 0;
+			o.max_rate = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(o.max_rate >= 0) ||
+			    o.max_rate > 1) {
+				die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
+					 optarg);
+				return 1;
+			}
+			o.given |= O_MAX_RATE;
+			break;
+		}
+		case OPT_MIN_SAMPLES:
+			if (parse_u64(optarg, &o.min_samples)) {
+				die_line("--min-samples takes a number, not '%s'", optarg);
+				return 1;
+			}
+			o.given |= O_MIN_SAMPLES;
+			break;
+		case OPT_HTML:
+			o.html = optarg;
+			o.given |= O_HTML;
+			break;
+		case 'h':
+			help = true;
+			break;
+		case OPT_VERSION:
+			printf("shadow-dump (request-shadow) store schema %d\n",
+			       STORE_SCHEMA_VERSION);
+			return 0;
+		case ':':
+			die_line("%s needs a value (see shadow-dump --help)",
+				 argv[optind - 1]);
+			return 1;
+		default:
+			if (optopt)
+				die_line("unknown option '-%c' (see shadow-dump --help)", optopt);
+			else
+				die_line("unknown option '%s' (see shadow-dump --help)",
+					 argv[optind - 1]);
+			return 1;
+		}
+	}
+	if (optind >= argc) {
+		if (help) {
+			usage(stdout);
+			return 0;
+		}
+		die_line("no command given (see shadow-dump --help)");
+		return 1;
+	}
+	if (!strcmp(argv[optind], "help")) {
+		if (optind + 1 >= argc) {
+			usage(stdout);
+			return 0;
+		}
+		cmd = find_command(argv[optind + 1]);
+		if (!cmd) {
+			die_line("no command '%s' (see shadow-dump --help)", argv[optind + 1]);
+			return 1;
+		}
+		command_help(cmd);
+		return 0;
+	}
+	cmd = find_command(argv[optind]);
+	if (!cmd) {
+		die_line("unknown command '%s' (see shadow-dump --help)", argv[optind]);
+		return 1;
+	}
+	if (help) {
+		command_help(cmd);
+		return 0;
+	}
+	for (unsigned bit = 1; bit <= O_HTML; bit <<= 1) {
+		if ((o.given & bit) && !(cmd->allowed & bit)) {
+			die_line("%s does not take %s (see shadow-dump help %s)",
+				 cmd->name, opt_name(bit), cmd->name);
+			return 1;
+		}
+	}
+	if (argc - optind - 1 != cmd->nargs) {
+		die_line("%s takes %s (see shadow-dump help %s)", cmd->name,
+			 cmd->nargs ? "one argument" : "no argument", cmd->name);
+		return 1;
+	}
+	o.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+
+	rc = store_open_reader(o.store, &s, err, sizeof(err));
+	if (rc) {
+		die_line("%s", err);
+		return 1;
+	}
+	rc = cmd->run(s, &o, argc - optind - 1, argv + optind + 1);
+	store_close(s);
+	if (rc == 1001 || rc == 1002) /* verdict's answers */
+		return rc - 1000;
+	if (rc == 1)
+		return 1; /* already reported */
+	if (rc < 0) {
+		die_line("%s: reading %s failed: %s (is it a request-shadow store?)",
+			 cmd->name, o.store, strerror(-rc));
+		return 1;
+	}
+	if (fflush(stdout) || ferror(stdout)) {
+		die_line("%s: cannot write the output: %s", cmd->name, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
