@@ -15,8 +15,14 @@ for t in "$@"; do
 	echo "== $name"
 	case "$t" in
 	*.sh) bash "$t" 2>&1 | tee "$tap"; rc=${PIPESTATUS[0]} ;;
-	*)    "$t" --tap="$tap" -j1 --full-stats; rc=$? ;;
+	*)    "$t" --tap="$tap" -j1 --full-stats 2>&1 | tee "$tapdir/$name.log"
+	      rc=${PIPESTATUS[0]} ;;
 	esac
+	# Sanitizer reports (check-asan) fail the run even when the test
+	# process itself exited 0.
+	if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$tapdir/$name.log" 2>/dev/null; then
+		fail=$((fail + 1)); broken+=("$name (sanitizer report)")
+	fi
 	p=$(grep -cE '^ok ' "$tap" | tr -d '\n')
 	s=$(grep -cE '^ok .*# (SKIP|skip)' "$tap" | tr -d '\n')
 	f=$(grep -cE '^not ok ' "$tap" | tr -d '\n')
