@@ -5,6 +5,14 @@
  * buffer (include/shadow_event.h). Filtering happens here, before any copy:
  * only fds returned by accept() in a target process (and, with port
  * filtering, accepted on a listed local port) are ever looked at.
+ *
+ * TLS: uprobes on a dynamically linked OpenSSL's SSL_read/SSL_write (and
+ * their _ex forms) put the plaintext on the same streams, with the same
+ * offsets. A connection is TLS when a syscall on it runs inside one of the
+ * hooked SSL calls, or when its first inbound bytes are a TLS record
+ * header; from then on its syscalls (the ciphertext) are neither emitted
+ * nor counted in its offsets. A TLS connection no hooked SSL call ever
+ * touches (static OpenSSL, BoringSSL, Go, rustls) is counted as undecoded.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -18,6 +26,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6 10
 /* Chunks one syscall may produce: 256 * 16 KiB = 4 MiB, then a gap. */
 #define MAX_CHUNKS 256
+/* Generations user space gives connections found at attach have this bit. */
+#define MIDSTREAM_GEN_BASE 0x80000000u
 
 /* Settings, written by user space between open and load. */
 const volatile bool cfg_filter_ports = false;
@@ -28,6 +38,8 @@ enum stat_idx {
 	STAT_ACCEPTED,    /* connections that became tracked */
 	STAT_ACTIVE_FULL, /* syscalls missed: in-flight table full */
 	STAT_TRUNCATED,   /* syscalls longer than MAX_CHUNKS chunks */
+	STAT_TLS_UNDECODED, /* TLS connections no hooked library decrypted */
+	STAT_TLS_UNLINKED,  /* SSL calls with data whose socket was unknown */
 	STAT_MAX,
 };
 
@@ -36,10 +48,21 @@ struct conn_key {
 	__u32 fd;
 };
 
+/* What the bytes of a connection's syscalls are. */
+enum tls_state {
+	TLS_UNKNOWN = 0, /* no inbound byte seen yet */
+	TLS_PLAIN,       /* cleartext: the syscalls carry the stream */
+	TLS_PENDING,     /* TLS records, no hooked SSL call seen on it yet */
+	TLS_DECODED,     /* TLS through a hooked library: uprobes carry it */
+	TLS_UNDECODED,   /* TLS nobody decrypts for us: counted, ignored */
+};
+
 struct conn_state {
 	__u64 off[2]; /* next stream offset per direction */
 	__u32 gen;
 	__u32 close_flags; /* enum shadow_close_flags seen so far */
+	__u32 tls;         /* enum tls_state */
+	__u32 _pad;
 };
 
 enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
@@ -54,6 +77,25 @@ struct active {
 	__u8 kind;
 	__u8 dir;
 	__u16 _pad;
+};
+
+enum ssl_kind { SSL_K_READ = 1, SSL_K_WRITE, SSL_K_HANDSHAKE };
+
+/* A hooked SSL call between its uprobe and uretprobe, per thread. */
+struct ssl_call {
+	__u64 ssl;     /* the SSL object */
+	__u64 buf;     /* plaintext buffer (read/write) */
+	__u64 len_ptr; /* size_t * of the _ex forms, 0 otherwise */
+	__u32 fd;      /* socket seen inside the call ... */
+	__u8 has_fd;   /* ... if any */
+	__u8 kind;     /* enum ssl_kind */
+	__u16 depth;   /* nested hooked calls on the same object */
+};
+
+struct ssl_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 _pad;
 };
 
 struct exe_key {
@@ -113,6 +155,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratches SEC(".maps");
+
+/* Threads inside a hooked SSL call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* (tgid, SSL object) -> the socket fd it was last seen doing I/O on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __u32);
+} ssl_fds SEC(".maps");
 
 /* Paths the targets opened files by, for sendfile: (tgid, fd) -> path. */
 struct path_buf {
@@ -192,6 +250,10 @@ static __always_inline bool is_target(__u32 tgid)
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
+/* Socket I/O inside a hooked SSL call ties the SSL object to the fd (the
+ * first syscall of the call is its socket's), and makes a tracked
+ * connection a decoded TLS one. A TLS connection that writes outside any
+ * hooked call is one no hooked library handles: undecoded. */
 static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 				       __u8 dir)
 {
@@ -199,11 +261,57 @@ static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 	struct conn_key k = { .tgid = id >> 32, .fd = fd };
 	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
 			    .kind = ACT_IO, .dir = dir };
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
 
-	if (!bpf_map_lookup_elem(&conns, &k))
+	if (sc && !sc->has_fd) {
+		sc->fd = fd;
+		sc->has_fd = 1;
+		if (c) {
+			struct ssl_key sk = { .ssl = sc->ssl, .tgid = k.tgid };
+
+			bpf_map_update_elem(&ssl_fds, &sk, &fd, BPF_ANY);
+		}
+	}
+	if (!c)
 		return;
+	if (sc && sc->fd == fd) {
+		c->tls = TLS_DECODED;
+	} else if (c->tls == TLS_PENDING && dir == SHADOW_DIR_OUT) {
+		c->tls = TLS_UNDECODED;
+		stat_inc(STAT_TLS_UNDECODED);
+	}
 	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
 		stat_inc(STAT_ACTIVE_FULL);
+}
+
+/* Whether the first inbound bytes of a connection are a TLS record: a
+ * handshake record from the start, or (joined midstream) any record type
+ * with a plausible version. No HTTP/1 request starts with these bytes. */
+static __always_inline bool first_bytes_tls(const struct active *a, long ret,
+					    bool midstream)
+{
+	__u8 b[3] = {};
+	__u64 p = a->buf;
+
+	if (a->iovcnt) {
+		struct iovec iov;
+
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)a->buf) < 0)
+			return false;
+		p = (__u64)iov.iov_base;
+		if (ret > iov.iov_len)
+			ret = iov.iov_len;
+	}
+	if (ret > 3)
+		ret = 3;
+	if (ret < 1 || bpf_probe_read_user(b, ret & 3, (void *)p) < 0)
+		return false;
+	if (!midstream)
+		/* nginx peeks at one byte before its handshake. */
+		return b[0] == 0x16 && (ret < 2 || b[1] == 0x03);
+	return ret >= 3 && b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03 &&
+	       b[2] <= 0x04;
 }
 
 /* State of one syscall's walk over its buffer or iovecs, chunk by chunk. */
@@ -319,6 +427,12 @@ static __always_inline void exit_call(long ret)
 			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
 		goto out;
 	}
+	if (c->tls == TLS_UNKNOWN && a->dir == SHADOW_DIR_IN)
+		c->tls = first_bytes_tls(a, ret, c->gen & MIDSTREAM_GEN_BASE) ?
+			 TLS_PENDING : TLS_PLAIN;
+	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
+	if (c->tls >= TLS_PENDING)
+		goto out;
 	w.dir = a->dir & 1;
 	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
 	w.base = a->buf;
@@ -617,7 +731,8 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	k.tgid = id >> 32;
 	k.fd = a->fd;
 	c = bpf_map_lookup_elem(&conns, &k);
-	if (ret <= 0 || a->kind != ACT_SENDFILE || !c)
+	if (ret <= 0 || a->kind != ACT_SENDFILE || !c ||
+	    c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
 		goto out;
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
@@ -713,8 +828,147 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	rec.c.final_offset[0] = c->off[0];
 	rec.c.final_offset[1] = c->off[1];
 	rec.c.flags = c->close_flags;
+	if (c->tls == TLS_PENDING)
+		stat_inc(STAT_TLS_UNDECODED);
 	bpf_map_delete_elem(&conns, &k);
 	output(&rec, sizeof(rec));
+	return 0;
+}
+
+/* SSL_read/SSL_write and friends, in whichever libssl files user space
+ * attached these to (system-wide, one set per file): only targets count. */
+static __always_inline void ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr,
+				      __u8 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call n = { .ssl = ssl, .buf = buf, .len_ptr = len_ptr,
+			      .kind = kind, .depth = 1 };
+	struct ssl_call *sc;
+
+	if (!is_target(id >> 32))
+		return;
+	sc = bpf_map_lookup_elem(&ssl_calls, &id);
+	/* A hooked call made from inside another: the outer one's buffer is
+	 * what the caller sees. A stale marker (a lost uretprobe) is replaced. */
+	if (sc && sc->ssl == ssl && sc->depth < 16) {
+		sc->depth++;
+		return;
+	}
+	if (bpf_map_update_elem(&ssl_calls, &id, &n, BPF_ANY) < 0)
+		stat_inc(STAT_ACTIVE_FULL);
+}
+
+/* ret: the hooked functions return int; the upper half of the register
+ * is not theirs. */
+static __always_inline void ssl_exit(int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
+	struct conn_state *c;
+	struct conn_key k;
+	struct walk w = {};
+	__u64 n = 0;
+	__u32 fd;
+
+	if (!sc)
+		return;
+	if (sc->depth > 1) {
+		sc->depth--;
+		return;
+	}
+	if (sc->kind == SSL_K_HANDSHAKE)
+		goto out;
+	if (sc->len_ptr) {
+		/* SSL_read_ex/SSL_write_ex: 1 and the count through a pointer. */
+		if (ret == 1 && bpf_probe_read_user(&n, sizeof(n),
+						    (void *)sc->len_ptr) < 0)
+			n = 0;
+	} else if (ret > 0) {
+		n = ret;
+	}
+	if (!n)
+		goto out;
+	if (sc->has_fd) {
+		fd = sc->fd;
+	} else {
+		struct ssl_key sk = { .ssl = sc->ssl, .tgid = id >> 32 };
+		__u32 *f = bpf_map_lookup_elem(&ssl_fds, &sk);
+
+		if (!f) {
+			/* Buffered plaintext of an object never seen on a
+			 * socket (joined after its handshake): lost. */
+			stat_inc(STAT_TLS_UNLINKED);
+			goto out;
+		}
+		fd = *f;
+	}
+	k.tgid = id >> 32;
+	k.fd = fd;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		goto out;
+	c->tls = TLS_DECODED;
+	w.dir = sc->kind == SSL_K_WRITE ? SHADOW_DIR_OUT : SHADOW_DIR_IN;
+	w.off = __sync_fetch_and_add(&c->off[w.dir], n);
+	w.cur = sc->buf;
+	w.cur_left = n;
+	w.left = n;
+	w.tgid = k.tgid;
+	w.fd = k.fd;
+	w.gen = c->gen;
+	bpf_loop(MAX_CHUNKS + SHADOW_IOV_MAX, walk_chunk, &w, 0);
+out:
+	bpf_map_delete_elem(&ssl_calls, &id);
+}
+
+/* int SSL_read(SSL *, void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(handle_ssl_read, void *ssl, void *buf)
+{
+	ssl_enter((__u64)ssl, (__u64)buf, 0, SSL_K_READ);
+	return 0;
+}
+
+/* int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes) */
+SEC("uprobe")
+int BPF_KPROBE(handle_ssl_read_ex, void *ssl, void *buf, __u64 num,
+	       __u64 *readbytes)
+{
+	ssl_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, SSL_K_READ);
+	return 0;
+}
+
+/* int SSL_write(SSL *, const void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(handle_ssl_write, void *ssl, void *buf)
+{
+	ssl_enter((__u64)ssl, (__u64)buf, 0, SSL_K_WRITE);
+	return 0;
+}
+
+/* int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written) */
+SEC("uprobe")
+int BPF_KPROBE(handle_ssl_write_ex, void *ssl, void *buf, __u64 num,
+	       __u64 *written)
+{
+	ssl_enter((__u64)ssl, (__u64)buf, (__u64)written, SSL_K_WRITE);
+	return 0;
+}
+
+/* int SSL_do_handshake(SSL *): its socket I/O ties the object to its fd
+ * before any data, and marks the handshake's ciphertext as decodable. */
+SEC("uprobe")
+int BPF_KPROBE(handle_ssl_do_handshake, void *ssl)
+{
+	ssl_enter((__u64)ssl, 0, 0, SSL_K_HANDSHAKE);
+	return 0;
+}
+
+/* One return probe serves all five: the marker says which call it was. */
+SEC("uretprobe")
+int BPF_KRETPROBE(handle_ssl_return, long ret)
+{
+	ssl_exit((int)ret);
 	return 0;
 }
 
@@ -754,7 +1008,10 @@ int BPF_PROG(handle_sched_process_exit, struct task_struct *p)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	__u32 pid = BPF_CORE_READ(p, pid);
+	__u64 id = (__u64)tgid << 32 | pid;
 
+	/* A thread that dies inside an SSL call leaves no marker behind. */
+	bpf_map_delete_elem(&ssl_calls, &id);
 	if (pid == tgid)
 		bpf_map_delete_elem(&targets, &tgid);
 	return 0;

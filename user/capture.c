@@ -34,16 +34,35 @@ struct bpf_conn_state {
 	__u64 off[2];
 	__u32 gen;
 	__u32 close_flags;
+	__u32 tls;
+	__u32 _pad;
 };
 struct bpf_exe_key {
 	__u64 ino;
 	__u32 dev;
 	__u32 _pad;
 };
-enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED, STAT_MAX };
+enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
+       STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_MAX };
 
-/* Generations of connections found at attach: disjoint from the kernel's. */
+/* Generations of connections found at attach: disjoint from the kernel's
+ * (bpf/capture.bpf.c knows this bit too). */
 #define MIDSTREAM_GEN_BASE 0x80000000u
+
+/* Most distinct libssl files hooked, and how often targets' maps are
+ * looked at again for new ones (new pids every second, all every 10 s:
+ * a process may load libssl long after it started). */
+#define TLS_LIBS_MAX 32
+#define TLS_SCAN_NEW_NS 1000000000ull
+#define TLS_SCAN_ALL_NS 10000000000ull
+
+/* One hooked libssl file: its uprobes, system-wide. */
+struct tls_lib {
+	dev_t dev;
+	ino_t ino;
+	struct bpf_link *links[10];
+	unsigned n_links;
+};
 
 struct capture {
 	struct capture_bpf *skel;
@@ -59,6 +78,14 @@ struct capture {
 	/* The ring's position pages, mapped read-only for the fill level
 	 * (libbpf 1.1 has no accessor for them). */
 	unsigned long *cons_pos, *prod_pos;
+	/* TLS: hooked libssl files, and the target pids whose maps were
+	 * read (sorted), with when that was last done. */
+	struct tls_lib tls_libs[TLS_LIBS_MAX];
+	unsigned n_tls_libs;
+	uint64_t tls_attach_failed;
+	pid_t *scanned;
+	size_t n_scanned, cap_scanned;
+	uint64_t last_scan_ns, last_full_scan_ns;
 	uint8_t chunk[sizeof(struct shadow_event) + SHADOW_CHUNK_MAX];
 };
 
@@ -479,6 +506,166 @@ static void resolve_sendfile(struct capture *c, const struct shadow_event *ev,
 		close(fd);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Attaches the SSL uprobes to one libssl file, system-wide (the programs
+ * filter by target). SSL_read and SSL_write are required; the _ex forms
+ * (OpenSSL >= 1.1.1) and SSL_do_handshake are used when present. */
+static void tls_attach_lib(struct capture *c, const char *path,
+			   const struct stat *st)
+{
+	const struct {
+		struct bpf_program *prog;
+		const char *func;
+		bool required;
+	} hooks[] = {
+		{ c->skel->progs.handle_ssl_read, "SSL_read", true },
+		{ c->skel->progs.handle_ssl_write, "SSL_write", true },
+		{ c->skel->progs.handle_ssl_read_ex, "SSL_read_ex", false },
+		{ c->skel->progs.handle_ssl_write_ex, "SSL_write_ex", false },
+		{ c->skel->progs.handle_ssl_do_handshake, "SSL_do_handshake",
+		  false },
+	};
+	struct tls_lib *lib;
+
+	for (unsigned i = 0; i < c->n_tls_libs; i++)
+		if (c->tls_libs[i].dev == st->st_dev &&
+		    c->tls_libs[i].ino == st->st_ino)
+			return;
+	if (c->n_tls_libs == TLS_LIBS_MAX) {
+		c->tls_attach_failed++;
+		return;
+	}
+	lib = &c->tls_libs[c->n_tls_libs];
+	memset(lib, 0, sizeof(*lib));
+	lib->dev = st->st_dev;
+	lib->ino = st->st_ino;
+	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+		/* The return probe first: an entry without its return would
+		 * leave a marker behind. */
+		for (int ret = 1; ret >= 0; ret--) {
+			LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = hooks[i].func,
+				    .retprobe = ret);
+			struct bpf_program *prog = ret ?
+				c->skel->progs.handle_ssl_return : hooks[i].prog;
+			struct bpf_link *l;
+
+			l = bpf_program__attach_uprobe_opts(prog, -1, path, 0,
+							    &opts);
+			if (!l) {
+				if (hooks[i].required)
+					goto failed;
+				break;
+			}
+			lib->links[lib->n_links++] = l;
+		}
+	}
+	c->n_tls_libs++;
+	return;
+failed:
+	fprintf(stderr, "shadowd: %s: cannot hook SSL_read/SSL_write (%s); "
+		"TLS through it is counted as not decoded\n", path,
+		strerror(errno));
+	for (unsigned i = 0; i < lib->n_links; i++)
+		bpf_link__destroy(lib->links[i]);
+	lib->n_links = 0;
+	/* Remember it, hookless, so it is not tried again. */
+	c->n_tls_libs++;
+	c->tls_attach_failed++;
+}
+
+/* Finds the libssl files pid has mapped (through its root, so a library
+ * inside a container resolves) and hooks each new one. */
+static void tls_scan_pid(struct capture *c, pid_t pid)
+{
+	char path[64], line[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *file = strchr(line, '/'), *nl, *base, full[4200];
+		struct stat st;
+
+		if (!file)
+			continue;
+		nl = strchr(file, '\n');
+		if (nl)
+			*nl = '\0';
+		base = strrchr(file, '/') + 1;
+		if (strncmp(base, "libssl.so", 9) != 0 ||
+		    strstr(file, " (deleted)"))
+			continue;
+		snprintf(full, sizeof(full), "/proc/%d/root%s", pid, file);
+		if (stat(full, &st) < 0)
+			continue;
+		tls_attach_lib(c, full, &st);
+	}
+	fclose(f);
+}
+
+/* Looks at the maps of targets not looked at yet (all of them again when
+ * `all`): targets appear through fork, exec and --exe at any time. */
+static void tls_scan(struct capture *c, bool all)
+{
+	__u32 key = 0, next;
+	bool first = true;
+
+	if (all)
+		c->n_scanned = 0;
+	while (bpf_map__get_next_key(c->skel->maps.targets,
+				     first ? NULL : &key, &next,
+				     sizeof(next)) == 0) {
+		pid_t pid = next;
+
+		first = false;
+		key = next;
+		if (bsearch(&pid, c->scanned, c->n_scanned, sizeof(pid),
+			    pid_cmp))
+			continue;
+		tls_scan_pid(c, pid);
+		if (c->n_scanned == c->cap_scanned) {
+			size_t cap = c->cap_scanned ? c->cap_scanned * 2 : 64;
+			pid_t *v = realloc(c->scanned, cap * sizeof(*v));
+
+			if (!v)
+				continue; /* scanned again next time */
+			c->scanned = v;
+			c->cap_scanned = cap;
+		}
+		c->scanned[c->n_scanned++] = pid;
+		qsort(c->scanned, c->n_scanned, sizeof(pid), pid_cmp);
+	}
+}
+
+static void tls_scan_due(struct capture *c)
+{
+	uint64_t now = now_ns();
+
+	if (now - c->last_full_scan_ns >= TLS_SCAN_ALL_NS) {
+		c->last_full_scan_ns = c->last_scan_ns = now;
+		tls_scan(c, true);
+	} else if (now - c->last_scan_ns >= TLS_SCAN_NEW_NS) {
+		c->last_scan_ns = now;
+		tls_scan(c, false);
+	}
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
@@ -599,6 +786,14 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
 	c->skel->rodata->cfg_wakeup_bytes = c->ring_size / 8;
 	bpf_map__set_max_entries(c->skel->maps.events, c->ring_size);
+	/* The SSL hooks attach per libssl file, later (tls_scan). */
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_read, false);
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_read_ex, false);
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_write, false);
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_write_ex, false);
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_do_handshake,
+				    false);
+	bpf_program__set_autoattach(c->skel->progs.handle_ssl_return, false);
 	rc = capture_bpf__load(c->skel);
 	if (rc < 0) {
 		snprintf(err, errlen, "the kernel refused the BPF programs: %s%s",
@@ -635,9 +830,13 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		goto cleanup;
 	}
 	bpf_object__for_each_program(prog, c->skel->obj)
-		c->programs++;
+		if (bpf_program__autoattach(prog))
+			c->programs++;
 	/* After attach, so a fork in between is caught by one or the other. */
 	scan_processes(c, cfg->n_exes > 0);
+	/* Before connections are registered: their next SSL call is hooked. */
+	c->last_scan_ns = c->last_full_scan_ns = now_ns();
+	tls_scan(c, true);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_sample,
 				 c, NULL);
 	if (!c->rb) {
@@ -669,6 +868,7 @@ int capture_poll(struct capture *c)
 
 	if (rc < 0)
 		return rc;
+	tls_scan_due(c);
 	lost = stat_sum(c, STAT_LOST);
 	if (lost > c->lost_reported) {
 		struct shadow_event ev = { .kind = SHADOW_EV_LOST,
@@ -690,6 +890,12 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->accepted = stat_sum(c, STAT_ACCEPTED);
 	out->active_full = stat_sum(c, STAT_ACTIVE_FULL);
 	out->truncated = stat_sum(c, STAT_TRUNCATED);
+	out->tls_undecoded = stat_sum(c, STAT_TLS_UNDECODED);
+	out->tls_unlinked = stat_sum(c, STAT_TLS_UNLINKED);
+	for (unsigned i = 0; i < c->n_tls_libs; i++)
+		if (c->tls_libs[i].n_links)
+			out->tls_libs++;
+	out->tls_attach_failed = c->tls_attach_failed;
 	out->midstream = c->midstream;
 	out->sendfile_unavailable = c->sendfile_unavailable;
 	out->records = c->records;
@@ -717,6 +923,10 @@ void capture_close(struct capture *c)
 	if (c->prod_pos)
 		munmap(c->prod_pos, sysconf(_SC_PAGESIZE));
 	ring_buffer__free(c->rb);
+	for (unsigned i = 0; i < c->n_tls_libs; i++)
+		for (unsigned j = 0; j < c->tls_libs[i].n_links; j++)
+			bpf_link__destroy(c->tls_libs[i].links[j]);
+	free(c->scanned);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }

@@ -4,6 +4,11 @@
  * target processes (--pid and descendants, --exe), picks up connections
  * that were open before attach, and turns ring-buffer samples into the
  * event stream of include/shadow_event.h (sendfile resolved into data).
+ *
+ * HTTPS: every libssl.so* a target maps (found in /proc/PID/maps at open
+ * and again from capture_poll) gets uprobes on SSL_read, SSL_write, their
+ * _ex forms and SSL_do_handshake; the plaintext arrives as ordinary DATA
+ * records. TLS no hooked library decrypts is counted, never emitted.
  */
 #ifndef SHADOW_CAPTURE_H
 #define SHADOW_CAPTURE_H
@@ -39,6 +44,10 @@ struct capture_stats {
 	uint64_t truncated;     /* syscalls too long to capture whole */
 	uint64_t midstream;     /* connections picked up at attach */
 	uint64_t sendfile_unavailable; /* sendfile bytes not readable */
+	uint64_t tls_undecoded; /* TLS connections nothing here decrypted */
+	uint64_t tls_unlinked;  /* SSL reads/writes lost: socket unknown */
+	uint64_t tls_attach_failed; /* libssl files that could not be hooked */
+	unsigned tls_libs;      /* libssl files hooked */
 	uint64_t records;       /* records delivered */
 	size_t ring_used;       /* bytes waiting in the ring buffer now */
 	size_t ring_size;
@@ -59,7 +68,9 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
  * since wakeups are batched. */
 int capture_fd(const struct capture *c);
 /* Delivers every record waiting, then a LOST record if the ring buffer
- * dropped any since the last call. Returns records delivered or -errno. */
+ * dropped any since the last call; at most once a second also hooks
+ * libssl files that targets mapped since. Returns records delivered or
+ * -errno. */
 int capture_poll(struct capture *c);
 /* Reads the counters (sums the kernel's per-CPU ones). */
 void capture_get_stats(struct capture *c, struct capture_stats *out);

@@ -636,9 +636,11 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 	cap = json_object_get(st, "capture");
 	printf("\ncapture: lost_events %" PRId64 ", gaps %" PRId64
 	       ", parse_errors %" PRId64 ", truncated %" PRId64
+	       ", tls_undecoded %" PRId64
 	       "; replay: shed %" PRId64 ", unsafe_skipped %" PRId64 "\n",
 	       jint(cap, "lost_events"), jint(cap, "gaps"),
 	       jint(cap, "parse_errors"), jint(cap, "truncated"),
+	       jint(cap, "tls_undecoded"),
 	       jint(json_object_get(st, "totals"), "shed"),
 	       jint(json_object_get(st, "totals"), "unsafe_skipped"));
 	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
@@ -1015,13 +1017,15 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 		"<tr><td>capture: stream gaps</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>capture: parse errors</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>capture: truncated bodies</td><td>%" PRId64 "</td></tr>\n"
+		"<tr><td>capture: TLS connections not decoded</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>replay: shed</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>replay: unsafe methods skipped</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>replay: candidate errors</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>replay: noise suppressed</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>store: records evicted</td><td>%" PRId64 "</td></tr>\n</table>\n",
 		jint(cap, "lost_events"), jint(cap, "gaps"), jint(cap, "parse_errors"),
-		jint(cap, "truncated"), jint(tot, "shed"), jint(tot, "unsafe_skipped"),
+		jint(cap, "truncated"), jint(cap, "tls_undecoded"), jint(tot, "shed"),
+		jint(tot, "unsafe_skipped"),
 		jint(tot, "candidate_errors"), jint(tot, "noise_suppressed"),
 		jint(tot, "evicted"));
 	fputs("</body></html>\n", f);

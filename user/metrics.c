@@ -57,6 +57,10 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	  "Bytes waiting in the capture ring buffer." },
 	{ "ring_buffer_size_bytes", "gauge", "Size of the capture ring buffer." },
 	{ "targets", "gauge", "Processes traced now." },
+	{ "capture_tls_undecoded_total", "counter",
+	  "TLS connections whose library is not hooked (never parsed)." },
+	{ "capture_tls_unlinked_total", "counter",
+	  "Decrypted TLS reads/writes dropped: their socket was never seen." },
 };
 
 struct metrics {

@@ -32,6 +32,8 @@ enum metrics_gauge {
 	METRICS_RING_USED,      /* gauge: bytes waiting in the ring buffer */
 	METRICS_RING_SIZE,      /* gauge: ring buffer size */
 	METRICS_TARGETS,        /* gauge: processes traced */
+	METRICS_TLS_UNDECODED,  /* counter: TLS connections not decrypted */
+	METRICS_TLS_UNLINKED,   /* counter: TLS reads/writes without socket */
 	METRICS_N_GAUGES
 };
 

@@ -652,8 +652,11 @@ static void publish_counters(struct daemon *d)
 		metrics_set(d->metrics, METRICS_TARGETS, st.targets);
 	}
 	if (store_capture_counters(d->store, cs->lost_events, cs->gaps,
-				   parse_errors, hs->truncated) < 0)
+				   parse_errors, hs->truncated,
+				   st.tls_undecoded) < 0)
 		d->store_errors++;
+	metrics_set(d->metrics, METRICS_TLS_UNDECODED, st.tls_undecoded);
+	metrics_set(d->metrics, METRICS_TLS_UNLINKED, st.tls_unlinked);
 	metrics_set(d->metrics, METRICS_LOST_EVENTS, cs->lost_events);
 	metrics_set(d->metrics, METRICS_GAPS, cs->gaps);
 	metrics_set(d->metrics, METRICS_PARSE_ERRORS, parse_errors);

@@ -60,8 +60,8 @@ const char *const store_error_classes[STORE_N_ERROR_CLASSES] = {
 	"protocol", "other",
 };
 
-static const char *const capture_names[4] = {
-	"lost_events", "gaps", "parse_errors", "truncated",
+static const char *const capture_names[STORE_N_CAPTURE] = {
+	"lost_events", "gaps", "parse_errors", "truncated", "tls_undecoded",
 };
 
 static const char *const default_redact[] = {
@@ -240,7 +240,7 @@ struct store {
 	int64_t *dels; /* written records evicted since the last flush */
 	size_t n_dels, cap_dels;
 
-	uint64_t cap_base[4], cap_cur[4];
+	uint64_t cap_base[STORE_N_CAPTURE], cap_cur[STORE_N_CAPTURE];
 	bool cap_dirty;
 	bool dirty; /* anything queued since the last flush */
 	char *dump_buf; /* reused by record_text() */
@@ -599,7 +599,7 @@ static int load_state(struct store *s)
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *n = (const char *)sqlite3_column_text(st, 0);
 
-		for (int i = 0; n && i < 4; i++)
+		for (int i = 0; n && i < STORE_N_CAPTURE; i++)
 			if (!strcmp(n, capture_names[i]))
 				s->cap_base[i] = (uint64_t)sqlite3_column_int64(st, 1);
 		rc = SQLITE_OK;
@@ -1288,7 +1288,8 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 }
 
 int store_capture_counters(struct store *s, uint64_t lost_events, uint64_t gaps,
-			   uint64_t parse_errors, uint64_t truncated)
+			   uint64_t parse_errors, uint64_t truncated,
+			   uint64_t tls_undecoded)
 {
 	if (!s)
 		return -EINVAL;
@@ -1298,6 +1299,7 @@ int store_capture_counters(struct store *s, uint64_t lost_events, uint64_t gaps,
 	s->cap_cur[1] = gaps;
 	s->cap_cur[2] = parse_errors;
 	s->cap_cur[3] = truncated;
+	s->cap_cur[4] = tls_undecoded;
 	s->cap_dirty = s->dirty = true;
 	return 0;
 }
@@ -1409,7 +1411,7 @@ static int write_all(struct store *s)
 			rc = step_reset(s->up_fld);
 		}
 	}
-	for (int i = 0; !rc && s->cap_dirty && i < 4; i++) {
+	for (int i = 0; !rc && s->cap_dirty && i < STORE_N_CAPTURE; i++) {
 		sqlite3_bind_text(s->up_cap, 1, capture_names[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s->up_cap, 2,
 				   (int64_t)(s->cap_base[i] + s->cap_cur[i]));
@@ -1714,7 +1716,7 @@ json_t *store_stats(struct store *s)
 		goto fail;
 	for (int c = 0; c < N_SLOTS; c++)
 		json_object_set_new(totals, counter_names[c], json_integer(0));
-	for (int c = 0; c < 4; c++)
+	for (int c = 0; c < STORE_N_CAPTURE; c++)
 		json_object_set_new(capture, capture_names[c], json_integer(0));
 
 	/* every endpoint anything was counted for, counters first */
@@ -1751,7 +1753,7 @@ json_t *store_stats(struct store *s)
 	if (rc != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		for (int c = 0; c < 4; c++)
+		for (int c = 0; c < STORE_N_CAPTURE; c++)
 			if (!strcmp((const char *)sqlite3_column_text(st, 0),
 				    capture_names[c]))
 				json_object_set_new(capture, capture_names[c],

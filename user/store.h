@@ -117,11 +117,16 @@ int store_candidate_error(struct store *s, const char *endpoint,
 int store_field(struct store *s, const char *endpoint, const char *path,
 		bool noise) __attribute__((warn_unused_result));
 
+/* The capture object of stats: lost_events, gaps, parse_errors,
+ * truncated, tls_undecoded (TLS connections no hooked library decrypted). */
+#define STORE_N_CAPTURE 5
+
 /* The capture layer's loss counters, absolute values since this daemon
  * started (latest call wins); they are added to what earlier runs left in
  * the store. 0 or -errno. */
 int store_capture_counters(struct store *s, uint64_t lost_events, uint64_t gaps,
-			   uint64_t parse_errors, uint64_t truncated)
+			   uint64_t parse_errors, uint64_t truncated,
+			   uint64_t tls_undecoded)
 	__attribute__((warn_unused_result));
 
 /* Writes everything queued in one transaction (nothing when nothing is

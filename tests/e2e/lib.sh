@@ -61,6 +61,8 @@ start_nginx() {
 	local dir=$T/nginx-$1
 	mkdir -p "$dir/www"
 	printf '{"static":true,"items":[1,2,3]}' > "$dir/www/static.json"
+	# The same mtime in every instance: ETag and Last-Modified match.
+	touch -d @1700000000 "$dir/www/static.json"
 	cat > "$dir/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process on;
 pid $dir/nginx.pid; error_log stderr error;

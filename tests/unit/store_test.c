@@ -250,7 +250,7 @@ static void make_sample_store(void)
 	cr_assert_eq(store_candidate_error(s, "GET /orders", "timeout"), 0);
 	cr_assert_eq(store_field(s, "GET /users/{id}", "$.name", false), 0);
 	cr_assert_eq(store_field(s, "GET /users/{id}", "$.name", false), 0);
-	cr_assert_eq(store_capture_counters(s, 3, 2, 1, 4), 0);
+	cr_assert_eq(store_capture_counters(s, 3, 2, 1, 4, 5), 0);
 	store_close(s);
 }
 
@@ -421,8 +421,8 @@ Test(store, counters_add_up_across_daemon_restarts)
 		cr_assert_eq(store_count(s, "GET /a", STORE_SHED, 2), 0);
 		cr_assert_eq(store_candidate_error(s, "GET /a", "refused"), 0);
 		cr_assert_eq(store_candidate_error(s, "GET /a", "no-such-class"), 0);
-		cr_assert_eq(store_capture_counters(s, 1, 1, 1, 1), 0);
-		cr_assert_eq(store_capture_counters(s, 5, 6, 7, 8), 0); /* latest wins */
+		cr_assert_eq(store_capture_counters(s, 1, 1, 1, 1, 1), 0);
+		cr_assert_eq(store_capture_counters(s, 5, 6, 7, 8, 9), 0); /* latest wins */
 		cr_assert_eq(store_flush(s), 0);
 		store_close(s);
 	}
@@ -445,6 +445,7 @@ Test(store, counters_add_up_across_daemon_restarts)
 	e = json_object_get(st, "capture");
 	cr_assert_eq(json_integer_value(json_object_get(e, "lost_events")), 10);
 	cr_assert_eq(json_integer_value(json_object_get(e, "truncated")), 16);
+	cr_assert_eq(json_integer_value(json_object_get(e, "tls_undecoded")), 18);
 	json_decref(st);
 	store_close(s);
 }
@@ -823,6 +824,7 @@ Test(dump, stats_json_has_every_counter)
 	cr_assert_eq(json_integer_value(json_object_get(cap, "gaps")), 2);
 	cr_assert_eq(json_integer_value(json_object_get(cap, "parse_errors")), 1);
 	cr_assert_eq(json_integer_value(json_object_get(cap, "truncated")), 4);
+	cr_assert_eq(json_integer_value(json_object_get(cap, "tls_undecoded")), 5);
 	cr_assert_eq(json_array_size(json_object_get(st, "endpoints")), 2);
 	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
 		cr_assert(json_is_string(json_object_get(e, "endpoint")));
