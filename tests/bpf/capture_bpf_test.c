@@ -23,137 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capharness.h"
 #include "capture.h"
 #include "conn.h"
 #include "servers.h"
 #include "shadow_event.h"
 
-#define MAX_STREAMS 512
-
-struct bytes {
-	uint8_t *p;
-	size_t n, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->n + n > b->cap) {
-		b->cap = (b->n + n) * 2;
-		b->p = realloc(b->p, b->cap);
-		cr_assert_not_null(b->p);
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-}
-
-/* What the capture saw of one connection. */
-struct stream {
-	uint16_t rport;
-	bool midstream, closed;
-	uint64_t gaps;
-	struct bytes dir[2];
-};
-
-static struct stream streams[MAX_STREAMS];
-static size_t n_streams;
-static struct conn_table *table;
-static struct capture *cap;
-
-static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
-{
-	struct stream *s;
-	const char *colon = strrchr(info->client, ':');
-
-	cr_assert_lt(n_streams, MAX_STREAMS);
-	s = &streams[n_streams++];
-	memset(s, 0, sizeof(*s));
-	s->rport = colon ? atoi(colon + 1) : 0;
-	s->midstream = info->midstream;
-	return s;
-}
-
-static void sink_data(void *ctx, void *state, int dir, const uint8_t *p,
-		      size_t n, uint64_t ts)
-{
-	struct stream *s = state;
-
-	bytes_add(&s->dir[dir], p, n);
-}
-
-static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
-{
-	((struct stream *)state)->gaps++;
-}
-
-static void sink_close(void *ctx, void *state, uint64_t ts)
-{
-	((struct stream *)state)->closed = true;
-}
-
-static const struct conn_sink_ops collect_ops = {
-	.open = sink_open, .data = sink_data, .gap = sink_gap,
-	.close = sink_close,
-};
-
-static void on_event(void *ctx, const struct shadow_event *ev,
-		     const void *payload)
-{
-	conn_table_feed(table, ev, payload);
-}
-
-static void attach(pid_t pid, uint16_t port)
-{
-	struct conn_limits lim = { .max_conns = 4096 };
-	struct capture_config cfg = { .pids = &pid, .n_pids = 1,
-				      .ports = &port, .n_ports = port ? 1 : 0 };
-	char err[256] = "";
-	int rc;
-
-	n_streams = 0;
-	table = conn_table_new(&lim, &collect_ops, NULL);
-	cr_assert_not_null(table);
-	rc = capture_open(&cfg, on_event, NULL, &cap, err, sizeof(err));
-	if (rc == -EPERM || rc == -EINVAL)
-		cr_skip_test("the kernel refused to load: %s", err);
-	cr_assert_eq(rc, 0, "capture_open: %s", err);
-}
-
-/* Polls until no record arrived for quiet_ms. */
-static void drain(int quiet_ms)
-{
-	int idle = 0;
-
-	while (idle < quiet_ms) {
-		int n = capture_poll(cap);
-
-		cr_assert_geq(n, 0);
-		idle = n ? 0 : idle + 10;
-		usleep(10000);
-	}
-}
-
-static void detach(void)
-{
-	capture_close(cap);
-	cap = NULL;
-	conn_table_free(table);
-	table = NULL;
-}
-
-static void streams_free(void)
-{
-	for (size_t i = 0; i < n_streams; i++) {
-		free(streams[i].dir[0].p);
-		free(streams[i].dir[1].p);
-	}
-	n_streams = 0;
-}
-
 /* A client that keeps what it sent and received. */
 struct client {
 	int fd;
 	uint16_t lport;
-	struct bytes sent, recvd;
+	struct harness_bytes sent, recvd;
 };
 
 static void client_connect(struct client *c, int port)
@@ -182,7 +62,7 @@ static void client_send(struct client *c, const void *p, size_t n)
 		cr_assert_gt(w, 0, "write: %s", strerror(errno));
 		done += w;
 	}
-	bytes_add(&c->sent, p, n);
+	harness_bytes_add(&c->sent, p, n);
 }
 
 /* Reads one response (head + Content-Length body) into recvd. */
@@ -210,7 +90,7 @@ static void client_read_response(struct client *c)
 		}
 		r = read(c->fd, buf, sizeof(buf));
 		cr_assert_gt(r, 0, "read: %s", r < 0 ? strerror(errno) : "EOF");
-		bytes_add(&c->recvd, buf, r);
+		harness_bytes_add(&c->recvd, buf, r);
 	}
 }
 
@@ -247,25 +127,11 @@ static void client_free(struct client *c)
 	free(c->recvd.p);
 }
 
-static struct stream *stream_of(uint16_t lport)
-{
-	struct stream *found = NULL;
-
-	for (size_t i = 0; i < n_streams; i++)
-		if (streams[i].rport == lport) {
-			cr_assert_null(found, "two streams for client port %u",
-				       lport);
-			found = &streams[i];
-		}
-	cr_assert_not_null(found, "no stream for client port %u", lport);
-	return found;
-}
-
 /* The captured streams of c's connection equal what c sent and received,
  * from byte `from_in`/`from_out` of the client's record on. */
 static void assert_same(const struct client *c, size_t from_in, size_t from_out)
 {
-	const struct stream *s = stream_of(c->lport);
+	const struct harness_stream *s = harness_stream_of(c->lport);
 	size_t in = c->sent.n - from_in, out = c->recvd.n - from_out;
 
 	cr_assert_eq(s->gaps, 0, "port %u: %lu gaps", c->lport,
@@ -359,8 +225,7 @@ static int start_nginx(void)
 
 static void teardown(void)
 {
-	detach();
-	streams_free();
+	harness_detach();
 	servers_stop(&server);
 	if (nginx_dir[0]) {
 		char cmd[128];
@@ -380,25 +245,25 @@ static void keepalive_big_bodies_and_fd_reuse(int port)
 {
 	struct client a, b;
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	client_connect(&a, port);
 	client_request(&a, "GET", "/small", 0);
 	client_request(&a, "GET", "/big", 0);
-	drain(50);
+	harness_drain(50);
 	client_request(&a, "POST", "/small", 1 << 20);
 	client_request(&a, "GET", "/small?x=2", 0);
 	client_close(&a);
-	drain(100);
+	harness_drain(100);
 	client_connect(&b, port);
 	client_request(&b, "GET", "/small?after=reuse", 0);
 	client_close(&b);
-	drain(200);
+	harness_drain(200);
 
-	cr_assert_eq(n_streams, 2, "expected 2 connections, saw %zu", n_streams);
+	cr_assert_eq(harness_n_streams, 2, "expected 2 connections, saw %zu", harness_n_streams);
 	assert_same(&a, 0, 0);
 	assert_same(&b, 0, 0);
-	cr_assert(stream_of(a.lport)->closed, "close of the first not seen");
-	cr_assert_geq(stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
+	cr_assert(harness_stream_of(a.lport)->closed, "close of the first not seen");
+	cr_assert_geq(harness_stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
 	client_free(&a);
 	client_free(&b);
 }
@@ -420,19 +285,19 @@ Test(capture, nginx_worker_via_master_pid_sendfile_and_writev)
 	struct client a;
 
 	usleep(200000); /* let the master fork its worker */
-	attach(server.pid, port);
-	capture_get_stats(cap, &st);
+	harness_attach(server.pid, port);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_geq(st.targets, 2, "master and worker: %u targets",
 		      st.targets);
 	client_connect(&a, port);
 	client_request(&a, "GET", "/small", 0);
 	client_request(&a, "GET", "/big", 0);
-	drain(50);
+	harness_drain(50);
 	client_request(&a, "POST", "/small", 1 << 20);
 	client_request(&a, "GET", "/small", 0);
 	client_close(&a);
-	drain(200);
-	cr_assert_eq(n_streams, 1);
+	harness_drain(200);
+	cr_assert_eq(harness_n_streams, 1);
 	assert_same(&a, 0, 0);
 	client_free(&a);
 }
@@ -442,12 +307,12 @@ Test(capture, node_writev_response)
 	int port = start_node();
 	struct client a;
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	client_connect(&a, port);
 	for (int i = 0; i < 5; i++)
 		client_request(&a, "GET", "/writev", 0);
 	client_close(&a);
-	drain(200);
+	harness_drain(200);
 	assert_same(&a, 0, 0);
 	cr_assert(memmem(a.recvd.p, a.recvd.n, "{\"part\":\"one\",\"and\":\"two\"}",
 			 26), "the writev'd body is in the response");
@@ -459,7 +324,7 @@ Test(capture, python_100_concurrent_connections)
 	int port = start_python();
 	static struct client c[100];
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	for (int i = 0; i < 100; i++)
 		client_connect(&c[i], port);
 	for (int i = 0; i < 100; i++) {
@@ -472,8 +337,8 @@ Test(capture, python_100_concurrent_connections)
 		client_request(&c[i], "GET", "/small?second", 0);
 	for (int i = 0; i < 100; i++)
 		client_close(&c[i]);
-	drain(300);
-	cr_assert_eq(n_streams, 100);
+	harness_drain(300);
+	cr_assert_eq(harness_n_streams, 100);
 	for (int i = 0; i < 100; i++) {
 		assert_same(&c[i], 0, 0);
 		client_free(&c[i]);
@@ -492,13 +357,13 @@ Test(capture, keepalive_connection_opened_before_attach)
 	client_request(&a, "GET", "/small?before", 0);
 	in0 = a.sent.n;
 	out0 = a.recvd.n;
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	client_request(&a, "GET", "/small?after1", 0);
 	client_request(&a, "GET", "/big", 0);
 	client_close(&a);
-	drain(200);
-	cr_assert_eq(n_streams, 1);
-	cr_assert(stream_of(a.lport)->midstream,
+	harness_drain(200);
+	cr_assert_eq(harness_n_streams, 1);
+	cr_assert(harness_stream_of(a.lport)->midstream,
 		  "the connection was not marked as joined midstream");
 	assert_same(&a, in0, out0);
 	client_free(&a);
@@ -515,7 +380,7 @@ Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 	pid_t w;
 
 	usleep(200000);
-	attach(server.pid, port);
+	harness_attach(server.pid, port);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/small", port);
 	w = fork();
 	if (w == 0) {
@@ -524,13 +389,13 @@ Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 		_exit(127);
 	}
 	while (waitpid(w, &status, WNOHANG) == 0) {
-		cr_assert_geq(capture_poll(cap), 0);
+		cr_assert_geq(capture_poll(harness_cap), 0);
 		usleep(10000);
 	}
-	drain(300);
+	harness_drain(300);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wrk failed");
-	capture_get_stats(cap, &st);
-	cs = conn_table_stats(table);
+	capture_get_stats(harness_cap, &st);
+	cs = conn_table_stats(harness_table);
 	{
 		char buf[4096] = "";
 		ssize_t n = pread(ofd, buf, sizeof(buf) - 1, 0);
@@ -556,42 +421,36 @@ Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 Test(capture, exe_target_started_later_and_after_restart)
 {
 	struct capture_config cfg = { 0 };
-	struct conn_limits lim = { .max_conns = 4096 };
-	char node[PATH_MAX], err[256] = "", p[16];
+	char node[PATH_MAX], p[16];
 	const char *exes[1] = { node };
 	const char *argv[] = { "node", NULL, p, NULL };
 	struct capture_stats st;
 	struct client a, b;
 	unsigned before;
-	int port, rc;
+	int port;
 
 	cr_assert_not_null(realpath("/usr/bin/node", node));
 	cfg.exes = exes;
 	cfg.n_exes = 1;
-	n_streams = 0;
-	table = conn_table_new(&lim, &collect_ops, NULL);
-	rc = capture_open(&cfg, on_event, NULL, &cap, err, sizeof(err));
-	if (rc == -EPERM)
-		cr_skip_test("the kernel refused to load: %s", err);
-	cr_assert_eq(rc, 0, "capture_open: %s", err);
-	capture_get_stats(cap, &st);
+	harness_attach_cfg(&cfg);
+	capture_get_stats(harness_cap, &st);
 	before = st.targets;
 
 	argv[1] = strdup(servers_path("capture_server.js"));
 	port = servers_free_port();
 	snprintf(p, sizeof(p), "%d", port);
 	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
-	capture_get_stats(cap, &st);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_geq(st.targets, before + 1, "the new node is a target");
 	client_connect(&a, port);
 	client_request(&a, "GET", "/small?first", 0);
 	client_close(&a);
-	drain(100);
+	harness_drain(100);
 	assert_same(&a, 0, 0);
 
 	servers_stop(&server);
-	drain(100);
-	capture_get_stats(cap, &st);
+	harness_drain(100);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_eq(st.targets, before, "the exited node left the target set");
 	port = servers_free_port();
 	snprintf(p, sizeof(p), "%d", port);
@@ -599,7 +458,7 @@ Test(capture, exe_target_started_later_and_after_restart)
 	client_connect(&b, port);
 	client_request(&b, "GET", "/small?restarted", 0);
 	client_close(&b);
-	drain(100);
+	harness_drain(100);
 	assert_same(&b, 0, 0);
 	free((char *)argv[1]);
 	client_free(&a);

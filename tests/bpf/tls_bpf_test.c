@@ -22,112 +22,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "capharness.h"
 #include "capture.h"
 #include "conn.h"
 #include "servers.h"
 #include "shadow_event.h"
-
-#define MAX_STREAMS 256
-
-struct bytes {
-	uint8_t *p;
-	size_t n, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->n + n > b->cap) {
-		b->cap = (b->n + n) * 2;
-		b->p = realloc(b->p, b->cap);
-		cr_assert_not_null(b->p);
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-}
-
-/* What the capture saw of one connection. */
-struct stream {
-	uint16_t rport;
-	bool midstream, closed;
-	uint64_t gaps;
-	struct bytes dir[2];
-};
-
-static struct stream streams[MAX_STREAMS];
-static size_t n_streams;
-static struct conn_table *table;
-static struct capture *cap;
-
-static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
-{
-	const char *colon = strrchr(info->client, ':');
-	struct stream *s;
-
-	cr_assert_lt(n_streams, MAX_STREAMS);
-	s = &streams[n_streams++];
-	memset(s, 0, sizeof(*s));
-	s->rport = colon ? atoi(colon + 1) : 0;
-	s->midstream = info->midstream;
-	return s;
-}
-
-static void sink_data(void *ctx, void *state, int dir, const uint8_t *p,
-		      size_t n, uint64_t ts)
-{
-	bytes_add(&((struct stream *)state)->dir[dir], p, n);
-}
-
-static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
-{
-	((struct stream *)state)->gaps++;
-}
-
-static void sink_close(void *ctx, void *state, uint64_t ts)
-{
-	((struct stream *)state)->closed = true;
-}
-
-static const struct conn_sink_ops collect_ops = {
-	.open = sink_open, .data = sink_data, .gap = sink_gap,
-	.close = sink_close,
-};
-
-static void on_event(void *ctx, const struct shadow_event *ev,
-		     const void *payload)
-{
-	conn_table_feed(table, ev, payload);
-}
-
-static void attach(pid_t pid, uint16_t port)
-{
-	struct conn_limits lim = { .max_conns = 4096 };
-	struct capture_config cfg = { .pids = &pid, .n_pids = 1,
-				      .ports = &port, .n_ports = port ? 1 : 0 };
-	char err[256] = "";
-	int rc;
-
-	n_streams = 0;
-	table = conn_table_new(&lim, &collect_ops, NULL);
-	cr_assert_not_null(table);
-	rc = capture_open(&cfg, on_event, NULL, &cap, err, sizeof(err));
-	if (rc == -EPERM || rc == -EINVAL)
-		cr_skip_test("the kernel refused to load: %s", err);
-	cr_assert_eq(rc, 0, "capture_open: %s", err);
-}
-
-/* Polls until no record arrived for quiet_ms. */
-static void drain(int quiet_ms)
-{
-	int idle = 0;
-
-	while (idle < quiet_ms) {
-		int n = capture_poll(cap);
-
-		cr_assert_geq(n, 0);
-		idle = n ? 0 : idle + 10;
-		usleep(10000);
-	}
-}
 
 /* libssl through dlopen: the test links no TLS library itself. */
 static struct {
@@ -180,7 +79,7 @@ struct client {
 	int fd;
 	void *ssl;
 	uint16_t lport;
-	struct bytes sent, recvd;
+	struct harness_bytes sent, recvd;
 };
 
 static void client_connect(struct client *c, int port)
@@ -215,7 +114,7 @@ static void client_send(struct client *c, const void *p, size_t n)
 		cr_assert_gt(w, 0, "SSL_write failed");
 		done += w;
 	}
-	bytes_add(&c->sent, p, n);
+	harness_bytes_add(&c->sent, p, n);
 }
 
 /* Reads one response (head + Content-Length body) into recvd. */
@@ -243,7 +142,7 @@ static void client_read_response(struct client *c)
 		}
 		r = ossl.read(c->ssl, buf, sizeof(buf));
 		cr_assert_gt(r, 0, "SSL_read: EOF or error");
-		bytes_add(&c->recvd, buf, r);
+		harness_bytes_add(&c->recvd, buf, r);
 	}
 }
 
@@ -283,25 +182,11 @@ static void client_free(struct client *c)
 	free(c->recvd.p);
 }
 
-static struct stream *stream_of(uint16_t lport)
-{
-	struct stream *found = NULL;
-
-	for (size_t i = 0; i < n_streams; i++)
-		if (streams[i].rport == lport) {
-			cr_assert_null(found, "two streams for client port %u",
-				       lport);
-			found = &streams[i];
-		}
-	cr_assert_not_null(found, "no stream for client port %u", lport);
-	return found;
-}
-
 /* The captured streams of c's connection equal the plaintext c sent and
  * received, from byte from_in/from_out of the client's record on. */
 static void assert_same(const struct client *c, size_t from_in, size_t from_out)
 {
-	const struct stream *s = stream_of(c->lport);
+	const struct harness_stream *s = harness_stream_of(c->lport);
 	size_t in = c->sent.n - from_in, out = c->recvd.n - from_out;
 
 	cr_assert_eq(s->gaps, 0, "port %u: %lu gaps", c->lport,
@@ -399,15 +284,7 @@ static int start_script(const char *interp, const char *script)
 
 static void teardown(void)
 {
-	capture_close(cap);
-	cap = NULL;
-	conn_table_free(table);
-	table = NULL;
-	for (size_t i = 0; i < n_streams; i++) {
-		free(streams[i].dir[0].p);
-		free(streams[i].dir[1].p);
-	}
-	n_streams = 0;
+	harness_detach();
 	servers_stop(&server);
 	if (dir[0]) {
 		char cmd[128];
@@ -441,10 +318,10 @@ static uint8_t *slurp(const char *path, size_t *n)
 
 /* The stream's inbound side is exactly the requests for `paths`, in
  * order, as curl writes them (request line, then Host first). */
-static void assert_curl_requests(const struct stream *s, int port,
+static void assert_curl_requests(const struct harness_stream *s, int port,
 				 const char *const *paths, int n)
 {
-	const struct bytes *in = &s->dir[SHADOW_DIR_IN];
+	const struct harness_bytes *in = &s->dir[SHADOW_DIR_IN];
 	size_t at = 0;
 
 	for (int i = 0; i < n; i++) {
@@ -469,11 +346,11 @@ static void assert_curl_requests(const struct stream *s, int port,
 
 /* The outbound side is exactly the head curl dumped and the body it
  * saved, for each response in order. */
-static void assert_curl_responses(const struct stream *s, const char *hdrs,
+static void assert_curl_responses(const struct harness_stream *s, const char *hdrs,
 				  const char *const *bodies, int n)
 {
-	const struct bytes *out = &s->dir[SHADOW_DIR_OUT];
-	struct bytes want = { 0 };
+	const struct harness_bytes *out = &s->dir[SHADOW_DIR_OUT];
+	struct harness_bytes want = { 0 };
 	size_t hn, bn;
 	uint8_t *h = slurp(hdrs, &hn);
 	size_t hat = 0;
@@ -484,9 +361,9 @@ static void assert_curl_responses(const struct stream *s, const char *hdrs,
 		uint8_t *b = slurp(bodies[i], &bn);
 
 		cr_assert_not_null(end, "head %d missing in %s", i, hdrs);
-		bytes_add(&want, h + hat, end + 4 - (h + hat));
+		harness_bytes_add(&want, h + hat, end + 4 - (h + hat));
 		hat = end + 4 - h;
-		bytes_add(&want, b, bn);
+		harness_bytes_add(&want, b, bn);
 		free(b);
 	}
 	cr_assert_eq(out->n, want.n, "captured %zu response bytes, curl got %zu",
@@ -507,8 +384,8 @@ Test(tls, nginx_https_20_curl_and_keepalive_three)
 	const char *paths[3];
 	char pathbuf[3][32];
 
-	attach(server.pid, port);
-	capture_get_stats(cap, &st);
+	harness_attach(server.pid, port);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_geq(st.tls_libs, 1, "no libssl hooked");
 	snprintf(hdrs, sizeof(hdrs), "%s/h", dir);
 	for (int i = 0; i < 20; i++) {
@@ -520,15 +397,15 @@ Test(tls, nginx_https_20_curl_and_keepalive_three)
 			 "https://127.0.0.1:%d/small?i=%d", port, i);
 		unlink(hdrs);
 		cr_assert_eq(servers_run(argv), 0, "curl %d failed", i);
-		drain(30);
-		cr_assert_eq(n_streams, (size_t)i + 1, "%zu streams after %d curls",
-			     n_streams, i + 1);
+		harness_drain(30);
+		cr_assert_eq(harness_n_streams, (size_t)i + 1, "%zu streams after %d curls",
+			     harness_n_streams, i + 1);
 		snprintf(pathbuf[0], sizeof(pathbuf[0]), "/small?i=%d", i);
 		paths[0] = pathbuf[0];
-		assert_curl_requests(&streams[i], port, paths, 1);
-		assert_curl_responses(&streams[i], hdrs,
+		assert_curl_requests(&harness_streams[i], port, paths, 1);
+		assert_curl_responses(&harness_streams[i], hdrs,
 				      (const char *const[]){ body[0] }, 1);
-		cr_assert(streams[i].closed, "curl %d: close not seen", i);
+		cr_assert(harness_streams[i].closed, "curl %d: close not seen", i);
 	}
 	unlink(hdrs);
 	{
@@ -547,14 +424,14 @@ Test(tls, nginx_https_20_curl_and_keepalive_three)
 		}
 		cr_assert_eq(servers_run(argv), 0, "keep-alive curl failed");
 	}
-	drain(100);
-	cr_assert_eq(n_streams, 21, "three keep-alive requests on one "
-		     "connection: %zu streams", n_streams);
-	assert_curl_requests(&streams[20], port, paths, 3);
-	assert_curl_responses(&streams[20], hdrs,
+	harness_drain(100);
+	cr_assert_eq(harness_n_streams, 21, "three keep-alive requests on one "
+		     "connection: %zu streams", harness_n_streams);
+	assert_curl_requests(&harness_streams[20], port, paths, 3);
+	assert_curl_responses(&harness_streams[20], hdrs,
 			      (const char *const[]){ body[0], body[1], body[2] }, 3);
-	cr_assert_eq(streams[20].gaps, 0);
-	capture_get_stats(cap, &st);
+	cr_assert_eq(harness_streams[20].gaps, 0);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_eq(st.tls_undecoded, 0);
 	cr_assert_eq(st.tls_unlinked, 0);
 	cr_assert_eq(st.lost, 0);
@@ -572,17 +449,17 @@ static void exact_bytes_big_bodies(int port)
 	client_request(&a, "POST", "/small", 1 << 20);
 	client_request(&a, "GET", "/small?x=2", 0);
 	client_close(&a);
-	drain(100);
+	harness_drain(100);
 	client_connect(&b, port);
 	client_request(&b, "GET", "/small?after=reuse", 0);
 	client_close(&b);
-	drain(200);
+	harness_drain(200);
 
-	cr_assert_eq(n_streams, 2, "expected 2 connections, saw %zu", n_streams);
+	cr_assert_eq(harness_n_streams, 2, "expected 2 connections, saw %zu", harness_n_streams);
 	assert_same(&a, 0, 0);
 	assert_same(&b, 0, 0);
-	cr_assert_geq(stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
-	cr_assert(stream_of(a.lport)->closed);
+	cr_assert_geq(harness_stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
+	cr_assert(harness_stream_of(a.lport)->closed);
 	client_free(&a);
 	client_free(&b);
 }
@@ -591,7 +468,7 @@ Test(tls, nginx_https_exact_plaintext_big_bodies)
 {
 	int port = start_nginx();
 
-	attach(server.pid, port);
+	harness_attach(server.pid, port);
 	exact_bytes_big_bodies(port);
 }
 
@@ -599,7 +476,7 @@ Test(tls, python_ssl_http_server_exact_plaintext)
 {
 	int port = start_script("/usr/bin/python3", "tls_server.py");
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	exact_bytes_big_bodies(port);
 }
 
@@ -615,13 +492,13 @@ Test(tls, nginx_https_connection_opened_before_attach)
 	client_request(&a, "GET", "/small?before", 0);
 	in0 = a.sent.n;
 	out0 = a.recvd.n;
-	attach(server.pid, port);
+	harness_attach(server.pid, port);
 	client_request(&a, "GET", "/small?after1", 0);
 	client_request(&a, "GET", "/big", 0);
 	client_close(&a);
-	drain(200);
-	cr_assert_eq(n_streams, 1);
-	cr_assert(stream_of(a.lport)->midstream);
+	harness_drain(200);
+	cr_assert_eq(harness_n_streams, 1);
+	cr_assert(harness_stream_of(a.lport)->midstream);
 	assert_same(&a, in0, out0);
 	client_free(&a);
 }
@@ -635,23 +512,23 @@ Test(tls, node_https_counted_undecoded_and_never_emitted)
 	struct capture_stats st;
 	struct client c[3];
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	for (int i = 0; i < 3; i++) {
 		client_connect(&c[i], port);
 		client_request(&c[i], "GET", "/small", 0);
 		client_request(&c[i], "GET", "/small?again", 0);
 	}
-	drain(100);
-	capture_get_stats(cap, &st);
+	harness_drain(100);
+	capture_get_stats(harness_cap, &st);
 	/* The server's handshake writes already told: no hooked call. */
 	cr_assert_eq(st.tls_undecoded, 3, "undecoded while open: %llu",
 		     (unsigned long long)st.tls_undecoded);
 	for (int i = 0; i < 3; i++)
 		client_close(&c[i]);
-	drain(200);
-	cr_assert_eq(n_streams, 3);
+	harness_drain(200);
+	cr_assert_eq(harness_n_streams, 3);
 	for (int i = 0; i < 3; i++) {
-		const struct stream *s = stream_of(c[i].lport);
+		const struct harness_stream *s = harness_stream_of(c[i].lport);
 
 		cr_assert_eq(s->dir[0].n + s->dir[1].n, 0,
 			     "%zu/%zu bytes of ciphertext emitted", s->dir[0].n,
@@ -659,7 +536,7 @@ Test(tls, node_https_counted_undecoded_and_never_emitted)
 		cr_assert(s->closed);
 		client_free(&c[i]);
 	}
-	capture_get_stats(cap, &st);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_eq(st.tls_undecoded, 3, "each counted once: %llu",
 		     (unsigned long long)st.tls_undecoded);
 }
@@ -676,22 +553,22 @@ Test(tls, node_hello_then_close_counted_at_close)
 	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x00, 0x40, 0x01 };
 	int fd;
 
-	attach(server.pid, 0);
+	harness_attach(server.pid, 0);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	cr_assert_eq(write(fd, hello, sizeof(hello)), (ssize_t)sizeof(hello));
 	usleep(100000);
-	drain(50);
-	capture_get_stats(cap, &st);
+	harness_drain(50);
+	capture_get_stats(harness_cap, &st);
 	cr_assert_eq(st.tls_undecoded, 0, "counted before it was known");
 	close(fd);
-	for (int i = 0; i < 40 && !(n_streams == 1 && streams[0].closed); i++)
-		drain(50);
-	capture_get_stats(cap, &st);
-	cr_assert_eq(n_streams, 1);
-	cr_assert(streams[0].closed, "node did not close it");
-	cr_assert_eq(streams[0].dir[0].n + streams[0].dir[1].n, 0,
+	for (int i = 0; i < 40 && !(harness_n_streams == 1 && harness_streams[0].closed); i++)
+		harness_drain(50);
+	capture_get_stats(harness_cap, &st);
+	cr_assert_eq(harness_n_streams, 1);
+	cr_assert(harness_streams[0].closed, "node did not close it");
+	cr_assert_eq(harness_streams[0].dir[0].n + harness_streams[0].dir[1].n, 0,
 		     "ciphertext emitted");
 	cr_assert_eq(st.tls_undecoded, 1, "undecoded: %llu",
 		     (unsigned long long)st.tls_undecoded);

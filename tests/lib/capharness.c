@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "capharness.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "conn.h"
+#include "shadow_event.h"
+
+struct harness_stream harness_streams[HARNESS_MAX_STREAMS];
+size_t harness_n_streams;
+struct capture *harness_cap;
+struct conn_table *harness_table;
+
+void harness_bytes_add(struct harness_bytes *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = (b->n + n) * 2;
+		b->p = realloc(b->p, b->cap);
+		cr_assert_not_null(b->p);
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
+{
+	const char *colon = strrchr(info->client, ':');
+	struct harness_stream *s;
+
+	cr_assert_lt(harness_n_streams, HARNESS_MAX_STREAMS);
+	s = &harness_streams[harness_n_streams++];
+	memset(s, 0, sizeof(*s));
+	s->rport = colon ? atoi(colon + 1) : 0;
+	s->midstream = info->midstream;
+	return s;
+}
+
+static void sink_data(void *ctx, void *state, int dir, const uint8_t *p,
+		      size_t n, uint64_t ts)
+{
+	struct harness_stream *s = state;
+
+	harness_bytes_add(&s->dir[dir], p, n);
+}
+
+static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
+{
+	((struct harness_stream *)state)->gaps++;
+}
+
+static void sink_close(void *ctx, void *state, uint64_t ts)
+{
+	((struct harness_stream *)state)->closed = true;
+}
+
+static const struct conn_sink_ops collect_ops = {
+	.open = sink_open, .data = sink_data, .gap = sink_gap,
+	.close = sink_close,
+};
+
+static void on_event(void *ctx, const struct shadow_event *ev,
+		     const void *payload)
+{
+	conn_table_feed(harness_table, ev, payload);
+}
+
+void harness_attach_cfg(const struct capture_config *cfg)
+{
+	struct conn_limits lim = { .max_conns = 4096 };
+	char err[256] = "";
+	int rc;
+
+	harness_n_streams = 0;
+	harness_table = conn_table_new(&lim, &collect_ops, NULL);
+	cr_assert_not_null(harness_table);
+	rc = capture_open(cfg, on_event, NULL, &harness_cap, err, sizeof(err));
+	if (rc == -EPERM || strstr(err, "kernel refused"))
+		cr_skip_test("the kernel refused to load: %s", err);
+	cr_assert_eq(rc, 0, "capture_open: %s", err);
+}
+
+void harness_attach(pid_t pid, uint16_t port)
+{
+	struct capture_config cfg = { .pids = &pid, .n_pids = 1,
+				      .ports = &port, .n_ports = port ? 1 : 0 };
+
+	harness_attach_cfg(&cfg);
+}
+
+void harness_drain(int quiet_ms)
+{
+	int idle = 0;
+
+	while (idle < quiet_ms) {
+		int n = capture_poll(harness_cap);
+
+		cr_assert_geq(n, 0);
+		idle = n ? 0 : idle + 10;
+		usleep(10000);
+	}
+}
+
+void harness_detach(void)
+{
+	capture_close(harness_cap);
+	harness_cap = NULL;
+	conn_table_free(harness_table);
+	harness_table = NULL;
+	for (size_t i = 0; i < harness_n_streams; i++) {
+		free(harness_streams[i].dir[0].p);
+		free(harness_streams[i].dir[1].p);
+	}
+	harness_n_streams = 0;
+}
+
+struct harness_stream *harness_stream_of(uint16_t lport)
+{
+	struct harness_stream *found = NULL;
+
+	for (size_t i = 0; i < harness_n_streams; i++)
+		if (harness_streams[i].rport == lport) {
+			cr_assert_null(found, "two streams for client port %u",
+				       lport);
+			found = &harness_streams[i];
+		}
+	cr_assert_not_null(found, "no stream for client port %u", lport);
+	return found;
+}
