@@ -99,7 +99,7 @@ $(OUTPUT)/tests/bpf/%: $(OUTPUT)/tests/bpf/%.o $(TLIB_OBJS) $(LIB)
 
 $(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
 
 unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS)
 	$(Q)tests/run.sh unit $(UNIT_BINS)
