@@ -104,9 +104,12 @@ struct exe_key {
 	__u32 _pad;
 };
 
+/* One record being filled. data is twice the largest payload so that the
+ * verifier can see every copy stays inside it (a fill below one chunk plus a
+ * piece of at most one chunk). */
 struct scratch {
 	struct shadow_event h;
-	__u8 data[SHADOW_CHUNK_MAX];
+	__u8 data[SHADOW_CHUNK_MAX * 2];
 };
 
 struct {
@@ -142,15 +145,19 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
+/* The syscall a thread is in, between its enter and exit tracepoints: task
+ * local storage, so the hot path takes no hash-map lock. kind 0 = none. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct active);
 } actives SEC(".maps");
 
+/* Indexed by CPU (user space sizes it to the possible CPUs): a per-CPU
+ * array cannot hold values this large. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct scratch);
@@ -214,6 +221,28 @@ static __always_inline void stat_inc(__u32 idx)
 
 	if (v)
 		*v += 1;
+}
+
+/* Records the syscall the current thread entered. */
+static __always_inline void active_put(const struct active *a)
+{
+	struct active *slot = bpf_task_storage_get(&actives,
+						   bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (slot)
+		*slot = *a;
+	else
+		stat_inc(STAT_ACTIVE_FULL);
+}
+
+/* The syscall the current thread is in, or NULL. */
+static __always_inline struct active *active_get(void)
+{
+	struct active *a = bpf_task_storage_get(&actives,
+						bpf_get_current_task_btf(), 0, 0);
+
+	return a && a->kind ? a : NULL;
 }
 
 /* Batch wakeups: user space drains on a short timer, so only a filling
@@ -281,8 +310,7 @@ static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 		c->tls = TLS_UNDECODED;
 		stat_inc(STAT_TLS_UNDECODED);
 	}
-	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
-		stat_inc(STAT_ACTIVE_FULL);
+	active_put(&a);
 }
 
 /* Whether the first inbound bytes of a connection are a TLS record: a
@@ -314,101 +342,119 @@ static __always_inline bool first_bytes_tls(const struct active *a, long ret,
 	       b[2] <= 0x04;
 }
 
-/* State of one syscall's walk over its buffer or iovecs, chunk by chunk. */
+/* State of one syscall's walk over its buffer or iovecs. The pieces are
+ * copied back to back into one record of up to SHADOW_CHUNK_MAX bytes, so
+ * a writev of headers and body costs one ring-buffer record, not two. */
 struct walk {
 	__u64 base;    /* iovec array (iovcnt > 0) or the buffer */
 	__u64 cur;     /* user address of the current piece */
 	__u64 cur_left; /* bytes left in the current piece */
-	__u64 left;    /* bytes of the syscall's return still to emit */
-	__u64 off;     /* stream offset of the next byte */
+	__u64 left;    /* bytes of the syscall's return still to copy */
+	__u64 off;     /* stream offset of the next byte to copy */
+	__u64 ts;      /* one timestamp for the whole syscall */
+	__u32 fill;    /* bytes in the record being filled */
 	__u32 iov_idx;
 	__u32 iovcnt;
-	__u32 chunks;
+	__u32 chunks;  /* records emitted */
 	__u32 tgid, fd, gen;
 	__u8 dir;
 };
 
+static __always_inline struct scratch *scratch_get(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&scratches, &cpu);
+}
+
+/* Emits a record of `fill` copied bytes followed by `lost` bytes that
+ * could not be copied (size = fill + lost). */
+static __always_inline void walk_emit(struct walk *w, struct scratch *s,
+				      __u64 lost)
+{
+	__u32 fill = w->fill;
+
+	if (!fill && !lost)
+		return;
+	if (fill > SHADOW_CHUNK_MAX)
+		fill = SHADOW_CHUNK_MAX;
+	s->h.ts_ns = w->ts;
+	s->h.offset = w->off - fill;
+	s->h.tgid = w->tgid;
+	s->h.fd = w->fd;
+	s->h.gen = w->gen;
+	s->h.len = fill;
+	s->h.size = fill + lost;
+	s->h.kind = SHADOW_EV_DATA;
+	s->h.dir = w->dir;
+	s->h.flags = 0;
+	output(s, sizeof(s->h) + fill);
+	w->off += lost;
+	w->fill = 0;
+	w->chunks++;
+}
+
 static long walk_chunk(__u32 i, struct walk *w)
 {
-	__u32 zero = 0;
-	struct scratch *s;
-	__u64 n, size;
+	struct scratch *s = scratch_get();
+	__u64 n, fill;
 
-	if (!w->left)
+	if (!s)
 		return 1;
+	if (!w->left) {
+		walk_emit(w, s, 0);
+		return 1;
+	}
 	if (!w->cur_left) {
 		/* Step to the next iovec; one loop iteration each. */
 		struct iovec iov;
 
 		if (!w->iovcnt || w->iov_idx >= w->iovcnt ||
-		    w->iov_idx >= SHADOW_IOV_MAX)
-			goto rest_lost;
-		if (bpf_probe_read_user(&iov, sizeof(iov),
+		    w->iov_idx >= SHADOW_IOV_MAX ||
+		    bpf_probe_read_user(&iov, sizeof(iov),
 					(void *)(w->base + w->iov_idx *
-						 sizeof(struct iovec))) < 0)
-			goto rest_lost;
+						 sizeof(struct iovec))) < 0) {
+			/* What we cannot walk is a visible gap. */
+			stat_inc(STAT_TRUNCATED);
+			walk_emit(w, s, w->left);
+			return 1;
+		}
 		w->iov_idx++;
 		w->cur = (__u64)iov.iov_base;
 		w->cur_left = iov.iov_len;
 		return 0;
 	}
-	s = bpf_map_lookup_elem(&scratches, &zero);
-	if (!s)
+	if (w->chunks >= MAX_CHUNKS) {
+		/* Too long to copy whole: the rest is a visible gap. */
+		stat_inc(STAT_TRUNCATED);
+		walk_emit(w, s, w->left);
 		return 1;
+	}
+	fill = w->fill & (SHADOW_CHUNK_MAX - 1);
 	n = w->cur_left < w->left ? w->cur_left : w->left;
+	if (n > SHADOW_CHUNK_MAX - fill)
+		n = SHADOW_CHUNK_MAX - fill;
 	if (n > SHADOW_CHUNK_MAX)
 		n = SHADOW_CHUNK_MAX;
-	size = n;
-	/* The last chunk the loop allows stands for everything left. */
-	if (++w->chunks >= MAX_CHUNKS && w->left > n) {
-		size = w->left;
-		stat_inc(STAT_TRUNCATED);
+	if (bpf_probe_read_user(s->data + fill, n, (void *)w->cur) < 0) {
+		/* An unreadable buffer: what was copied, then a gap. */
+		walk_emit(w, s, n);
+	} else {
+		w->fill += n;
+		w->off += n;
+		if (w->fill >= SHADOW_CHUNK_MAX)
+			walk_emit(w, s, 0);
 	}
-	s->h.ts_ns = bpf_ktime_get_ns();
-	s->h.offset = w->off;
-	s->h.tgid = w->tgid;
-	s->h.fd = w->fd;
-	s->h.gen = w->gen;
-	s->h.len = n;
-	s->h.size = size;
-	s->h.kind = SHADOW_EV_DATA;
-	s->h.dir = w->dir;
-	s->h.flags = 0;
-	if (bpf_probe_read_user(s->data, n, (void *)w->cur) < 0) {
-		s->h.len = 0;
-		n = 0;
-	}
-	output(s, sizeof(s->h) + n);
-	w->cur += size;
-	w->cur_left -= size < w->cur_left ? size : w->cur_left;
-	w->left -= size;
-	w->off += size;
+	w->cur += n;
+	w->cur_left -= n;
+	w->left -= n;
 	return 0;
-
-rest_lost:
-	/* What the iovecs we could not walk carried: a visible gap. */
-	s = bpf_map_lookup_elem(&scratches, &zero);
-	if (s) {
-		s->h.ts_ns = bpf_ktime_get_ns();
-		s->h.offset = w->off;
-		s->h.tgid = w->tgid;
-		s->h.fd = w->fd;
-		s->h.gen = w->gen;
-		s->h.len = 0;
-		s->h.size = w->left;
-		s->h.kind = SHADOW_EV_DATA;
-		s->h.dir = w->dir;
-		s->h.flags = 0;
-		output(s, sizeof(s->h));
-	}
-	stat_inc(STAT_TRUNCATED);
-	return 1;
 }
 
 static __always_inline void exit_call(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct active *a = active_get();
 	struct conn_state *c;
 	struct conn_key k;
 	struct walk w = {};
@@ -442,12 +488,13 @@ static __always_inline void exit_call(long ret)
 		w.cur_left = ret;
 	}
 	w.left = ret;
+	w.ts = bpf_ktime_get_ns();
 	w.tgid = k.tgid;
 	w.fd = k.fd;
 	w.gen = c->gen;
-	bpf_loop(MAX_CHUNKS + SHADOW_IOV_MAX, walk_chunk, &w, 0);
+	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
 out:
-	bpf_map_delete_elem(&actives, &id);
+	a->kind = 0;
 }
 
 /* accept(2) and accept4(2): a new server-side connection maybe. */
@@ -458,14 +505,13 @@ static __always_inline void enter_accept(void)
 
 	if (!is_target(id >> 32))
 		return;
-	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
-		stat_inc(STAT_ACTIVE_FULL);
+	active_put(&a);
 }
 
 static __always_inline void exit_accept(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct active *a = active_get();
 	struct {
 		struct shadow_event h;
 		struct shadow_open o;
@@ -474,11 +520,13 @@ static __always_inline void exit_accept(long ret)
 	struct conn_key k;
 	struct sock *sk;
 	__u16 lport;
+	__u8 kind;
 
 	if (!a)
 		return;
-	bpf_map_delete_elem(&actives, &id);
-	if (ret < 0 || a->kind != ACT_ACCEPT)
+	kind = a->kind;
+	a->kind = 0;
+	if (ret < 0 || kind != ACT_ACCEPT)
 		return;
 	sk = fd_sock(ret);
 	if (!sk)
@@ -704,8 +752,7 @@ int handle_sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 		if (f)
 			a.file_off = BPF_CORE_READ(f, f_pos);
 	}
-	if (bpf_map_update_elem(&actives, &id, &a, BPF_ANY) < 0)
-		stat_inc(STAT_ACTIVE_FULL);
+	active_put(&a);
 	return 0;
 }
 
@@ -713,7 +760,7 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a = bpf_map_lookup_elem(&actives, &id);
+	struct active *a = active_get();
 	struct {
 		struct shadow_event h;
 		struct shadow_sendfile s;
@@ -767,7 +814,7 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 		rec->s.path[0] = '\0';
 	bpf_ringbuf_submit(rec, wake_flag());
 out:
-	bpf_map_delete_elem(&actives, &id);
+	a->kind = 0;
 	return 0;
 }
 
@@ -913,10 +960,11 @@ static __always_inline void ssl_exit(int ret)
 	w.cur = sc->buf;
 	w.cur_left = n;
 	w.left = n;
+	w.ts = bpf_ktime_get_ns();
 	w.tgid = k.tgid;
 	w.fd = k.fd;
 	w.gen = c->gen;
-	bpf_loop(MAX_CHUNKS + SHADOW_IOV_MAX, walk_chunk, &w, 0);
+	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
 out:
 	bpf_map_delete_elem(&ssl_calls, &id);
 }

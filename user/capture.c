@@ -794,6 +794,10 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	bpf_program__set_autoattach(c->skel->progs.handle_ssl_do_handshake,
 				    false);
 	bpf_program__set_autoattach(c->skel->progs.handle_ssl_return, false);
+	/* One record scratch buffer per CPU (see bpf/capture.bpf.c). */
+	bpf_map__set_max_entries(c->skel->maps.scratches,
+				 libbpf_num_possible_cpus() > 0 ?
+				 libbpf_num_possible_cpus() : 1);
 	rc = capture_bpf__load(c->skel);
 	if (rc < 0) {
 		snprintf(err, errlen, "the kernel refused the BPF programs: %s%s",

@@ -808,8 +808,9 @@ static void setup(struct daemon *d)
 	}
 }
 
-/* After attaching, so a failed start leaves no empty store behind. Nothing
- * reaches the store before the loop runs. */
+/* After attaching, so a failed start leaves no empty store behind, and
+ * before dropping capabilities. Nothing reaches the store before the loop
+ * runs. */
 static void open_store(struct daemon *d)
 {
 	const struct options *o = &d->o;
@@ -858,7 +859,6 @@ static void attach(struct daemon *d)
 			d) < 0)
 		die("out of memory");
 	d->poll_delay_ms = 10;
-	drop_capabilities();
 }
 
 static int signal_fd(void)
@@ -902,6 +902,10 @@ int main(int argc, char **argv)
 		attach(&d);
 	}
 	open_store(&d);
+	/* Only once the store's files are open: they may live in a directory
+	 * only the dropped capabilities could write to. */
+	if (d.cap)
+		drop_capabilities();
 	if (loop_run(d.loop) < 0)
 		fprintf(stderr, "shadowd: event loop failed: %s\n",
 			strerror(errno));
