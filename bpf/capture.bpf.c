@@ -124,6 +124,14 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+/* The targets as a bitmap over tgids (pid_max is at most 2^22). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, (1 << 22) / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} target_bits SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
@@ -274,9 +282,34 @@ static __always_inline struct sock *fd_sock(__u32 fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
+/* Whether tgid is a target: one bit in an array, so that the syscalls of
+ * every other process on the host (the load generator, the candidate, the
+ * whole machine) cost an array index and nothing more. `targets` keeps the
+ * same set as a hash for user space to list. */
 static __always_inline bool is_target(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	__u32 word = tgid / 64;
+	__u64 *v = bpf_map_lookup_elem(&target_bits, &word);
+
+	return v && ((*v >> (tgid % 64)) & 1);
+}
+
+static __always_inline void target_mark(__u32 tgid, bool on)
+{
+	__u32 word = tgid / 64;
+	__u64 *v = bpf_map_lookup_elem(&target_bits, &word);
+	__u64 bit = 1ull << (tgid % 64);
+	__u8 one = 1;
+
+	if (on) {
+		bpf_map_update_elem(&targets, &tgid, &one, BPF_ANY);
+		if (v)
+			__sync_fetch_and_or(v, bit);
+	} else {
+		bpf_map_delete_elem(&targets, &tgid);
+		if (v)
+			__sync_fetch_and_and(v, ~bit);
+	}
 }
 
 /* Socket I/O inside a hooked SSL call ties the SSL object to the fd (the
@@ -290,8 +323,13 @@ static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 	struct conn_key k = { .tgid = id >> 32, .fd = fd };
 	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
 			    .kind = ACT_IO, .dir = dir };
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
-	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
+	struct conn_state *c;
+	struct ssl_call *sc;
+
+	if (!is_target(k.tgid))
+		return;
+	c = bpf_map_lookup_elem(&conns, &k);
+	sc = bpf_map_lookup_elem(&ssl_calls, &id);
 
 	if (sc && !sc->has_fd) {
 		sc->fd = fd;
@@ -454,11 +492,14 @@ static long walk_chunk(__u32 i, struct walk *w)
 static __always_inline void exit_call(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a = active_get();
+	struct active *a;
 	struct conn_state *c;
 	struct conn_key k;
 	struct walk w = {};
 
+	if (!is_target(id >> 32))
+		return;
+	a = active_get();
 	if (!a)
 		return;
 	k.tgid = id >> 32;
@@ -642,7 +683,7 @@ static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir)
 			      .fd = fd };
 	struct user_msghdr m;
 
-	if (!bpf_map_lookup_elem(&conns, &k))
+	if (!is_target(k.tgid) || !bpf_map_lookup_elem(&conns, &k))
 		return;
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) < 0 ||
 	    !m.msg_iovlen)
@@ -738,7 +779,7 @@ int handle_sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 			    .in_fd = ctx->args[1], .dir = SHADOW_DIR_OUT };
 	__u64 uoff = ctx->args[2];
 
-	if (!bpf_map_lookup_elem(&conns, &k))
+	if (!is_target(k.tgid) || !bpf_map_lookup_elem(&conns, &k))
 		return 0;
 	if (uoff) {
 		bpf_probe_read_user(&a.file_off, sizeof(a.file_off),
@@ -760,7 +801,7 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a = active_get();
+	struct active *a = is_target(id >> 32) ? active_get() : NULL;
 	struct {
 		struct shadow_event h;
 		struct shadow_sendfile s;
@@ -862,7 +903,8 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		struct shadow_event h;
 		struct shadow_close c;
 	} rec = {};
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+	struct conn_state *c = is_target(k.tgid) ?
+		bpf_map_lookup_elem(&conns, &k) : NULL;
 
 	if (!c)
 		return 0;
@@ -1027,10 +1069,9 @@ int BPF_PROG(handle_sched_process_fork, struct task_struct *parent,
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	__u8 one = 1;
 
 	if (ctgid != ptgid && is_target(ptgid))
-		bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
+		target_mark(ctgid, true);
 	return 0;
 }
 
@@ -1042,12 +1083,11 @@ int BPF_PROG(handle_sched_process_exec, struct task_struct *p, pid_t old_pid,
 	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
 	struct exe_key k = {};
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	__u8 one = 1;
 
 	k.ino = BPF_CORE_READ(ino, i_ino);
 	k.dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	if (bpf_map_lookup_elem(&exes, &k))
-		bpf_map_update_elem(&targets, &tgid, &one, BPF_ANY);
+		target_mark(tgid, true);
 	return 0;
 }
 
@@ -1060,7 +1100,7 @@ int BPF_PROG(handle_sched_process_exit, struct task_struct *p)
 
 	/* A thread that dies inside an SSL call leaves no marker behind. */
 	bpf_map_delete_elem(&ssl_calls, &id);
-	if (pid == tgid)
-		bpf_map_delete_elem(&targets, &tgid);
+	if (pid == tgid && is_target(tgid))
+		target_mark(tgid, false);
 	return 0;
 }

@@ -193,13 +193,21 @@ static pid_t read_ppid(pid_t pid)
 	return (pid_t)strtol(p + 3, NULL, 10);
 }
 
+/* Adds pid to both forms of the target set (the kernel's fast bitmap and
+ * the hash user space lists). */
 static void target_add(struct capture *c, pid_t pid)
 {
-	__u32 k = pid;
+	__u32 k = pid, word = (__u32)pid / 64;
+	__u64 bits = 0;
 	__u8 one = 1;
 
 	bpf_map__update_elem(c->skel->maps.targets, &k, sizeof(k), &one,
 			     sizeof(one), BPF_ANY);
+	bpf_map__lookup_elem(c->skel->maps.target_bits, &word, sizeof(word),
+			     &bits, sizeof(bits), 0);
+	bits |= 1ull << ((__u32)pid % 64);
+	bpf_map__update_elem(c->skel->maps.target_bits, &word, sizeof(word),
+			     &bits, sizeof(bits), BPF_ANY);
 }
 
 static bool target_has(struct capture *c, pid_t pid)
