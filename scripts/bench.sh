@@ -23,7 +23,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "bench: port $1 never opened" >&2; exit 1; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-nginx_conf() { # nginx_conf NAME PORT: one worker, small JSON
+nginx_conf() { # nginx_conf NAME PORT [ssl]: one worker, small JSON
 	local d=$T/$1
 	mkdir -p "$d"
 	cat > "$d/nginx.conf" <<CONF
@@ -34,7 +34,8 @@ http {
 	access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
 	client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
 	uwsgi_temp_path $d; scgi_temp_path $d;
-	server { listen 127.0.0.1:$2 backlog=4096;
+	server { listen 127.0.0.1:$2 backlog=4096 ${3:+ssl};
+		${3:+ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;}
 		location / { default_type application/json;
 			return 200 '{"id":17,"name":"alice","items":[1,2,3],"ok":true}'; } }
 }
@@ -57,26 +58,38 @@ start_shadowd() {
 	: > "$T/shadowd.log"
 	./shadowd "$@" -o "$T/bench.db" >>"$T/shadowd.log" 2>&1 &
 	SHADOWD_PID=$!
-	for _ in $(seq 1 300); do grep -q attached "$T/shadowd.log" && return 0; sleep 0.05; done
+	for _ in $(seq 1 300); do
+		grep -q attached "$T/shadowd.log" && { CPU0=$(cpu_ticks "$SHADOWD_PID"); return 0; }
+		sleep 0.05
+	done
 	cat "$T/shadowd.log" >&2; return 1
 }
-# stop_shadowd: prints "CPU_SECONDS PEAK_RSS_KB CAPTURED LOST GAPS"
+cpu_ticks() { cut -d' ' -f14,15 "/proc/$1/stat" | awk '{print $1 + $2}'; }
+# stop_shadowd: prints "CPU_SECONDS PEAK_RSS_KB CAPTURED LOST GAPS"; the CPU
+# counts from CPU0 (ticks read after attaching: loading the programs is
+# not the per-exchange cost).
 stop_shadowd() {
-	local stat cpu hwm
-	stat=$(cut -d' ' -f14,15 "/proc/$SHADOWD_PID/stat")
+	local cpu hwm line
+	cpu=$(( $(cpu_ticks "$SHADOWD_PID") - CPU0 ))
 	hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SHADOWD_PID/status")
-	cpu=$(echo "$stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($1 + $2) / hz}')
-	kill -INT "$SHADOWD_PID"; wait "$SHADOWD_PID" 2>/dev/null
+	kill -INT "$SHADOWD_PID"
+	# Called in $(...): a subshell cannot wait for it, so watch it go.
+	while kill -0 "$SHADOWD_PID" 2>/dev/null; do sleep 0.05; done
 	rm -f "$T"/bench.db*
-	sed -nE 's/.*: ([0-9]+) exchanges captured.*; ([0-9]+) lost events, ([0-9]+) gaps.*/\1 \2 \3/p' "$T/shadowd.log" |
-		awk -v cpu="$cpu" -v hwm="$hwm" '{print cpu, hwm, $1, $2, $3}'
+	line=$(sed -nE 's/.*: ([0-9]+) exchanges captured.*; ([0-9]+) lost events, ([0-9]+) gaps.*/\1 \2 \3/p' "$T/shadowd.log")
+	if [ -z "$line" ]; then
+		echo "bench: shadowd gave no summary:" >&2; tail -3 "$T/shadowd.log" >&2
+		line="0 0 0"
+	fi
+	echo "$line" | awk -v cpu="$cpu" -v hz="$(getconf CLK_TCK)" -v hwm="$hwm" \
+		'{print cpu / hz, hwm, $1, $2, $3}'
 }
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: the attached runs need root (CAP_BPF, CAP_PERFMON); running only the offline benchmarks" >&2
 else
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
-	ulimit -n 65536
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 	P1=$(port); P2=$(port); P3=$(port)
 	nginx_conf primary "$P1"; MASTER=$(cat "$T/primary/nginx.pid" 2>/dev/null || pgrep -f "nginx -p $T/primary" | head -1)
 	nginx_conf candidate "$P2"
@@ -106,6 +119,23 @@ else
 			"$(echo "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1) / 1024" | bc -l)" \
 			"$(printf '%s ' "${losses[@]}")"
 	done
+
+	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+		-keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1
+	P4=$(port); nginx_conf tls "$P4" ssl
+	TLSMASTER=$(cat "$T/tls/nginx.pid" 2>/dev/null || pgrep -f "nginx -p $T/tls" | head -1)
+	ratios=() dets=() atts=()
+	for r in $(seq 1 "$ROUNDS"); do
+		read -r d_rps _ <<<"$(wrk_run "https://127.0.0.1:$P4/users/17")"
+		start_shadowd -p "$TLSMASTER" -P "$P4" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+		read -r a_rps _ <<<"$(wrk_run "https://127.0.0.1:$P4/users/17")"
+		read -r _ _ captured lost gaps <<<"$(stop_shadowd)"
+		ratios+=("$(echo "$a_rps / $d_rps" | bc -l)"); dets+=("$d_rps"); atts+=("$a_rps")
+	done
+	printf 'https_detached_rps: %.0f\nhttps_attached_rps: %.0f\nhttps_ratio: %.3f (captured %s in the last run, lost/gaps %s/%s)\n' \
+		"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
+		"$(printf '%s\n' "${ratios[@]}" | median)" "$captured" "$lost" "$gaps"
 
 	echo "== 10k open keep-alive connections to the primary, capture attached"
 	start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1
