@@ -143,8 +143,10 @@ install: $(BINS)
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
 	install -m 0755 shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
-	if [ -f docs/shadowd.8 ]; then install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/; fi
-	if [ -f docs/shadow-dump.1 ]; then install -m 0644 docs/shadow-dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 docs/shadow-dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 docs/shadowd.service \
+		$(DESTDIR)$(PREFIX)/share/doc/request-shadow/examples/shadowd.service
 
 clean:
 	rm -rf $(OUTPUT) $(BINS)
