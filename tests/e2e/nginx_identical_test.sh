@@ -66,5 +66,5 @@ captured = sum(v for _, v in samples["request_shadow_captured_total"])
 assert 0 < captured <= stats["totals"]["captured"], (captured, stats["totals"]["captured"])
 print("metrics ok", len(samples), "families")
 PY
-check "the metrics endpoint serves valid Prometheus text" grep -q "metrics ok" "$T/metrics-check.txt" || cat "$T/metrics-check.txt"
+if grep -q "metrics ok" "$T/metrics-check.txt"; then ok "the metrics endpoint serves valid Prometheus text"; else not_ok "the metrics endpoint serves valid Prometheus text" "$(cat "$T/metrics-check.txt")"; fi
 finish
