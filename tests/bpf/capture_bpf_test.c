@@ -131,21 +131,8 @@ static void client_free(struct client *c)
  * from byte `from_in`/`from_out` of the client's record on. */
 static void assert_same(const struct client *c, size_t from_in, size_t from_out)
 {
-	const struct harness_stream *s = harness_stream_of(c->lport);
-	size_t in = c->sent.n - from_in, out = c->recvd.n - from_out;
-
-	cr_assert_eq(s->gaps, 0, "port %u: %lu gaps", c->lport,
-		     (unsigned long)s->gaps);
-	cr_assert_eq(s->dir[SHADOW_DIR_IN].n, in,
-		     "port %u: captured %zu request bytes, client sent %zu",
-		     c->lport, s->dir[SHADOW_DIR_IN].n, in);
-	cr_assert_eq(s->dir[SHADOW_DIR_OUT].n, out,
-		     "port %u: captured %zu response bytes, client got %zu",
-		     c->lport, s->dir[SHADOW_DIR_OUT].n, out);
-	cr_assert(memcmp(s->dir[SHADOW_DIR_IN].p, c->sent.p + from_in, in) == 0,
-		  "port %u: request bytes differ", c->lport);
-	cr_assert(memcmp(s->dir[SHADOW_DIR_OUT].p, c->recvd.p + from_out,
-			 out) == 0, "port %u: response bytes differ", c->lport);
+	harness_assert_stream(c->lport, c->sent.p + from_in, c->sent.n - from_in,
+			      c->recvd.p + from_out, c->recvd.n - from_out);
 }
 
 static void require_root(void)

@@ -132,3 +132,22 @@ struct harness_stream *harness_stream_of(uint16_t lport)
 	cr_assert_not_null(found, "no stream for client port %u", lport);
 	return found;
 }
+
+void harness_assert_stream(uint16_t lport, const uint8_t *sent, size_t sent_n,
+			   const uint8_t *recvd, size_t recvd_n)
+{
+	const struct harness_stream *s = harness_stream_of(lport);
+
+	cr_assert_eq(s->gaps, 0, "port %u: %lu gaps", lport,
+		     (unsigned long)s->gaps);
+	cr_assert_eq(s->dir[SHADOW_DIR_IN].n, sent_n,
+		     "port %u: captured %zu request bytes, client sent %zu",
+		     lport, s->dir[SHADOW_DIR_IN].n, sent_n);
+	cr_assert_eq(s->dir[SHADOW_DIR_OUT].n, recvd_n,
+		     "port %u: captured %zu response bytes, client got %zu",
+		     lport, s->dir[SHADOW_DIR_OUT].n, recvd_n);
+	cr_assert(memcmp(s->dir[SHADOW_DIR_IN].p, sent, sent_n) == 0,
+		  "port %u: request bytes differ", lport);
+	cr_assert(memcmp(s->dir[SHADOW_DIR_OUT].p, recvd, recvd_n) == 0,
+		  "port %u: response bytes differ", lport);
+}

@@ -52,4 +52,10 @@ void harness_detach(void);
 /* The one stream whose client port is lport (asserts there is one). */
 struct harness_stream *harness_stream_of(uint16_t lport);
 
+/* Asserts the connection of client port lport was captured whole: no
+ * gap, and its inbound/outbound streams equal sent[0..sent_n) and
+ * recvd[0..recvd_n) byte for byte (what the client wrote and read). */
+void harness_assert_stream(uint16_t lport, const uint8_t *sent, size_t sent_n,
+			   const uint8_t *recvd, size_t recvd_n);
+
 #endif /* SHADOW_CAPHARNESS_H */
