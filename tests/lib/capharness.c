@@ -28,6 +28,26 @@ void harness_bytes_add(struct harness_bytes *b, const void *p, size_t n)
 	b->n += n;
 }
 
+bool harness_response_complete(const struct harness_bytes *b, size_t start)
+{
+	size_t have = b->n - start, hlen, blen;
+	const char *head, *end, *cl;
+
+	if (!have)
+		return false;
+	head = (const char *)b->p + start;
+	end = memmem(head, have, "\r\n\r\n", 4);
+	if (!end)
+		return false;
+	cl = strcasestr(head, "Content-Length:");
+	hlen = end + 4 - head;
+	blen = cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
+	if (have < hlen + blen)
+		return false;
+	cr_assert_eq(have, hlen + blen, "more bytes than one response");
+	return true;
+}
+
 static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
 {
 	const char *colon = strrchr(info->client, ':');

@@ -27,6 +27,10 @@ struct harness_bytes {
 /* Appends n bytes (aborts the test on ENOMEM). */
 void harness_bytes_add(struct harness_bytes *b, const void *p, size_t n);
 
+/* Whether b holds one whole response (head + Content-Length body) from
+ * byte `start` on; asserts it holds no more than that. */
+bool harness_response_complete(const struct harness_bytes *b, size_t start);
+
 /* What the capture saw of one connection. */
 struct harness_stream {
 	uint16_t rport; /* the client's port */
