@@ -40,6 +40,7 @@ enum stat_idx {
 	STAT_TRUNCATED,   /* syscalls longer than MAX_CHUNKS chunks */
 	STAT_TLS_UNDECODED, /* TLS connections no hooked library decrypted */
 	STAT_TLS_UNLINKED,  /* SSL calls with data whose socket was unknown */
+	STAT_UNHOOKED,      /* socket I/O by a syscall the hooks cannot read */
 	STAT_MAX,
 };
 
@@ -76,7 +77,8 @@ struct active {
 	__u32 in_fd;
 	__u8 kind;
 	__u8 dir;
-	__u16 _pad;
+	__u8 peek; /* MSG_PEEK: the bytes stay queued */
+	__u8 _pad;
 };
 
 enum ssl_kind { SSL_K_READ = 1, SSL_K_WRITE, SSL_K_HANDSHAKE };
@@ -313,23 +315,15 @@ static __always_inline void target_mark(__u32 tgid, bool on)
 }
 
 /* Socket I/O inside a hooked SSL call ties the SSL object to the fd (the
- * first syscall of the call is its socket's), and makes a tracked
+ * first socket I/O of the call is its socket's), and makes a tracked
  * connection a decoded TLS one. A TLS connection that writes outside any
- * hooked call is one no hooked library handles: undecoded. */
-static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
-				       __u8 dir)
+ * hooked call is one no hooked library handles: undecoded. Returns the
+ * tracked connection the I/O is on, or NULL. */
+static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key k = { .tgid = id >> 32, .fd = fd };
-	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
-			    .kind = ACT_IO, .dir = dir };
-	struct conn_state *c;
-	struct ssl_call *sc;
-
-	if (!is_target(k.tgid))
-		return;
-	c = bpf_map_lookup_elem(&conns, &k);
-	sc = bpf_map_lookup_elem(&ssl_calls, &id);
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
 
 	if (sc && !sc->has_fd) {
 		sc->fd = fd;
@@ -341,29 +335,29 @@ static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 		}
 	}
 	if (!c)
-		return;
+		return NULL;
 	if (sc && sc->fd == fd) {
 		c->tls = TLS_DECODED;
 	} else if (c->tls == TLS_PENDING && dir == SHADOW_DIR_OUT) {
 		c->tls = TLS_UNDECODED;
 		stat_inc(STAT_TLS_UNDECODED);
 	}
-	active_put(&a);
+	return c;
 }
 
 /* Whether the first inbound bytes of a connection are a TLS record: a
  * handshake record from the start, or (joined midstream) any record type
  * with a plausible version. No HTTP/1 request starts with these bytes. */
-static __always_inline bool first_bytes_tls(const struct active *a, long ret,
+static __always_inline bool first_bytes_tls(__u64 buf, __u32 iovcnt, long ret,
 					    bool midstream)
 {
 	__u8 b[3] = {};
-	__u64 p = a->buf;
+	__u64 p = buf;
 
-	if (a->iovcnt) {
+	if (iovcnt) {
 		struct iovec iov;
 
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)a->buf) < 0)
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)buf) < 0)
 			return false;
 		p = (__u64)iov.iov_base;
 		if (ret > iov.iov_len)
@@ -489,13 +483,156 @@ static long walk_chunk(__u32 i, struct walk *w)
 	return 0;
 }
 
+/* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
+ * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
+ * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
+ * inbound is the client's EOF. */
+static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
+				    __u32 fd, __u64 buf, __u32 iovcnt,
+				    __u8 dir, long ret, bool peek)
+{
+	struct walk w = {};
+
+	if (ret < 0)
+		return;
+	if (ret == 0) {
+		if (dir == SHADOW_DIR_IN && !peek)
+			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
+		return;
+	}
+	if (c->tls == TLS_UNKNOWN && dir == SHADOW_DIR_IN)
+		c->tls = first_bytes_tls(buf, iovcnt, ret,
+					 c->gen & MIDSTREAM_GEN_BASE) ?
+			 TLS_PENDING : TLS_PLAIN;
+	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
+	if (peek || c->tls >= TLS_PENDING)
+		return;
+	w.dir = dir & 1;
+	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
+	w.base = buf;
+	w.iovcnt = iovcnt;
+	if (!w.iovcnt) {
+		w.cur = buf;
+		w.cur_left = ret;
+	}
+	w.left = ret;
+	w.ts = bpf_ktime_get_ns();
+	w.tgid = tgid;
+	w.fd = fd;
+	w.gen = c->gen;
+	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
+}
+
+/* The data hooks: the sock_recv_length and sock_send_length tracepoints,
+ * which fire inside sock_recvmsg/sock_sendmsg, that is only for socket I/O,
+ * after the bytes moved, and which cost no other syscall anything. The
+ * syscall's own arguments (the fd, the buffer or iovecs) come from the
+ * thread's saved registers. Syscall numbers and registers are x86-64's; on
+ * kernels without these tracepoints (before 6.4) or on other
+ * architectures, user space loads the syscall tracepoint programs below
+ * instead. */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDFILE 40
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define MSG_PEEK 2
+
+static __always_inline void sock_io(long ret, int flags, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct user_msghdr m;
+	struct conn_state *c;
+	struct pt_regs *regs;
+	__u64 buf = 0;
+	__u32 fd, iovcnt = 0;
+
+	if (!is_target(id >> 32))
+		return;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	fd = regs->di;
+	switch (regs->orig_ax) {
+	case NR_READ:
+	case NR_RECVFROM:
+	case NR_WRITE:
+	case NR_SENDTO:
+		buf = regs->si;
+		break;
+	case NR_READV:
+	case NR_WRITEV:
+		buf = regs->si;
+		iovcnt = regs->dx;
+		if (!iovcnt)
+			return;
+		break;
+	case NR_RECVMSG:
+	case NR_SENDMSG:
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) < 0)
+			break;
+		buf = (__u64)m.msg_iov;
+		iovcnt = m.msg_iovlen;
+		break;
+	case NR_SENDFILE:
+		/* Its own tracepoints record where the bytes came from. */
+		return;
+	default:
+		/* recvmmsg, splice, io_uring...: no buffer we know how to
+		 * find; a gap on the connection if di is its fd. */
+		if (ret > 0)
+			stat_inc(STAT_UNHOOKED);
+		break;
+	}
+	c = io_conn(id, fd, dir);
+	if (!c)
+		return;
+	if (!buf && ret > 0) {
+		/* Bytes we cannot locate: a visible gap, not a silent one. */
+		__sync_fetch_and_add(&c->off[dir & 1], ret);
+		return;
+	}
+	io_copy(c, id >> 32, fd, buf, iovcnt, dir, ret,
+		dir == SHADOW_DIR_IN && (flags & MSG_PEEK));
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(handle_sock_recv, struct sock *sk, int ret, int flags)
+{
+	if (ret >= 0)
+		sock_io(ret, flags, SHADOW_DIR_IN);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(handle_sock_send, struct sock *sk, int ret, int flags)
+{
+	if (ret > 0)
+		sock_io(ret, flags, SHADOW_DIR_OUT);
+	return 0;
+}
+
+/* The same through syscall tracepoints, for kernels without the sock
+ * ones: the arguments are kept from enter to exit per thread. */
+static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
+				       __u8 dir, bool peek)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
+			    .kind = ACT_IO, .dir = dir, .peek = peek };
+
+	if (is_target(id >> 32) && io_conn(id, fd, dir))
+		active_put(&a);
+}
+
 static __always_inline void exit_call(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct active *a;
 	struct conn_state *c;
+	struct active *a;
 	struct conn_key k;
-	struct walk w = {};
 
 	if (!is_target(id >> 32))
 		return;
@@ -504,37 +641,10 @@ static __always_inline void exit_call(long ret)
 		return;
 	k.tgid = id >> 32;
 	k.fd = a->fd;
-	if (ret < 0 || a->kind != ACT_IO)
-		goto out;
-	c = bpf_map_lookup_elem(&conns, &k);
-	if (!c)
-		goto out;
-	if (ret == 0) {
-		if (a->dir == SHADOW_DIR_IN)
-			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
-		goto out;
-	}
-	if (c->tls == TLS_UNKNOWN && a->dir == SHADOW_DIR_IN)
-		c->tls = first_bytes_tls(a, ret, c->gen & MIDSTREAM_GEN_BASE) ?
-			 TLS_PENDING : TLS_PLAIN;
-	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
-	if (c->tls >= TLS_PENDING)
-		goto out;
-	w.dir = a->dir & 1;
-	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
-	w.base = a->buf;
-	w.iovcnt = a->iovcnt;
-	if (!w.iovcnt) {
-		w.cur = a->buf;
-		w.cur_left = ret;
-	}
-	w.left = ret;
-	w.ts = bpf_ktime_get_ns();
-	w.tgid = k.tgid;
-	w.fd = k.fd;
-	w.gen = c->gen;
-	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
-out:
+	c = a->kind == ACT_IO ? bpf_map_lookup_elem(&conns, &k) : NULL;
+	if (c)
+		io_copy(c, k.tgid, k.fd, a->buf, a->iovcnt, a->dir, ret,
+			a->peek);
 	a->kind = 0;
 }
 
@@ -634,7 +744,7 @@ int handle_sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_read")
 int handle_sys_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN);
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN, false);
 	return 0;
 }
 
@@ -648,7 +758,8 @@ int handle_sys_exit_read(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int handle_sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN);
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_IN,
+		   ctx->args[3] & MSG_PEEK);
 	return 0;
 }
 
@@ -666,7 +777,7 @@ int handle_sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
 	__u32 n = ctx->args[2];
 
 	if (n)
-		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_IN);
+		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_IN, false);
 	return 0;
 }
 
@@ -677,7 +788,8 @@ int handle_sys_exit_readv(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir)
+static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir,
+				     bool peek)
 {
 	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
 			      .fd = fd };
@@ -688,14 +800,15 @@ static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir)
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) < 0 ||
 	    !m.msg_iovlen)
 		return;
-	enter_call(fd, (__u64)m.msg_iov, m.msg_iovlen, dir);
+	enter_call(fd, (__u64)m.msg_iov, m.msg_iovlen, dir, peek);
 }
 
 /* recvmsg(fd, msg, flags) */
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int handle_sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_IN);
+	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_IN,
+		  ctx->args[2] & MSG_PEEK);
 	return 0;
 }
 
@@ -710,7 +823,7 @@ int handle_sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_write")
 int handle_sys_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT);
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT, false);
 	return 0;
 }
 
@@ -724,7 +837,7 @@ int handle_sys_exit_write(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int handle_sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT);
+	enter_call(ctx->args[0], ctx->args[1], 0, SHADOW_DIR_OUT, false);
 	return 0;
 }
 
@@ -742,7 +855,7 @@ int handle_sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
 	__u32 n = ctx->args[2];
 
 	if (n)
-		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_OUT);
+		enter_call(ctx->args[0], ctx->args[1], n, SHADOW_DIR_OUT, false);
 	return 0;
 }
 
@@ -757,7 +870,7 @@ int handle_sys_exit_writev(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int handle_sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_OUT);
+	enter_msg(ctx->args[0], ctx->args[1], SHADOW_DIR_OUT, false);
 	return 0;
 }
 

@@ -3,6 +3,8 @@
 # Runs test programs (Criterion binaries and TAP-speaking scripts), shows
 # their output, and closes with one line: "N passed, N failed, N skipped".
 # Usage: tests/run.sh TIER PROGRAM...
+# A PROGRAM written NAME=VALUE:PATH runs PATH with NAME=VALUE in its
+# environment (the same tests again down another code path).
 set -u
 tier=$1; shift
 pass=0 fail=0 skip=0 broken=()
@@ -10,12 +12,16 @@ tapdir=$(mktemp -d)
 trap 'rm -rf "$tapdir"' EXIT
 
 for t in "$@"; do
-	name=$(basename "$t")
+	envset=()
+	if [[ "$t" == *=*:* ]]; then
+		envset=("${t%%:*}"); t=${t#*:}
+	fi
+	name=$(basename "$t")${envset:+" (${envset[0]})"}
 	tap="$tapdir/$name.tap"
 	echo "== $name"
 	case "$t" in
-	*.sh) bash "$t" 2>&1 | tee "$tap"; rc=${PIPESTATUS[0]} ;;
-	*)    "$t" --tap="$tap" -j1 --full-stats 2>&1 | tee "$tapdir/$name.log"
+	*.sh) env "${envset[@]}" bash "$t" 2>&1 | tee "$tap"; rc=${PIPESTATUS[0]} ;;
+	*)    env "${envset[@]}" "$t" --tap="$tap" -j1 --full-stats 2>&1 | tee "$tapdir/$name.log"
 	      rc=${PIPESTATUS[0]} ;;
 	esac
 	# Sanitizer reports (check-asan) fail the run even when the test

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -43,7 +44,7 @@ struct bpf_exe_key {
 	__u32 _pad;
 };
 enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
-       STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_MAX };
+       STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_UNHOOKED, STAT_MAX };
 
 /* Generations of connections found at attach: disjoint from the kernel's
  * (bpf/capture.bpf.c knows this bit too). */
@@ -75,6 +76,7 @@ struct capture {
 	uint64_t records;
 	size_t ring_size;
 	unsigned programs;
+	bool sock_hooks; /* data from the sock_*_length tracepoints */
 	/* The ring's position pages, mapped read-only for the fill level
 	 * (libbpf 1.1 has no accessor for them). */
 	unsigned long *cons_pos, *prod_pos;
@@ -754,6 +756,62 @@ static int check_targets(const struct capture_config *cfg,
 	return 0;
 }
 
+/* The data hooks: the sock_recv_length/sock_send_length tracepoints
+ * (Linux 6.4+, x86-64 register layout) cost nothing to syscalls that are
+ * not socket I/O; per-syscall tracepoints on read/write/... run for every
+ * process's file and pipe I/O too, and cost a perf record each (see
+ * docs/benchmarks.md). SHADOWD_SYSCALL_HOOKS=1 forces the latter. */
+static bool sock_hooks_usable(void)
+{
+#if defined(__x86_64__)
+	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
+	struct btf *btf;
+	bool ok;
+
+	if (force && *force && strcmp(force, "0") != 0)
+		return false;
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return false;
+	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length",
+				    BTF_KIND_TYPEDEF) >= 0 &&
+	     btf__find_by_name_kind(btf, "btf_trace_sock_send_length",
+				    BTF_KIND_TYPEDEF) >= 0;
+	btf__free(btf);
+	return ok;
+#else
+	return false;
+#endif
+}
+
+static void choose_data_hooks(struct capture *c)
+{
+	struct capture_bpf *s = c->skel;
+	struct bpf_program *syscall_hooks[] = {
+		s->progs.handle_sys_enter_read, s->progs.handle_sys_exit_read,
+		s->progs.handle_sys_enter_recvfrom,
+		s->progs.handle_sys_exit_recvfrom,
+		s->progs.handle_sys_enter_readv, s->progs.handle_sys_exit_readv,
+		s->progs.handle_sys_enter_recvmsg,
+		s->progs.handle_sys_exit_recvmsg,
+		s->progs.handle_sys_enter_write, s->progs.handle_sys_exit_write,
+		s->progs.handle_sys_enter_sendto,
+		s->progs.handle_sys_exit_sendto,
+		s->progs.handle_sys_enter_writev,
+		s->progs.handle_sys_exit_writev,
+		s->progs.handle_sys_enter_sendmsg,
+		s->progs.handle_sys_exit_sendmsg,
+	};
+	bool sock = sock_hooks_usable();
+
+	c->sock_hooks = sock;
+	bpf_program__set_autoload(s->progs.handle_sock_recv, sock);
+	bpf_program__set_autoload(s->progs.handle_sock_send, sock);
+	for (size_t i = 0; i < sizeof(syscall_hooks) / sizeof(*syscall_hooks);
+	     i++)
+		bpf_program__set_autoload(syscall_hooks[i], !sock);
+}
+
 int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		 void *ctx, struct capture **out, char *err, size_t errlen)
 {
@@ -802,6 +860,7 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	bpf_program__set_autoattach(c->skel->progs.handle_ssl_do_handshake,
 				    false);
 	bpf_program__set_autoattach(c->skel->progs.handle_ssl_return, false);
+	choose_data_hooks(c);
 	/* One record scratch buffer per CPU (see bpf/capture.bpf.c). */
 	bpf_map__set_max_entries(c->skel->maps.scratches,
 				 libbpf_num_possible_cpus() > 0 ?
@@ -842,7 +901,8 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		goto cleanup;
 	}
 	bpf_object__for_each_program(prog, c->skel->obj)
-		if (bpf_program__autoattach(prog))
+		if (bpf_program__autoload(prog) &&
+		    bpf_program__autoattach(prog))
 			c->programs++;
 	/* After attach, so a fork in between is caught by one or the other. */
 	scan_processes(c, cfg->n_exes > 0);
@@ -904,6 +964,7 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->truncated = stat_sum(c, STAT_TRUNCATED);
 	out->tls_undecoded = stat_sum(c, STAT_TLS_UNDECODED);
 	out->tls_unlinked = stat_sum(c, STAT_TLS_UNLINKED);
+	out->unhooked = stat_sum(c, STAT_UNHOOKED);
 	for (unsigned i = 0; i < c->n_tls_libs; i++)
 		if (c->tls_libs[i].n_links)
 			out->tls_libs++;
@@ -912,6 +973,7 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->sendfile_unavailable = c->sendfile_unavailable;
 	out->records = c->records;
 	out->programs = c->programs;
+	out->sock_hooks = c->sock_hooks;
 	out->ring_size = c->ring_size;
 	if (c->cons_pos && c->prod_pos) {
 		cons = __atomic_load_n(c->cons_pos, __ATOMIC_ACQUIRE);

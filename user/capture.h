@@ -46,6 +46,7 @@ struct capture_stats {
 	uint64_t sendfile_unavailable; /* sendfile bytes not readable */
 	uint64_t tls_undecoded; /* TLS connections nothing here decrypted */
 	uint64_t tls_unlinked;  /* SSL reads/writes lost: socket unknown */
+	uint64_t unhooked;      /* socket I/O by syscalls we cannot read */
 	uint64_t tls_attach_failed; /* libssl files that could not be hooked */
 	unsigned tls_libs;      /* libssl files hooked */
 	uint64_t records;       /* records delivered */
@@ -53,6 +54,7 @@ struct capture_stats {
 	size_t ring_size;
 	unsigned targets;       /* processes traced now */
 	unsigned programs;      /* programs attached */
+	bool sock_hooks;        /* data from sock tracepoints, not syscalls */
 };
 
 /* Checks privileges and targets, loads, attaches, fills the target set

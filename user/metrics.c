@@ -61,6 +61,9 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	  "TLS connections whose library is not hooked (never parsed)." },
 	{ "capture_tls_unlinked_total", "counter",
 	  "Decrypted TLS reads/writes dropped: their socket was never seen." },
+	{ "capture_unhooked_total", "counter",
+	  "Socket reads/writes by syscalls the hooks cannot read (recvmmsg, "
+	  "splice, io_uring): their bytes are gaps." },
 };
 
 struct metrics {

@@ -34,6 +34,7 @@ enum metrics_gauge {
 	METRICS_TARGETS,        /* gauge: processes traced */
 	METRICS_TLS_UNDECODED,  /* counter: TLS connections not decrypted */
 	METRICS_TLS_UNLINKED,   /* counter: TLS reads/writes without socket */
+	METRICS_UNHOOKED,       /* counter: socket I/O the hooks cannot read */
 	METRICS_N_GAUGES
 };
 

@@ -657,6 +657,7 @@ static void publish_counters(struct daemon *d)
 		d->store_errors++;
 	metrics_set(d->metrics, METRICS_TLS_UNDECODED, st.tls_undecoded);
 	metrics_set(d->metrics, METRICS_TLS_UNLINKED, st.tls_unlinked);
+	metrics_set(d->metrics, METRICS_UNHOOKED, st.unhooked);
 	metrics_set(d->metrics, METRICS_LOST_EVENTS, cs->lost_events);
 	metrics_set(d->metrics, METRICS_GAPS, cs->gaps);
 	metrics_set(d->metrics, METRICS_PARSE_ERRORS, parse_errors);
@@ -847,9 +848,11 @@ static void attach(struct daemon *d)
 	for (size_t i = 0; i < o->n_ports; i++)
 		snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports),
 			 "%s%u", i ? "," : "", o->ports[i]);
-	fprintf(stderr, "shadowd: attached to %u process%s (%u programs), "
-		"%s%s; %llu connection%s joined midstream; replaying %g%% to %s\n",
+	fprintf(stderr, "shadowd: attached to %u process%s (%u programs, "
+		"data from %s tracepoints), %s%s; %llu connection%s joined "
+		"midstream; replaying %g%% to %s\n",
 		st.targets, st.targets == 1 ? "" : "es", st.programs,
+		st.sock_hooks ? "socket" : "syscall",
 		o->n_ports ? "ports " : "every accepted port",
 		ports, (unsigned long long)st.midstream,
 		st.midstream == 1 ? "" : "s", o->sample * 100, o->candidate);

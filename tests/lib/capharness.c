@@ -103,6 +103,14 @@ void harness_attach_cfg(const struct capture_config *cfg)
 	if (rc == -EPERM || strstr(err, "kernel refused"))
 		cr_skip_test("the kernel refused to load: %s", err);
 	cr_assert_eq(rc, 0, "capture_open: %s", err);
+	if (getenv("SHADOWD_SYSCALL_HOOKS")) {
+		/* The fallback run must really be the fallback. */
+		struct capture_stats st;
+
+		capture_get_stats(harness_cap, &st);
+		cr_assert(!st.sock_hooks, "SHADOWD_SYSCALL_HOOKS is set, yet "
+			  "the data came from the socket tracepoints");
+	}
 }
 
 void harness_attach(pid_t pid, uint16_t port)
