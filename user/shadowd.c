@@ -525,6 +525,7 @@ static void on_replayed(void *ctx, struct replay_job *job)
 	case REPLAY_CANDIDATE_ERROR:
 		/* Sent but unanswered: replayed, never a divergence. */
 		d->cand_errors++;
+		d->replayed++;
 		count(d, ep, STORE_REPLAYED, 1);
 		/* The store counts candidate_errors with the class. */
 		if (store_candidate_error(d->store, ep,
