@@ -323,8 +323,12 @@ static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir)
 {
 	struct conn_key k = { .tgid = id >> 32, .fd = fd };
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
-	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
+	struct ssl_call *sc;
 
+	/* Cleartext from its first bytes: no SSL call ever runs on it. */
+	if (c && c->tls == TLS_PLAIN)
+		return c;
+	sc = bpf_map_lookup_elem(&ssl_calls, &id);
 	if (sc && !sc->has_fd) {
 		sc->fd = fd;
 		sc->has_fd = 1;
@@ -483,6 +487,62 @@ static long walk_chunk(__u32 i, struct walk *w)
 	return 0;
 }
 
+/* The common case in one pass, without bpf_loop's call per piece: at most
+ * one record's worth of bytes in a buffer or in up to SMALL_IOV iovecs
+ * (a request read; headers and body written together). Returns false,
+ * having emitted nothing, when the walk is needed. */
+#define SMALL_IOV 4
+
+static __always_inline bool copy_small(struct walk *w)
+{
+	struct iovec iov[SMALL_IOV];
+	struct scratch *s;
+	__u64 left = w->left, fill = 0;
+
+	if (left > SHADOW_CHUNK_MAX || w->iovcnt > SMALL_IOV)
+		return false;
+	s = scratch_get();
+	if (!s)
+		return false;
+	if (!w->iovcnt) {
+		if (bpf_probe_read_user(s->data, left, (void *)w->cur) < 0)
+			return false;
+		fill = left;
+	} else {
+		__u64 sz = w->iovcnt * sizeof(iov[0]);
+
+		if (sz > sizeof(iov) ||
+		    bpf_probe_read_user(iov, sz, (void *)w->base) < 0)
+			return false;
+#pragma unroll
+		for (int i = 0; i < SMALL_IOV; i++) {
+			__u64 n = iov[i].iov_len;
+
+			if (!left || i >= w->iovcnt)
+				break;
+			if (n > left)
+				n = left;
+			/* Bounds the verifier can follow: fill < one chunk
+			 * while bytes are left, n at most one chunk. */
+			if (n > SHADOW_CHUNK_MAX)
+				n = SHADOW_CHUNK_MAX;
+			if (bpf_probe_read_user(s->data +
+						(fill & (SHADOW_CHUNK_MAX - 1)),
+						n, iov[i].iov_base) < 0)
+				return false;
+			fill += n;
+			left -= n;
+		}
+		if (left)
+			return false;
+	}
+	w->fill = fill;
+	w->off += fill;
+	w->left = 0;
+	walk_emit(w, s, 0);
+	return true;
+}
+
 /* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
  * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
  * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
@@ -520,7 +580,9 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 	w.tgid = tgid;
 	w.fd = fd;
 	w.gen = c->gen;
-	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
+	if (!copy_small(&w))
+		bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w,
+			 0);
 }
 
 /* The data hooks: the sock_recv_length and sock_send_length tracepoints,
