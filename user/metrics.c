@@ -63,7 +63,7 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	  "Decrypted TLS reads/writes dropped: their socket was never seen." },
 	{ "capture_unhooked_total", "counter",
 	  "Socket reads/writes by syscalls the hooks cannot read (recvmmsg, "
-	  "splice, io_uring): their bytes are gaps." },
+	  "splice, io_uring): not captured." },
 };
 
 struct metrics {
