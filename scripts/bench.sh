@@ -4,11 +4,11 @@
 # side in one run (detached and attached runs alternate; the figure is the
 # median of the per-round ratios), then the daemon's own throughput
 # offline. The method is described in docs/benchmarks.md.
-#   BENCH_SECONDS (default 5) per wrk run, BENCH_ROUNDS (default 3) pairs.
+#   BENCH_SECONDS (default 5) per wrk run, BENCH_ROUNDS (default 5) pairs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 T=$(mktemp -d /tmp/shadow-bench-XXXXXX)
 chmod 755 "$T"
 PIDS=()
@@ -97,18 +97,29 @@ else
 	URL=http://127.0.0.1:$P1/users/17
 	echo "== primary: nginx, 1 worker; wrk -t1 -c32 -d${SECS}s; $ROUNDS alternating rounds per mode"
 	printf '%-26s %10s %10s %7s %9s %9s %10s %8s %6s\n' mode detached attached ratio "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
-	for mode in "capture only (--sample 0)|-s 0|$P2" "1% sampling|-s 0.01|$P2" "100% sampling|-s 1|$P2" "500 ms candidate, 100%|-s 1 --timeout 1000|$P3"; do
+	# The first row is the price of the hooks alone: the programs run on
+	# every socket read and write of every process, but no connection of
+	# the primary is tracked (--port names the candidate's port).
+	for mode in "hooks only, nothing tracked|-s 0 -P $P2|$P2" \
+		"capture only (--sample 0)|-s 0 -P $P1|$P2" \
+		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2" \
+		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"; do
 		IFS='|' read -r name flags cport <<<"$mode"
 		ratios=() dets=() atts=() p99d=() p99a=() cpus=() rss=() losses=()
 		for r in $(seq 1 "$ROUNDS"); do
 			read -r d_rps d_p99 <<<"$(wrk_run "$URL")"
 			# shellcheck disable=SC2086
-			start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$cport" $flags || exit 1
+			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
 			read -r a_rps a_p99 <<<"$(wrk_run "$URL")"
 			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
 			ratios+=("$(echo "$a_rps / $d_rps" | bc -l)")
 			dets+=("$d_rps"); atts+=("$a_rps"); p99d+=("$d_p99"); p99a+=("$a_p99")
-			cpus+=("$(echo "$cpu * 10000 / ($captured + 1)" | bc -l)"); rss+=("$hwm")
+			if [ "$captured" -gt 0 ]; then
+				cpus+=("$(echo "$cpu * 10000 / $captured" | bc -l)")
+			else
+				cpus+=(nan) # nothing captured: no per-exchange cost
+			fi
+			rss+=("$hwm")
 			losses+=("$lost/$gaps")
 		done
 		printf '%-26s %10.0f %10.0f %7.3f %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \

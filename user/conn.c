@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Connection table: an open-addressing hash of (tgid, fd) plus an LRU list.
+ * The hash grows with the connections tracked and shrinks when most of them
+ * are gone, so a daemon watching few connections holds a small table.
  * A (tgid, fd) slot holds one connection at a time; a record carrying a new
  * generation for the same (tgid, fd) closes the old connection first (the
  * fd number was reused and its CLOSE record was lost).
@@ -25,9 +27,13 @@ struct conn {
 	struct conn *lru_prev, *lru_next; /* most recent at head */
 };
 
+/* Load factor kept at or under 1/2 (short probe runs); halved when under
+ * 1/8, which leaves a factor of two between growing and shrinking. */
+#define TABLE_MIN_SLOTS 64
+
 struct conn_table {
 	struct conn *slots;
-	size_t nslots; /* power of two, >= 2 * max_conns */
+	size_t nslots; /* power of two >= TABLE_MIN_SLOTS */
 	struct conn_limits lim;
 	const struct conn_sink_ops *ops;
 	void *ctx;
@@ -49,21 +55,18 @@ struct conn_table *conn_table_new(const struct conn_limits *lim,
 				  const struct conn_sink_ops *ops, void *ctx)
 {
 	struct conn_table *t = calloc(1, sizeof(*t));
-	size_t n = 64;
 
 	if (!t)
 		return NULL;
 	t->lim = *lim;
 	if (!t->lim.max_conns)
 		t->lim.max_conns = 65536;
-	while (n < t->lim.max_conns * 2)
-		n <<= 1;
-	t->slots = calloc(n, sizeof(*t->slots));
+	t->slots = calloc(TABLE_MIN_SLOTS, sizeof(*t->slots));
 	if (!t->slots) {
 		free(t);
 		return NULL;
 	}
-	t->nslots = n;
+	t->nslots = TABLE_MIN_SLOTS;
 	t->ops = ops;
 	t->ctx = ctx;
 	return t;
@@ -105,6 +108,45 @@ static struct conn *slot_find(struct conn_table *t, uint32_t tgid, uint32_t fd)
 		if (c->tgid == tgid && c->fd == fd)
 			return c;
 	}
+}
+
+/* The free slot where a new (tgid, fd) goes; the table is never full. */
+static struct conn *slot_free(struct conn_table *t, uint32_t tgid, uint32_t fd)
+{
+	size_t mask = t->nslots - 1;
+	size_t i;
+
+	for (i = hash_key(tgid, fd) & mask; t->slots[i].used;
+	     i = (i + 1) & mask)
+		;
+	return &t->slots[i];
+}
+
+/* Rehashes every connection into n slots (n > conns_active), keeping the
+ * LRU order. Returns 0, or -ENOMEM with the table unchanged. */
+static int table_resize(struct conn_table *t, size_t n)
+{
+	struct conn *old = t->slots, *c, *prev;
+
+	t->slots = calloc(n, sizeof(*t->slots));
+	if (!t->slots) {
+		t->slots = old;
+		return -ENOMEM;
+	}
+	t->nslots = n;
+	c = t->lru_tail;
+	t->lru_head = t->lru_tail = NULL;
+	/* Oldest first, each pushed to the head: the order comes out the
+	 * same. The old array stays readable until the loop ends. */
+	for (; c; c = prev) {
+		struct conn *d = slot_free(t, c->tgid, c->fd);
+
+		prev = c->lru_prev;
+		*d = *c;
+		lru_push_head(t, d);
+	}
+	free(old);
+	return 0;
 }
 
 /* Removes c from the hash with backward-shift deletion (no tombstones),
@@ -150,6 +192,9 @@ static void conn_end(struct conn_table *t, struct conn *c, uint64_t ts_ns,
 		t->st.conns_closed++;
 	t->st.conns_active--;
 	slot_remove(t, c);
+	/* A failed shrink keeps the larger table: nothing is lost. */
+	if (t->nslots > TABLE_MIN_SLOTS && t->st.conns_active * 8 < t->nslots)
+		(void)table_resize(t, t->nslots / 2);
 }
 
 static void format_client(const struct shadow_open *o, char *out, size_t n)
@@ -173,16 +218,17 @@ static struct conn *conn_start(struct conn_table *t,
 {
 	struct conn_info info = { .tgid = ev->tgid, .fd = ev->fd,
 				  .gen = ev->gen, .midstream = midstream };
-	size_t mask = t->nslots - 1;
 	struct conn *c;
-	size_t i;
 
 	if (t->st.conns_active >= t->lim.max_conns && t->lru_tail)
 		conn_end(t, t->lru_tail, ev->ts_ns, true);
-	for (i = hash_key(ev->tgid, ev->fd) & mask; t->slots[i].used;
-	     i = (i + 1) & mask)
-		;
-	c = &t->slots[i];
+	/* Out of memory to grow: past a load of 3/4 the least recently used
+	 * connection makes room (counted as evicted), so probes still end. */
+	if ((t->st.conns_active + 1) * 2 > t->nslots &&
+	    table_resize(t, t->nslots * 2) < 0 &&
+	    (t->st.conns_active + 1) * 4 > t->nslots * 3 && t->lru_tail)
+		conn_end(t, t->lru_tail, ev->ts_ns, true);
+	c = slot_free(t, ev->tgid, ev->fd);
 	c->used = true;
 	c->tgid = ev->tgid;
 	c->fd = ev->fd;

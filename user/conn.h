@@ -7,8 +7,8 @@
  * order; a record whose offset lies past the expected one is a gap (the
  * missing byte count is handed on, never invented), a record that lies
  * wholly before it is a duplicate and is dropped. The table does not buffer
- * stream bytes itself, so its memory is bounded by the number of
- * connections (--max-conns, least recently used evicted first).
+ * stream bytes itself: its memory follows the number of connections
+ * tracked, up to max_conns (least recently used evicted first).
  *
  * The next stage implements struct conn_sink_ops; the table never looks
  * inside the per-connection state the sink returns.

@@ -4,6 +4,12 @@
  * per direction) and a queue of request slots in stream order. Responses
  * are matched to the oldest slot that has none yet.
  *
+ * Memory follows use, as thousands of keep-alive connections mostly sit
+ * idle: a connection between exchanges holds no buffer (each is freed when
+ * its message ends, a resync's candidate line when it is rejected), and its
+ * queue lives inline until a pipelining client needs more slots, then on
+ * the heap until it drains.
+ *
  * A slot is LIVE (its exchange is being built), DROPPED (a placeholder: the
  * exchange is lost, but its response is known to come and is consumed in
  * its turn, which keeps the pairing of later slots exact) or VOID (taken
@@ -33,6 +39,14 @@
 /* Longest start line a resync looks at (a request line past it is not
  * recognised; the stream stays unsynced until a shorter one comes). */
 #define HUNT_MAX (16u << 10)
+/* Slots kept inline: enough for a client that does not pipeline (one
+ * request in flight, two while a pairing across a barrier is held, see
+ * held_confirm()). The queue grows by doubling up to HTTP1_MAX_PIPELINE. */
+#define Q_INLINE 2
+_Static_assert((Q_INLINE & (Q_INLINE - 1)) == 0 &&
+	       (HTTP1_MAX_PIPELINE & (HTTP1_MAX_PIPELINE - 1)) == 0 &&
+	       Q_INLINE <= HTTP1_MAX_PIPELINE,
+	       "slot seqs are masked: both sizes are powers of two");
 
 enum side_mode {
 	SIDE_SYNC, /* the parser runs */
@@ -100,7 +114,10 @@ struct side {
 	uint64_t begin_ts;
 	bool begin_at_read;
 	size_t hdr_bytes;
-	struct hbuf url, field, value, bodybuf;
+	/* hdr holds the header line being read: the field name in
+	 * [0, field_len), then the value. */
+	struct hbuf url, hdr, bodybuf;
+	size_t field_len;
 	/* Responses only. */
 	struct headers hdrs;
 	uint64_t owner;     /* slot seq of the response being read */
@@ -112,7 +129,8 @@ struct h1_conn {
 	struct http1 *h;
 	struct conn_info info;
 	struct side in, out;
-	struct slot q[HTTP1_MAX_PIPELINE];
+	struct slot *q;          /* q_inline, or a heap array while deeper */
+	uint32_t q_cap;          /* power of two <= HTTP1_MAX_PIPELINE */
 	uint64_t q_first, q_end; /* slot seqs [q_first, q_end) are queued */
 	uint64_t in_slot;        /* slot the inbound parser fills */
 	bool barrier_pending;    /* the next slot created is a barrier */
@@ -125,6 +143,7 @@ struct h1_conn {
 	uint64_t out_unknown_until; /* ts of the last outbound byte read
 				     * without framing (skipped or lost) */
 	uint64_t out_last_ts;    /* ts of the last outbound data() */
+	struct slot q_inline[Q_INLINE];
 };
 
 struct http1 {
@@ -182,11 +201,45 @@ static int hbuf_take_body(struct hbuf *b, struct body *body)
 	return 0;
 }
 
+/* Where slot seq is stored, queued or not. */
+static struct slot *slot_ref(struct h1_conn *c, uint64_t seq)
+{
+	return &c->q[seq & (c->q_cap - 1)];
+}
+
 static struct slot *slot_at(struct h1_conn *c, uint64_t seq)
 {
 	if (seq == SEQ_NONE || seq < c->q_first || seq >= c->q_end)
 		return NULL;
-	return &c->q[seq % HTTP1_MAX_PIPELINE];
+	return slot_ref(c, seq);
+}
+
+/* Doubles the queue (a client pipelines deeper than it holds). Slot
+ * pointers taken before are stale after. Returns 0 or -ENOMEM. */
+static int q_grow(struct h1_conn *c)
+{
+	uint32_t cap = c->q_cap * 2;
+	struct slot *q = calloc(cap, sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	for (uint64_t seq = c->q_first; seq < c->q_end; seq++)
+		q[seq & (cap - 1)] = *slot_ref(c, seq);
+	if (c->q != c->q_inline)
+		free(c->q);
+	c->q = q;
+	c->q_cap = cap;
+	return 0;
+}
+
+/* An empty queue goes back inline. */
+static void q_shrink(struct h1_conn *c)
+{
+	if (c->q == c->q_inline || c->q_first != c->q_end)
+		return;
+	free(c->q);
+	c->q = c->q_inline;
+	c->q_cap = Q_INLINE;
 }
 
 static void count_drop(struct http1 *h, enum drop_reason r)
@@ -264,13 +317,14 @@ static void fill_response_body(struct h1_conn *c, struct exchange *x)
 		c->h->st.nomem++;
 }
 
-/* Hands on or frees every finished slot at the head of the queue. */
+/* Hands on or frees every finished slot at the head of the queue. Slot
+ * pointers taken before may be stale after (the queue may move inline). */
 static void finish(struct h1_conn *c)
 {
 	struct http1 *h = c->h;
 
 	while (c->q_first < c->q_end) {
-		struct slot *s = &c->q[c->q_first % HTTP1_MAX_PIPELINE];
+		struct slot *s = slot_ref(c, c->q_first);
 		struct exchange *x;
 
 		if (!s->req_done)
@@ -296,6 +350,7 @@ static void finish(struct h1_conn *c)
 		memset(s, 0, sizeof(*s));
 		c->q_first++;
 	}
+	q_shrink(c);
 }
 
 /* ---- pairing ---- */
@@ -448,6 +503,18 @@ static size_t header_cap(const struct side *sd)
 	return sd->c->h->cfg.max_header_bytes;
 }
 
+/* Frees what the current message was read into: called when it ends, so
+ * an idle connection holds no buffer. */
+static void side_msg_release(struct side *sd)
+{
+	sd->value_open = false;
+	sd->field_len = 0;
+	hbuf_free(&sd->url);
+	hbuf_free(&sd->hdr);
+	hbuf_free(&sd->bodybuf);
+	headers_clean(&sd->hdrs);
+}
+
 static void side_msg_reset(struct side *sd)
 {
 	sd->body = BODY_NONE;
@@ -455,13 +522,8 @@ static void side_msg_reset(struct side *sd)
 	sd->oversize = false;
 	sd->body_trunc = false;
 	sd->body_lost = false;
-	sd->value_open = false;
 	sd->hdr_bytes = 0;
-	sd->url.len = 0;
-	sd->field.len = 0;
-	sd->value.len = 0;
-	hbuf_free(&sd->bodybuf);
-	headers_clean(&sd->hdrs);
+	side_msg_release(sd);
 }
 
 static struct slot *in_cur(struct side *sd)
@@ -492,30 +554,33 @@ static void count_header_bytes(struct side *sd, size_t n)
 static void flush_header(struct side *sd)
 {
 	struct headers *hs = cur_headers(sd);
-	size_t vl = sd->value.len;
+	const char *line = sd->hdr.p ? sd->hdr.p : "";
+	const char *value = line + sd->field_len;
+	size_t vl = sd->hdr.len - sd->field_len;
 
 	if (!sd->value_open)
 		return;
 	sd->value_open = false;
-	while (vl && (sd->value.p[vl - 1] == ' ' ||
-		      sd->value.p[vl - 1] == '\t'))
+	while (vl && (value[vl - 1] == ' ' || value[vl - 1] == '\t'))
 		vl--;
 	if (hs && !sd->oversize &&
-	    headers_add(hs, sd->field.p ? sd->field.p : "", sd->field.len,
-			sd->value.p ? sd->value.p : "", vl) < 0)
+	    headers_add(hs, line, sd->field_len, value, vl) < 0)
 		sd->c->h->st.nomem++;
-	sd->field.len = 0;
-	sd->value.len = 0;
+	sd->hdr.len = 0;
+	sd->field_len = 0;
 }
 
+/* The field name and its value share sd->hdr; both are under the header
+ * cap together whenever the section is (count_header_bytes()). */
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
 	struct side *sd = p->data;
 
 	flush_header(sd);
 	count_header_bytes(sd, n);
-	if (!sd->oversize && hbuf_put(&sd->field, at, n, header_cap(sd)) < 0)
+	if (!sd->oversize && hbuf_put(&sd->hdr, at, n, header_cap(sd)) < 0)
 		sd->oversize = true;
+	sd->field_len = sd->hdr.len;
 	return sd->stop;
 }
 
@@ -525,7 +590,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 
 	sd->value_open = true;
 	count_header_bytes(sd, n);
-	if (!sd->oversize && hbuf_put(&sd->value, at, n, header_cap(sd)) < 0)
+	if (!sd->oversize && hbuf_put(&sd->hdr, at, n, header_cap(sd)) < 0)
 		sd->oversize = true;
 	return sd->stop;
 }
@@ -619,12 +684,17 @@ static int req_begin(http_parser *p)
 	sd->in_msg = true;
 	h->st.requests++;
 	c->in_slot = SEQ_NONE;
-	if (c->q_end - c->q_first == HTTP1_MAX_PIPELINE) {
-		/* Too deep to track: give up the pairing of everything in
-		 * flight; the connection resyncs when it is idle again. */
-		h->st.overflow++;
+	if (c->q_end - c->q_first == c->q_cap &&
+	    (c->q_cap == HTTP1_MAX_PIPELINE || q_grow(c) < 0)) {
+		enum drop_reason r = c->q_cap == HTTP1_MAX_PIPELINE
+				     ? DROP_OVERFLOW : DROP_NOMEM;
+
+		/* Too deep to track (or no memory to): give up the pairing of
+		 * everything in flight; the connection resyncs when it is
+		 * idle again. */
+		count_drop(h, r);
 		for (uint64_t seq = c->q_first; seq < c->q_end; seq++)
-			slot_void(c, slot_at(c, seq), DROP_OVERFLOW);
+			slot_void(c, slot_at(c, seq), r);
 		c->pipelined = true;
 		c->barrier_pending = true;
 		return 0;
@@ -635,7 +705,7 @@ static int req_begin(http_parser *p)
 	prev = slot_at(c, c->q_end - 1);
 	if (!at_read && prev)
 		c->pipelined = true;
-	s = &c->q[c->q_end % HTTP1_MAX_PIPELINE];
+	s = slot_ref(c, c->q_end);
 	memset(s, 0, sizeof(*s));
 	s->t_first = ts;
 	s->at_read_start = at_read;
@@ -679,7 +749,7 @@ static int req_headers_complete(http_parser *p)
 	return sd->stop;
 }
 
-static int req_complete(http_parser *p)
+static int req_end(http_parser *p)
 {
 	struct side *sd = p->data;
 	struct h1_conn *c = sd->c;
@@ -722,6 +792,16 @@ static int req_complete(http_parser *p)
 	c->in_slot = SEQ_NONE;
 	finish(c);
 	return sd->stop;
+}
+
+/* Between messages a side holds no buffer: an idle keep-alive connection
+ * costs its struct h1_conn alone. */
+static int req_complete(http_parser *p)
+{
+	int rc = req_end(p);
+
+	side_msg_release(p->data);
+	return rc;
 }
 
 /* ---- outbound: responses ---- */
@@ -772,6 +852,9 @@ static int resp_headers_complete(http_parser *p)
 		sd->c->in.mode = SIDE_DEAD;
 		sd->mode = SIDE_DEAD;
 		sd->stop = true;
+		/* Neither side parses again: free what they read into. */
+		side_msg_release(&sd->c->in);
+		side_msg_release(sd);
 		return sd->stop;
 	}
 	body_mode_set(sd, skip);
@@ -780,7 +863,7 @@ static int resp_headers_complete(http_parser *p)
 	return sd->stop;
 }
 
-static int resp_complete(http_parser *p)
+static int resp_end(http_parser *p)
 {
 	struct side *sd = p->data;
 	struct h1_conn *c = sd->c;
@@ -829,6 +912,14 @@ static int resp_complete(http_parser *p)
 	s->resp_done = true;
 	finish(c);
 	return sd->stop;
+}
+
+static int resp_complete(http_parser *p)
+{
+	int rc = resp_end(p);
+
+	side_msg_release(p->data);
+	return rc;
 }
 
 static const http_parser_settings req_settings = {
@@ -890,7 +981,7 @@ static void side_lose(struct side *sd, enum drop_reason r)
 	side_msg_reset(sd);
 	sd->mode = SIDE_HUNT;
 	sd->in_msg = false;
-	sd->hunt.len = 0;
+	hbuf_free(&sd->hunt);
 	sd->at_line_start = false;
 	finish(c);
 }
@@ -983,7 +1074,7 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 		if (sd->hunt.len + take > cap ||
 		    hbuf_put(&sd->hunt, (const char *)p + pos, take, cap) < 0) {
 			hunt_skip(sd, sd->hunt.len + take);
-			sd->hunt.len = 0;
+			hbuf_free(&sd->hunt);
 			pos += take;
 			sd->at_line_start = nl != NULL;
 			continue;
@@ -1011,7 +1102,7 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 			return;
 		}
 		hunt_skip(sd, sd->hunt.len);
-		sd->hunt.len = 0;
+		hbuf_free(&sd->hunt);
 		sd->at_line_start = true;
 	}
 }
@@ -1069,11 +1160,7 @@ static void side_init(struct side *sd, struct h1_conn *c, int dir,
 static void side_clean(struct side *sd)
 {
 	hbuf_free(&sd->hunt);
-	hbuf_free(&sd->url);
-	hbuf_free(&sd->field);
-	hbuf_free(&sd->value);
-	hbuf_free(&sd->bodybuf);
-	headers_clean(&sd->hdrs);
+	side_msg_release(sd);
 }
 
 static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
@@ -1088,6 +1175,8 @@ static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
 	}
 	c->h = h;
 	c->info = *info;
+	c->q = c->q_inline;
+	c->q_cap = Q_INLINE;
 	c->in_slot = SEQ_NONE;
 	side_init(&c->in, c, SHADOW_DIR_IN, info->midstream);
 	side_init(&c->out, c, SHADOW_DIR_OUT, info->midstream);
@@ -1168,7 +1257,7 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 	if (sd->mode == SIDE_DEAD)
 		return;
 	if (sd->mode == SIDE_HUNT) {
-		sd->hunt.len = 0;
+		hbuf_free(&sd->hunt);
 		sd->at_line_start = false;
 		if (dir == SHADOW_DIR_OUT)
 			c->out_unknown_until = ts;
@@ -1193,7 +1282,7 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 static bool last_response_closes(const struct h1_conn *c)
 {
 	for (uint64_t seq = c->q_end; seq > c->q_first; seq--) {
-		const struct slot *s = &c->q[(seq - 1) % HTTP1_MAX_PIPELINE];
+		const struct slot *s = &c->q[(seq - 1) & (c->q_cap - 1)];
 		const char *v;
 
 		if (s->state != SLOT_LIVE || !s->resp_done || !s->x)
@@ -1244,6 +1333,8 @@ static void sink_close(void *ctx, void *state, uint64_t ts)
 	finish(c);
 	side_clean(&c->in);
 	side_clean(&c->out);
+	if (c->q != c->q_inline)
+		free(c->q);
 	free(c);
 }
 

@@ -37,7 +37,8 @@ struct endpoint_rules;
 
 #define HTTP1_DEFAULT_MAX_BODY (1u << 20)
 #define HTTP1_DEFAULT_MAX_HEADER_BYTES (64u << 10)
-/* Requests in flight on one connection (pipelining depth) tracked. */
+/* Requests in flight on one connection (pipelining depth) tracked; a power
+ * of two. */
 #define HTTP1_MAX_PIPELINE 64
 
 struct http1_config {

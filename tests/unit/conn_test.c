@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,85 @@ Test(conn, least_recently_used_evicted_past_max_conns)
 	for (uint32_t fd = 11; fd < 15; fd++)
 		data(fd, fd, 0, 0, "x", 0, 20);
 	cr_assert_eq(conn_table_stats(t)->conns_opened, 5);
+}
+
+/* The hash grows from 64 slots to hold 1000 connections and shrinks back
+ * as they close: every survivor keeps its sink state, and the LRU order
+ * survives each rehash. */
+Test(conn, table_grows_and_shrinks_keeping_connections_and_lru_order)
+{
+	struct conn_limits lim = { .max_conns = 1000, .idle_ns = 1000 };
+	char want[64];
+
+	conn_table_free(t);
+	t = conn_table_new(&lim, &ops, NULL);
+	cr_assert_not_null(t);
+	for (uint32_t fd = 0; fd < 1000; fd++)
+		open_conn(fd, 1, 10 + fd);
+	/* Touched in reverse: fd 999 is now the least recently used. */
+	for (uint32_t fd = 1000; fd-- > 0;)
+		data(fd, 1, 0, 0, "x", 0, 2000 - fd);
+	cr_assert_eq(conn_table_stats(t)->conns_active, 1000);
+	cr_assert_eq(conn_table_stats(t)->conns_midstream, 0);
+	log_buf[0] = '\0';
+	open_conn(5000, 1, 3000);
+	cr_assert_str_eq(log_buf, "close c1000\n"
+				  "open 7/5000/1 127.0.0.1:5555\n");
+	/* Close all but fds 0..9 and 5000: the table shrinks on the way. */
+	for (uint32_t fd = 10; fd < 999; fd++)
+		close_conn(fd, 1, 3001);
+	cr_assert_eq(conn_table_stats(t)->conns_active, 11);
+	cr_assert_eq(conn_table_stats(t)->conns_closed, 989);
+	for (uint32_t fd = 0; fd < 10; fd++) {
+		log_buf[0] = '\0';
+		data(fd, 1, 0, 1, "y", 0, 4000 + fd);
+		snprintf(want, sizeof(want), "data c%u in y\n", fd + 1);
+		cr_assert_str_eq(log_buf, want);
+	}
+	/* Last seen at 3000 (fd 5000), then at 4000 + fd. */
+	cr_assert_eq(conn_table_expire(t, 4000 + 1000 + 4), 5);
+	log_buf[0] = '\0';
+	cr_assert_eq(conn_table_expire(t, 4000 + 1000 + 9), 5);
+	cr_assert_str_eq(log_buf, "close c5\nclose c6\nclose c7\nclose c8\n"
+				  "close c9\n");
+	cr_assert_eq(conn_table_stats(t)->conns_active, 1);
+	cr_assert_eq(conn_table_stats(t)->conns_opened, 1001);
+}
+
+/* Heap bytes in use (glibc's accounting; sanitizers replace malloc). */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* The table's memory follows the connections, not max_conns. */
+Test(conn, table_memory_follows_connections_not_max_conns)
+{
+	struct conn_limits lim = { .max_conns = 1 << 20 };
+	size_t base, empty, full;
+
+#if defined(__SANITIZE_ADDRESS__)
+	cr_skip_test("ASan's malloc keeps no glibc heap accounting");
+#endif
+	conn_table_free(t);
+	base = heap_in_use();
+	t = conn_table_new(&lim, &ops, NULL);
+	cr_assert_not_null(t);
+	empty = heap_in_use() - base;
+	cr_expect_lt(empty, 16 << 10, "empty table: %zu bytes", empty);
+	for (uint32_t fd = 0; fd < 4000; fd++)
+		open_conn(fd, 1, 1);
+	full = heap_in_use() - base;
+	/* 4000 connections at a load of at most 1/2: 8192 slots of 64
+	 * bytes each. */
+	cr_expect_lt(full, 8192 * 64 + (16 << 10), "4000 connections: %zu",
+		     full);
+	for (uint32_t fd = 0; fd < 4000; fd++)
+		close_conn(fd, 1, 2);
+	empty = heap_in_use() - base;
+	cr_expect_lt(empty, 16 << 10, "after the closes: %zu bytes", empty);
 }
 
 Test(conn, idle_connections_expire)

@@ -4,6 +4,7 @@
 /* Tables below leave trailing fields zero on purpose. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,23 @@ static const struct edge_case cases[] = {
 	    { OUT, 21, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n/3" },
 	    END },
 	  3, { "/1", "/2", "/3" }, { 200, 200, 200 } },
+	{ "pipelined_past_the_inline_slots_twice",
+	  false,
+	  /* The queue grows past its inline slots, drains back to them,
+	   * then grows again from an odd sequence number. */
+	  { { IN, 10, GET("/a") },
+	    { OUT, 20, R200(2) "\r\n\r\n/a" },
+	    { IN, 30, GET("/1") GET("/2") GET("/3") },
+	    { OUT, 40, R200(2) "\r\n\r\n/1" },
+	    { IN, 41, GET("/4") },
+	    { OUT, 50, R200(2) "\r\n\r\n/2" R200(2) "\r\n\r\n/3"
+		       R200(2) "\r\n\r\n/4" },
+	    { IN, 60, GET("/5") GET("/6") GET("/7") },
+	    { OUT, 70, R200(2) "\r\n\r\n/5" R200(2) "\r\n\r\n/6"
+		       R200(2) "\r\n\r\n/7" },
+	    END },
+	  8, { "/a", "/1", "/2", "/3", "/4", "/5", "/6", "/7" },
+	  { 200, 200, 200, 200, 200, 200, 200, 200 } },
 	{ "head_204_304_have_no_body",
 	  false,
 	  { { IN, 10, "HEAD /h HTTP/1.1\r\n\r\n" },
@@ -862,6 +880,56 @@ Test(http1, stats_pointer_and_free_null)
 	cr_expect_eq(http1_stats(h)->exchanges, 0);
 	http1_free(h);
 	http1_free(NULL);
+}
+
+/* ---- memory held by idle connections ---- */
+
+/* Heap bytes in use (glibc's accounting; sanitizers replace malloc). */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* Thousands of keep-alive connections sit idle between exchanges: each
+ * must cost its connection state alone, with no message buffer or grown
+ * request queue left behind (a pipelined burst included). */
+Test(http1, idle_keepalive_connections_hold_no_buffers)
+{
+	enum { N = 1000 };
+	static const char burst[] = GET("/1") GET("/2") GET("/3") GET("/4")
+				    GET("/5");
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain"
+				   "\r\nContent-Length: 2\r\n\r\nok";
+	struct conn_info info = { .tgid = 7, .gen = 1 };
+	struct http1 *h = http1_new(NULL, NULL, NULL);
+	static void *c[N];
+	size_t before, per_conn;
+
+#if defined(__SANITIZE_ADDRESS__)
+	cr_skip_test("ASan's malloc keeps no glibc heap accounting");
+#endif
+	cr_assert(h);
+	before = heap_in_use();
+	for (int i = 0; i < N; i++) {
+		info.fd = i;
+		c[i] = http1_sink_ops.open(h, &info, 1);
+		cr_assert(c[i]);
+		http1_sink_ops.data(h, c[i], IN, (const uint8_t *)burst,
+				    strlen(burst), 10);
+		for (int k = 0; k < 5; k++)
+			http1_sink_ops.data(h, c[i], OUT, (const uint8_t *)resp,
+					    strlen(resp), 20 + k);
+	}
+	per_conn = (heap_in_use() - before) / N;
+	cr_expect_eq(http1_stats(h)->exchanges, 5 * N);
+	/* struct h1_conn is under 800 bytes; any buffer would add 256. */
+	cr_expect_lt(per_conn, 1024, "%zu bytes per idle connection",
+		     per_conn);
+	for (int i = 0; i < N; i++)
+		http1_sink_ops.close(h, c[i], 30);
+	http1_free(h);
 }
 
 /* ---- a midstream pipelined batch, proven or not by the close ---- */
