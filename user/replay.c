@@ -62,9 +62,17 @@ struct job {
 	bool recheck_requested;
 };
 
+/* A connection socket: opened by on_curl_open(), closed by on_curl_close(). */
+struct sock_state {
+	bool open;
+	unsigned char mask; /* watched for (LOOP_READ | LOOP_WRITE); 0: not */
+	bool parked;        /* curl let go of it: idle, kept watched */
+};
+
 struct url_base {
 	char *url;  /* as configured */
 	char *path; /* its path without the trailing '/': "" or "/v2" */
+	CURLU *uh;  /* url, parsed once rather than by curl on every transfer */
 };
 
 struct replay {
@@ -91,15 +99,18 @@ struct replay {
 	unsigned breaker_failures;
 	long breaker_pause_ms;
 
-	long long curl_timer, token_timer, breaker_timer;
+	long long curl_timer, token_timer, breaker_timer, pump_timer;
 	struct job *qhead, *qtail;     /* waiting */
 	struct job *flying;            /* in flight (doubly linked) */
 	unsigned consecutive_failures;
 	bool probe_inflight;
 	bool pumping;
+	bool delivering; /* in check_done() */
 	bool closing;
 	CURL **pool; /* idle easy handles, reset */
 	size_t npool, pool_cap;
+	struct sock_state *socks; /* indexed by socket, see sock_conn() */
+	size_t nsocks;
 	struct replay_stats stats;
 };
 
@@ -138,7 +149,8 @@ const char *replay_outcome_name(enum replay_outcome o)
 	return outcome_names[o];
 }
 
-static void pump(struct replay *r);
+static unsigned pump(struct replay *r);
+static void pump_soon(struct replay *r);
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -211,6 +223,8 @@ static int parse_base(const char *what, const char *url, struct url_base *b,
 	n = strlen(b->path);
 	while (n && b->path[n - 1] == '/')
 		b->path[--n] = '\0';
+	b->uh = u;
+	u = NULL;
 	rc = 0;
 cleanup:
 	curl_free(scheme);
@@ -334,11 +348,84 @@ oom:
 
 static void check_done(struct replay *r);
 
+/* Connection sockets are tracked so that the steady state of a reused
+ * connection costs no epoll_ctl(): when a transfer ends, curl lets go of
+ * its socket (CURL_POLL_REMOVE) and the next transfer on that connection
+ * asks for it again (CURL_POLL_IN). In between, the socket stays watched
+ * for reading ("parked"): if the server closes it or sends something
+ * unasked, on_fd() stops watching it, and curl finds the connection dead
+ * when it next tries to reuse it. This relies on knowing when the socket
+ * is closed: curl closes connection sockets through on_curl_close(),
+ * which stops watching first. Other sockets curl may report (a resolver's
+ * socketpair) are closed by curl itself and watched the plain way. */
+static struct sock_state *sock_conn(const struct replay *r, curl_socket_t s)
+{
+	if (s < 0 || (size_t)s >= r->nsocks || !r->socks[s].open)
+		return NULL;
+	return &r->socks[s];
+}
+
+static void sock_unwatch(struct replay *r, curl_socket_t s)
+{
+	struct sock_state *st = sock_conn(r, s);
+
+	loop_fd_del(r->loop, s);
+	if (st) {
+		st->mask = 0;
+		st->parked = false;
+	}
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: curl's own way of opening the socket, and
+ * the start of its tracking (none if it cannot be recorded). */
+static curl_socket_t on_curl_open(void *clientp, curlsocktype purpose,
+				  struct curl_sockaddr *a)
+{
+	struct replay *r = clientp;
+	curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+
+	if (s < 0)
+		return CURL_SOCKET_BAD;
+	if ((size_t)s >= r->nsocks) {
+		size_t n = r->nsocks ? r->nsocks * 2 : 64;
+		struct sock_state *v;
+
+		while (n <= (size_t)s)
+			n *= 2;
+		v = realloc(r->socks, n * sizeof(*v));
+		if (!v)
+			return s;
+		memset(v + r->nsocks, 0, (n - r->nsocks) * sizeof(*v));
+		r->socks = v;
+		r->nsocks = n;
+	}
+	r->socks[s] = (struct sock_state){ .open = true };
+	return s;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: no REMOVE comes for a parked socket, which
+ * curl no longer knows of, so it is unwatched here, before it closes. */
+static int on_curl_close(void *clientp, curl_socket_t s)
+{
+	struct replay *r = clientp;
+
+	sock_unwatch(r, s);
+	if ((size_t)s < r->nsocks)
+		r->socks[s].open = false;
+	return close(s);
+}
+
 static void on_fd(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct replay *r = ctx;
+	struct sock_state *st = sock_conn(r, fd);
 	int flags = 0, running;
 
+	if (st && st->parked) {
+		/* An idle connection closed or spoke: curl will notice. */
+		sock_unwatch(r, fd);
+		return;
+	}
 	if (events & LOOP_READ)
 		flags |= CURL_CSELECT_IN;
 	if (events & LOOP_WRITE)
@@ -353,31 +440,53 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp,
 			  void *socketp)
 {
 	struct replay *r = userp;
+	struct sock_state *st;
 	unsigned mask = 0;
 
-	if (what == CURL_POLL_REMOVE) {
-		loop_fd_del(r->loop, s);
-		return 0;
-	}
 	if (what & CURL_POLL_IN)
 		mask |= LOOP_READ;
 	if (what & CURL_POLL_OUT)
 		mask |= LOOP_WRITE;
-	if (!mask) {
-		loop_fd_del(r->loop, s);
+	st = sock_conn(r, s); /* NULL: watched the plain way */
+	if (!mask) { /* CURL_POLL_REMOVE (or NONE) */
+		/* Park it, unless it would wake us up for nothing. */
+		if (st && st->mask == LOOP_READ)
+			st->parked = true;
+		else
+			sock_unwatch(r, s);
 		return 0;
 	}
-	return loop_fd_add(r->loop, s, mask, on_fd, r) ? -1 : 0;
+	if (st && st->mask == mask) {
+		st->parked = false;
+		return 0;
+	}
+	if (loop_fd_add(r->loop, s, mask, on_fd, r)) {
+		sock_unwatch(r, s);
+		return -1;
+	}
+	if (st) {
+		st->mask = (unsigned char)mask;
+		st->parked = false;
+	}
+	return 0;
+}
+
+/* Lets curl do what is due, starting the transfers added since it last
+ * ran, and collects those that ended. */
+static void run_due(struct replay *r)
+{
+	int running;
+
+	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(r);
 }
 
 static long on_curl_timeout(struct loop *l, long long id, void *ctx)
 {
 	struct replay *r = ctx;
-	int running;
 
 	r->curl_timer = 0;
-	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(r);
+	run_due(r);
 	return LOOP_TIMER_DONE;
 }
 
@@ -469,7 +578,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 	if (!take)
 		return len;
 	if (g->len + take + 1 > g->cap) {
-		size_t cap = g->cap ? g->cap : 4096;
+		size_t cap = g->cap ? g->cap : 256;
 		uint8_t *b;
 
 		while (cap < g->len + take + 1)
@@ -831,11 +940,17 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 	}
 }
 
+/* Hands the transfers that ended to their jobs. The jobs they make room
+ * for, and those their done callbacks submit, are started by pump_soon()
+ * once every ready socket was served, not from here: each would leave
+ * from inside curl's handling of the next response, one request at a time
+ * between responses, and the candidate would be woken up for every one. */
 static void check_done(struct replay *r)
 {
 	CURLMsg *m;
 	int left;
 
+	r->delivering = true;
 	while ((m = curl_multi_info_read(r->multi, &left))) {
 		struct leg *g = NULL;
 
@@ -845,7 +960,8 @@ static void check_done(struct replay *r)
 		if (g)
 			leg_done(r, g, m->data.result);
 	}
-	pump(r);
+	r->delivering = false;
+	pump_soon(r);
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -879,7 +995,10 @@ static bool in_connection(const struct headers *h, const char *name)
 	return false;
 }
 
-static bool dropped(const struct replay *r, const struct headers *orig,
+/* Whether a captured header is left out. conn: the captured headers if
+ * they have a Connection header (whose names are left out too), else NULL,
+ * which spares a scan of all the headers for each one. */
+static bool dropped(const struct replay *r, const struct headers *conn,
 		    const char *name)
 {
 	static const char *const hop[] = {
@@ -897,28 +1016,35 @@ static bool dropped(const struct replay *r, const struct headers *orig,
 			return true;
 	if (headers_get(&r->set, name))
 		return true;
-	return in_connection(orig, name);
+	return conn && in_connection(conn, name);
 }
 
+/* Appends the header line for name and value to *l: 0 or -ENOMEM. Built
+ * by hand, not with asprintf(): this runs for every header of every
+ * replay, and curl copies the line anyway. */
 static int slist_add(struct curl_slist **l, const char *name,
 		     const char *value)
 {
+	size_t nlen = strlen(name), vlen = value ? strlen(value) : 0;
+	size_t len = nlen + (vlen ? 2 + vlen : 1);
+	char buf[256], *line = len < sizeof(buf) ? buf : malloc(len + 1);
 	struct curl_slist *n;
-	char *line;
-	int len;
 
-	/* "Name;" is curl's spelling of a header with an empty value;
-	 * "Name:" alone would delete one of curl's own headers. */
-	if (value && *value)
-		len = asprintf(&line, "%s: %s", name, value);
-	else if (value)
-		len = asprintf(&line, "%s;", name);
-	else
-		len = asprintf(&line, "%s:", name);
-	if (len < 0)
+	if (!line)
 		return -ENOMEM;
+	memcpy(line, name, nlen);
+	if (vlen) {
+		memcpy(line + nlen, ": ", 2);
+		memcpy(line + nlen + 2, value, vlen);
+	} else {
+		/* "Name;" is curl's spelling of a header with an empty
+		 * value; "Name:" alone deletes one of curl's own headers. */
+		line[nlen] = value ? ';' : ':';
+	}
+	line[len] = '\0';
 	n = curl_slist_append(*l, line);
-	free(line);
+	if (line != buf)
+		free(line);
 	if (!n)
 		return -ENOMEM;
 	*l = n;
@@ -930,6 +1056,7 @@ static int build_headers(struct replay *r, const struct http_request *q,
 			 bool with_body, struct curl_slist **out)
 {
 	const struct headers *h = &q->headers;
+	const struct headers *conn = headers_get(h, "Connection") ? h : NULL;
 	struct curl_slist *l = NULL;
 	int rc = -ENOMEM;
 
@@ -939,7 +1066,7 @@ static int build_headers(struct replay *r, const struct http_request *q,
 	for (size_t i = 0; i < h->n; i++) {
 		const char *name = h->v[i].name, *value = h->v[i].value;
 
-		if (dropped(r, h, name))
+		if (dropped(r, conn, name))
 			continue;
 		if (!is_token(name, strlen(name)) || has_ctl(value)) {
 			rc = -EINVAL;
@@ -973,6 +1100,7 @@ cleanup:
 /* base path + target, or NULL with *bad set if the target cannot be sent. */
 static char *make_target(const struct url_base *b, const char *t, bool *bad)
 {
+	size_t plen, tlen;
 	char *out;
 
 	*bad = true;
@@ -996,8 +1124,13 @@ static char *make_target(const struct url_base *b, const char *t, bool *bad)
 			t = "/";
 	}
 	*bad = false;
-	if (asprintf(&out, "%s%s", b->path, t) < 0)
+	plen = strlen(b->path);
+	tlen = strlen(t);
+	out = malloc(plen + tlen + 1);
+	if (!out)
 		return NULL;
+	memcpy(out, b->path, plen);
+	memcpy(out + plen, t, tlen + 1);
 	return out;
 }
 
@@ -1018,9 +1151,16 @@ static CURL *get_easy(struct replay *r)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* Also keeps curl from reading no_proxy from the environment on
+	 * every transfer. */
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_curl_open);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r);
 	if (r->cacert)
 		curl_easy_setopt(e, CURLOPT_CAINFO, r->cacert);
 	if (r->insecure) {
@@ -1048,7 +1188,10 @@ static int start_leg(struct replay *r, struct job *j, struct leg *g,
 	e = get_easy(r);
 	if (!e)
 		return -ENOMEM;
+	/* CURLOPT_CURLU overrides the URL string, which keeps what curl
+	 * reports about the transfer right. */
 	curl_easy_setopt(e, CURLOPT_URL, b->url);
+	curl_easy_setopt(e, CURLOPT_CURLU, b->uh);
 	curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, g->target);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, g);
@@ -1172,11 +1315,15 @@ static bool take_token(struct replay *r)
 
 /* Moves work from the queue to the candidate as slots, tokens and the
  * breaker allow. Re-entry (from a callback) is folded into the running
- * call, which re-reads the state on every turn. */
-static void pump(struct replay *r)
+ * call, which re-reads the state on every turn; so is a call from
+ * check_done(), which pump_soon() makes up for. Returns the number of jobs
+ * it put in flight. */
+static unsigned pump(struct replay *r)
 {
-	if (r->pumping || r->closing)
-		return;
+	unsigned started = 0;
+
+	if (r->pumping || r->closing || r->delivering)
+		return 0;
 	r->pumping = true;
 	while (r->qhead) {
 		struct job *j;
@@ -1197,10 +1344,41 @@ static void pump(struct replay *r)
 			r->probe_inflight = true;
 		}
 		/* A probe that never left does not hold the breaker. */
-		if (start_job(r, j) && probe)
+		if (start_job(r, j) == 0)
+			started++;
+		else if (probe)
 			r->probe_inflight = false;
 	}
 	r->pumping = false;
+	return started;
+}
+
+static long on_pump_timer(struct loop *l, long long id, void *ctx)
+{
+	struct replay *r = ctx;
+
+	r->pump_timer = 0;
+	/* curl would send them from its next 0 ms timeout, an iteration
+	 * later: send them now, back to back. */
+	if (pump(r))
+		run_due(r);
+	return LOOP_TIMER_DONE;
+}
+
+/* pump() once the loop has served every ready socket of this iteration:
+ * a 0 ms timer runs after them. */
+static void pump_soon(struct replay *r)
+{
+	long long id;
+
+	if (!r->qhead || r->pump_timer || r->closing ||
+	    (r->stats.inflight >= r->max_inflight && !breaker_blocks(r)))
+		return;
+	id = loop_timer_add(r->loop, 0, on_pump_timer, r);
+	if (id > 0)
+		r->pump_timer = id;
+	else
+		pump(r); /* no timer: now rather than never */
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -1332,6 +1510,7 @@ static void free_base(struct url_base *b)
 {
 	free(b->url);
 	free(b->path);
+	curl_url_cleanup(b->uh);
 }
 
 void replay_free(struct replay *r)
@@ -1351,13 +1530,21 @@ void replay_free(struct replay *r)
 		curl_easy_cleanup(r->pool[i]);
 	if (r->multi)
 		curl_multi_cleanup(r->multi);
+	/* Closing the connections unwatched their sockets; nothing should be
+	 * left, but the loop must not call back into a freed replayer. */
+	for (size_t i = 0; i < r->nsocks; i++)
+		if (r->socks[i].mask)
+			loop_fd_del(r->loop, (int)i);
 	if (r->curl_timer)
 		loop_timer_del(r->loop, r->curl_timer);
 	if (r->token_timer)
 		loop_timer_del(r->loop, r->token_timer);
 	if (r->breaker_timer)
 		loop_timer_del(r->loop, r->breaker_timer);
+	if (r->pump_timer)
+		loop_timer_del(r->loop, r->pump_timer);
 	free(r->pool);
+	free(r->socks);
 	free_base(&r->cand_url);
 	free_base(&r->noise_url);
 	free(r->host_header);

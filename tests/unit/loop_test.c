@@ -93,6 +93,33 @@ Test(loop, deleted_timer_never_fires_even_when_due_in_same_iteration)
 	loop_free(l);
 }
 
+Test(loop, timers_deleted_between_iterations_leave_the_others_intact)
+{
+	struct loop *l;
+	struct counter a = { 0 }, b = { 0 }, c = { 0 };
+	long long ida, idb, idc;
+
+	cr_assert_eq(loop_new(&l), 0);
+	ida = loop_timer_add(l, 5, count_timer, &a);
+	idb = loop_timer_add(l, 5, count_timer, &b);
+	idc = loop_timer_add(l, 5, count_timer, &c);
+	cr_assert_gt(idc, 0);
+	/* Outside an iteration: the timers after the deleted ones move. */
+	cr_expect_eq(loop_timer_del(l, idb), 0);
+	cr_expect_eq(loop_timer_del(l, idb), -ENOENT);
+	cr_expect_eq(loop_timer_del(l, ida), 0);
+	ida = loop_timer_add(l, 5, count_timer, &a);
+	cr_assert_gt(ida, 0);
+	usleep(10000);
+	cr_expect_eq(loop_run_once(l, 0), 2);
+	cr_expect_eq(a.calls, 1);
+	cr_expect_eq(b.calls, 0);
+	cr_expect_eq(c.calls, 1);
+	cr_expect_eq(loop_timer_del(l, idc), -ENOENT);
+	cr_expect_eq(loop_run_once(l, 20), 0);
+	loop_free(l);
+}
+
 Test(loop, timeout_zero_does_not_block_and_negative_waits_for_timer)
 {
 	struct loop *l;

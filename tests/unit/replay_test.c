@@ -900,6 +900,34 @@ Test(replay, bad_config_is_refused_with_a_clear_message)
 	loop_free(l);
 }
 
+Test(replay, idle_connection_closed_by_the_candidate_is_let_go)
+{
+	struct env e;
+	struct replay_config cfg = { .max_inflight = 1 };
+
+	env_start(&e, "echo", 0);
+	env_replay(&e, &cfg);
+	for (int i = 0; i < 3; i++)
+		replay_submit(e.r, mkx("GET", "/k", NULL, NULL));
+	drain(&e, 5000);
+	cr_assert_eq(e.c.n, 3);
+	/* One kept-alive connection served all three. */
+	cr_expect_eq(echo_int(e.c.res[2].body, "count"), 3);
+	/* Its server goes away while it is idle: the loop hears of it once,
+	 * then has nothing to do (no busy loop on a dead socket). */
+	servers_stop(&e.cand);
+	run_for(&e, 100);
+	cr_expect_eq(loop_run_once(e.loop, 50), 0);
+	/* A new server on the port: the next replay gets there. */
+	start_candidate(&e.cand, e.port, "echo", 0, NULL, NULL);
+	replay_submit(e.r, mkx("GET", "/k", NULL, NULL));
+	drain(&e, 5000);
+	cr_assert_eq(e.c.n, 4);
+	cr_expect_eq(e.c.res[3].outcome, REPLAY_OK);
+	cr_expect_eq(echo_int(e.c.res[3].body, "count"), 1);
+	env_stop(&e);
+}
+
 Test(replay, free_with_work_in_flight_cancels_without_callbacks)
 {
 	struct env e;

@@ -29,6 +29,7 @@ struct loop_timer {
 struct loop {
 	int epfd;
 	bool stop;
+	bool running_timers; /* in run_timers(): deletions only mark */
 	struct loop_fd *fds;
 	size_t nfds; /* entries in fds */
 	struct loop_timer *timers;
@@ -173,11 +174,20 @@ int loop_timer_del(struct loop *l, long long id)
 	if (id <= 0)
 		return -ENOENT;
 	for (size_t i = 0; i < l->ntimers; i++) {
-		if (l->timers[i].id == id) {
-			/* Only marked: run_timers() may be iterating. */
+		if (l->timers[i].id != id)
+			continue;
+		if (l->running_timers) {
+			/* Only marked: run_timers() is iterating. */
 			l->timers[i].id = 0;
-			return 0;
+		} else {
+			/* Gone at once, so that a timer re-armed for every
+			 * request (curl's) does not pile up dead slots for
+			 * every scan to walk until the next sweep. */
+			memmove(&l->timers[i], &l->timers[i + 1],
+				(l->ntimers - i - 1) * sizeof(l->timers[0]));
+			l->ntimers--;
 		}
+		return 0;
 	}
 	return -ENOENT;
 }
@@ -217,6 +227,7 @@ static int run_timers(struct loop *l)
 	/* Timers added by callbacks land past n and wait for the next
 	 * iteration, so a 0 ms timer re-adding itself cannot starve fds. */
 	n = l->ntimers;
+	l->running_timers = true;
 	for (size_t i = 0; i < n; i++) {
 		struct loop_timer t = l->timers[i];
 		long again;
@@ -234,6 +245,7 @@ static int run_timers(struct loop *l)
 			l->timers[i].due_ns = loop_now_ns() +
 					      (uint64_t)again * 1000000ull;
 	}
+	l->running_timers = false;
 	return ran;
 }
 
