@@ -131,17 +131,22 @@ static void require_root(void)
 
 static struct servers_proc server;
 
-static int start_python(void)
+static int start_python_mode(const char *mode)
 {
 	int port = servers_free_port();
 	char p[16];
-	const char *argv[] = { "python3", NULL, p, NULL };
+	const char *argv[] = { "python3", NULL, p, mode, NULL };
 
 	argv[1] = strdup(servers_path("capture_server.py"));
 	snprintf(p, sizeof(p), "%d", port);
 	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
 	free((char *)argv[1]);
 	return port;
+}
+
+static int start_python(void)
+{
+	return start_python_mode(NULL);
 }
 
 static int start_node(void)
@@ -246,6 +251,12 @@ static void keepalive_big_bodies_and_fd_reuse(int port)
 Test(capture, python_keepalive_big_bodies_and_fd_reuse)
 {
 	keepalive_big_bodies_and_fd_reuse(start_python());
+}
+
+/* Bytes looked at with MSG_PEEK are read again afterwards: captured once. */
+Test(capture, python_peeking_before_reading)
+{
+	keepalive_big_bodies_and_fd_reuse(start_python_mode("peek"));
 }
 
 Test(capture, node_keepalive_big_bodies_and_fd_reuse)

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # A keep-alive HTTP/1.1 server on python's http.server for the capture
 # tests: /small (JSON), /big (1 MiB, Content-Length), POST echoes the
-# length of what it read. Usage: capture_server.py PORT
+# length of what it read. Usage: capture_server.py PORT [peek]
+# With "peek", each connection's first bytes are looked at with MSG_PEEK
+# before they are read (as servers that sniff for TLS do).
 import http.server
+import socket
 import sys
 
 BIG = bytes(range(256)) * 4096  # 1 MiB
@@ -10,6 +13,12 @@ BIG = bytes(range(256)) * 4096  # 1 MiB
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    peek = False
+
+    def setup(self):
+        if self.peek:
+            self.request.recv(16, socket.MSG_PEEK)
+        super().setup()
 
     def reply(self, body, ctype="application/json"):
         self.send_response(200)
@@ -34,4 +43,5 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    Handler.peek = sys.argv[2:3] == ["peek"]
     http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
