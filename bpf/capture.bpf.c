@@ -603,21 +603,28 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
 #define MSG_PEEK 2
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
 
 static __always_inline void sock_io(long ret, int flags, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct user_msghdr m;
+	struct task_struct *task;
 	struct conn_state *c;
 	struct pt_regs *regs;
 	__u64 buf = 0;
 	__u32 fd, iovcnt = 0;
+	long nr;
 
 	if (!is_target(id >> 32))
 		return;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	task = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	fd = regs->di;
-	switch (regs->orig_ax) {
+	/* io_uring's workers are not inside a syscall of their own. */
+	nr = task->flags & (PF_KTHREAD | PF_IO_WORKER) ? -1 : regs->orig_ax;
+	switch (nr) {
 	case NR_READ:
 	case NR_RECVFROM:
 	case NR_WRITE:
@@ -646,6 +653,8 @@ static __always_inline void sock_io(long ret, int flags, __u8 dir)
 		 * find; a gap on the connection if di is its fd. */
 		if (ret > 0)
 			stat_inc(STAT_UNHOOKED);
+		if (nr < 0)
+			return;
 		break;
 	}
 	c = io_conn(id, fd, dir);
