@@ -903,13 +903,14 @@ Test(http1, idle_keepalive_connections_hold_no_buffers)
 	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain"
 				   "\r\nContent-Length: 2\r\n\r\nok";
 	struct conn_info info = { .tgid = 7, .gen = 1 };
-	struct http1 *h = http1_new(NULL, NULL, NULL);
 	static void *c[N];
 	size_t before, per_conn;
+	struct http1 *h;
 
 #if defined(__SANITIZE_ADDRESS__)
 	cr_skip_test("ASan's malloc keeps no glibc heap accounting");
 #endif
+	h = http1_new(NULL, NULL, NULL);
 	cr_assert(h);
 	before = heap_in_use();
 	for (int i = 0; i < N; i++) {
