@@ -38,7 +38,10 @@ BPF_BINS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bpf/*_test.c))
 BENCH_BINS := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bench/*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/*_fuzz.c)
 FUZZ_BINS  := $(patsubst %.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
-BINS       := shadowd shadow-dump
+# The binaries sit at the top (the README runs ./shadowd); check-asan puts
+# its sanitized ones under its own output directory instead.
+BINDIR     ?= .
+BINS       := $(BINDIR)/shadowd $(BINDIR)/shadow-dump
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
@@ -81,11 +84,11 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-shadowd: $(OUTPUT)/user/shadowd.o $(LIB)
+$(BINDIR)/shadowd: $(OUTPUT)/user/shadowd.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-shadow-dump: $(OUTPUT)/user/dump.o $(LIB)
+$(BINDIR)/shadow-dump: $(OUTPUT)/user/dump.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -126,8 +129,8 @@ bench: $(OUTPUT)/deps.ok $(BINS) $(BENCH_BINS)
 
 # Unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
 check-asan: $(OUTPUT)/deps.ok
-	$(Q)$(MAKE) --no-print-directory OUTPUT=.output/asan \
-		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	$(Q)SHADOW_DUMP=.output/asan/shadow-dump $(MAKE) --no-print-directory \
+		OUTPUT=.output/asan BINDIR=.output/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		.output/asan/deps.ok unit-test
 
 # libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.

@@ -645,8 +645,8 @@ static void tls_scan(struct capture *c, bool all)
 
 		first = false;
 		key = next;
-		if (bsearch(&pid, c->scanned, c->n_scanned, sizeof(pid),
-			    pid_cmp))
+		if (c->n_scanned && bsearch(&pid, c->scanned, c->n_scanned,
+					    sizeof(pid), pid_cmp))
 			continue;
 		tls_scan_pid(c, pid);
 		if (c->n_scanned == c->cap_scanned) {
