@@ -606,7 +606,8 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 #define PF_IO_WORKER 0x00000010
 #define PF_KTHREAD 0x00200000
 
-static __always_inline void sock_io(long ret, int flags, __u8 dir)
+static __always_inline void sock_io(struct sock *sk, long ret, int flags,
+				    __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct user_msghdr m;
@@ -650,10 +651,12 @@ static __always_inline void sock_io(long ret, int flags, __u8 dir)
 		return;
 	default:
 		/* recvmmsg, splice, io_uring...: no buffer we know how to
-		 * find; a gap on the connection if di is its fd. */
-		if (ret > 0)
-			stat_inc(STAT_UNHOOKED);
-		if (nr < 0)
+		 * find. Only when di really is this socket's fd do its bytes
+		 * become a visible gap on the connection. */
+		if (ret <= 0)
+			return;
+		stat_inc(STAT_UNHOOKED);
+		if (nr < 0 || (void *)fd_sock(fd) != (void *)sk)
 			return;
 		break;
 	}
@@ -673,7 +676,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(handle_sock_recv, struct sock *sk, int ret, int flags)
 {
 	if (ret >= 0)
-		sock_io(ret, flags, SHADOW_DIR_IN);
+		sock_io(sk, ret, flags, SHADOW_DIR_IN);
 	return 0;
 }
 
@@ -681,7 +684,7 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(handle_sock_send, struct sock *sk, int ret, int flags)
 {
 	if (ret > 0)
-		sock_io(ret, flags, SHADOW_DIR_OUT);
+		sock_io(sk, ret, flags, SHADOW_DIR_OUT);
 	return 0;
 }
 

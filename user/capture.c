@@ -761,14 +761,20 @@ static int check_targets(const struct capture_config *cfg,
  * not socket I/O; per-syscall tracepoints on read/write/... run for every
  * process's file and pipe I/O too, and cost a perf record each (see
  * docs/benchmarks.md). SHADOWD_SYSCALL_HOOKS=1 forces the latter. */
+bool capture_syscall_hooks_forced(void)
+{
+	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
+
+	return force && *force && strcmp(force, "0") != 0;
+}
+
 static bool sock_hooks_usable(void)
 {
 #if defined(__x86_64__)
-	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
 	struct btf *btf;
 	bool ok;
 
-	if (force && *force && strcmp(force, "0") != 0)
+	if (capture_syscall_hooks_forced())
 		return false;
 	btf = btf__load_vmlinux_btf();
 	if (!btf)

@@ -76,6 +76,9 @@ int capture_fd(const struct capture *c);
 int capture_poll(struct capture *c);
 /* Reads the counters (sums the kernel's per-CPU ones). */
 void capture_get_stats(struct capture *c, struct capture_stats *out);
+/* Whether SHADOWD_SYSCALL_HOOKS asks for the syscall-tracepoint data hooks
+ * (set, and not "0") instead of the socket tracepoints. */
+bool capture_syscall_hooks_forced(void);
 /* Detaches and frees; NULL ok. */
 void capture_close(struct capture *c);
 

@@ -95,12 +95,10 @@ static void on_event(void *ctx, const struct shadow_event *ev,
  * syscall ones when SHADOWD_SYSCALL_HOOKS forces them. */
 static void harness_assert_hooks(void)
 {
-	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
-	bool forced = force && *force && strcmp(force, "0") != 0;
 	struct capture_stats st;
 
 	capture_get_stats(harness_cap, &st);
-	if (forced)
+	if (capture_syscall_hooks_forced())
 		cr_assert(!st.sock_hooks, "SHADOWD_SYSCALL_HOOKS is set, yet "
 			  "the data came from the socket tracepoints");
 #if defined(__x86_64__)
