@@ -59,11 +59,11 @@ $(OUTPUT)/deps.ok: scripts/deps.sh
 vmlinux:
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/shadow_event.h bpf/vmlinux.h $(wildcard bpf/*.bpf.h) | $(OUTPUT)/deps.ok
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/shadow_event.h bpf/vmlinux.h | $(OUTPUT)/deps.ok
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
-		-c $< -o $@
+		-MMD -MP -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)

@@ -19,6 +19,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "shadow_event.h"
+#include "sample_key.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -32,6 +33,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Settings, written by user space between open and load. */
 const volatile bool cfg_filter_ports = false;
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
+/* Sampling decided here (see bpf/sample_key.h): 0 leaves every decision
+ * to user space; SAMPLE_K_REQUEST or SAMPLE_K_PATH names the key. An
+ * exchange is sampled iff (XXH64(key) >> 11) < cfg_sample_below. */
+const volatile __u32 cfg_sample_key = 0;
+const volatile __u64 cfg_sample_below = 0;
 
 enum stat_idx {
 	STAT_LOST = 0,    /* records the ring buffer had no room for */
@@ -41,6 +47,7 @@ enum stat_idx {
 	STAT_TLS_UNDECODED, /* TLS connections no hooked library decrypted */
 	STAT_TLS_UNLINKED,  /* SSL calls with data whose socket was unknown */
 	STAT_UNHOOKED,      /* socket I/O by a syscall the hooks cannot read */
+	STAT_UNCOPIED,      /* unsampled responses passed over, not copied */
 	STAT_MAX,
 };
 
@@ -58,12 +65,24 @@ enum tls_state {
 	TLS_UNDECODED,   /* TLS nobody decrypts for us: counted, ignored */
 };
 
+enum sample_key_kind { SAMPLE_K_REQUEST = 1, SAMPLE_K_PATH };
+
+/* Where a cleartext connection is, for the sampling decided here: a read
+ * with bytes after a write (or the first one) starts a request; the first
+ * write after it starts the response, which runs until the next request. */
+enum phase { PH_NONE = 0, PH_REQUEST, PH_RESPONSE };
+
 struct conn_state {
 	__u64 off[2]; /* next stream offset per direction */
 	__u32 gen;
 	__u32 close_flags; /* enum shadow_close_flags seen so far */
 	__u32 tls;         /* enum tls_state */
-	__u32 _pad;
+	__u8 phase;        /* enum phase */
+	__u8 skip_next;    /* the request read was decided unsampled */
+	__u8 skipping;     /* its response is being passed over */
+	__u8 _pad;
+	__u64 skip_from;   /* outbound offset where that response began */
+	__u64 skip_ts[2];  /* its first and its last write */
 };
 
 enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
@@ -543,6 +562,76 @@ static __always_inline bool copy_small(struct walk *w)
 	return true;
 }
 
+/* Ends a response passed over: one SKIP record stands for all of it, put
+ * before the next request's bytes or the close. */
+static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
+				     __u32 fd)
+{
+	struct {
+		struct shadow_event h;
+		struct shadow_skip s;
+	} rec = {};
+
+	if (!c->skipping)
+		return;
+	c->skipping = 0;
+	rec.h.ts_ns = c->skip_ts[0];
+	rec.h.offset = c->skip_from;
+	rec.h.tgid = tgid;
+	rec.h.fd = fd;
+	rec.h.gen = c->gen;
+	rec.h.len = sizeof(rec.s);
+	rec.h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+	rec.h.kind = SHADOW_EV_SKIP;
+	rec.h.dir = SHADOW_DIR_OUT;
+	rec.s.last_ts_ns = c->skip_ts[1];
+	stat_inc(STAT_UNCOPIED);
+	/* Lost, it leaves a gap in the outbound stream: still visible. */
+	output(&rec, sizeof(rec));
+}
+
+/* Whether the request read just copied to s (len bytes) leaves its
+ * exchange unsampled: one whole bodiless request whose key hashes at or
+ * over the rate. Anything else is left to user space. A global function:
+ * the verifier walks its loops once, not once per caller's path. */
+__noinline int request_unsampled(struct scratch *s, __u32 len)
+{
+	struct sk_request r;
+	__u64 h;
+
+	if (!s || len > SK_REQ_MAX || !sk_parse_request(s->data, len, &r))
+		return 0;
+	if (!cfg_sample_below)
+		return 1;
+	if (cfg_sample_key == SAMPLE_K_PATH)
+		h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
+	else
+		h = sk_xxh64(s->data, 0, r.method_len + 1 + r.target_len);
+	return (h >> 11) >= cfg_sample_below;
+}
+
+/* Whether a write of ret bytes at buf (or over iovcnt iovecs) begins with
+ * a status line's "HTTP/": the response of the request before it. */
+static __always_inline bool starts_response(__u64 buf, __u32 iovcnt, long ret)
+{
+	char b[5];
+
+	if (ret < 5)
+		return false;
+	if (iovcnt) {
+		struct iovec iov;
+
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)buf) < 0 ||
+		    iov.iov_len < 5)
+			return false;
+		buf = (__u64)iov.iov_base;
+	}
+	if (bpf_probe_read_user(b, sizeof(b), (void *)buf) < 0)
+		return false;
+	return b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' &&
+	       b[4] == '/';
+}
+
 /* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
  * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
  * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
@@ -552,6 +641,7 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 				    __u8 dir, long ret, bool peek)
 {
 	struct walk w = {};
+	bool decide = false;
 
 	if (ret < 0)
 		return;
@@ -567,6 +657,36 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
 	if (peek || c->tls >= TLS_PENDING)
 		return;
+	if (cfg_sample_key && c->tls == TLS_PLAIN) {
+		if (dir == SHADOW_DIR_IN) {
+			if (c->phase != PH_REQUEST) {
+				skip_end(c, tgid, fd);
+				c->phase = PH_REQUEST;
+				decide = true;
+			}
+			/* A second read before any answer (a body, the rest
+			 * of the headers) undoes a decision: nothing was
+			 * passed over yet. */
+			c->skip_next = 0;
+		} else {
+			if (c->phase == PH_REQUEST) {
+				c->phase = PH_RESPONSE;
+				if (c->skip_next &&
+				    starts_response(buf, iovcnt, ret)) {
+					c->skipping = 1;
+					c->skip_from = c->off[SHADOW_DIR_OUT];
+					c->skip_ts[0] = bpf_ktime_get_ns();
+				}
+				c->skip_next = 0;
+			}
+			if (c->skipping) {
+				__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT],
+						     ret);
+				c->skip_ts[1] = bpf_ktime_get_ns();
+				return;
+			}
+		}
+	}
 	w.dir = dir & 1;
 	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
 	w.base = buf;
@@ -583,6 +703,8 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 	if (!copy_small(&w))
 		bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w,
 			 0);
+	else if (decide)
+		c->skip_next = request_unsampled(scratch_get(), ret) == 1;
 }
 
 /* The data hooks: the sock_recv_length and sock_send_length tracepoints,
@@ -1009,6 +1131,18 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	if (ret <= 0 || a->kind != ACT_SENDFILE || !c ||
 	    c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
 		goto out;
+	if (cfg_sample_key && c->tls == TLS_PLAIN) {
+		/* No status line to check in a file: answered in full. */
+		if (c->phase == PH_REQUEST) {
+			c->phase = PH_RESPONSE;
+			c->skip_next = 0;
+		}
+		if (c->skipping) {
+			__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+			c->skip_ts[1] = bpf_ktime_get_ns();
+			goto out;
+		}
+	}
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		stat_inc(STAT_LOST);
@@ -1095,6 +1229,7 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 	if (!c)
 		return 0;
+	skip_end(c, k.tgid, k.fd);
 	rec.h.ts_ns = bpf_ktime_get_ns();
 	rec.h.tgid = k.tgid;
 	rec.h.fd = k.fd;

@@ -38,6 +38,11 @@ enum shadow_event_kind {
 	/* Capture files only: records lost before this point (ring buffer
 	 * full). `offset` carries the count. No payload. */
 	SHADOW_EV_LOST = 5,
+	/* An outbound range the kernel did not copy: the whole answer to the
+	 * request read just before it, which the sampling decided in the
+	 * kernel left unsampled. `offset` and `size` give the range, ts_ns
+	 * its first write. Payload: struct shadow_skip. */
+	SHADOW_EV_SKIP = 6,
 };
 
 enum shadow_dir {
@@ -105,6 +110,11 @@ struct shadow_close {
 	__u32 _pad;
 };
 _Static_assert(sizeof(struct shadow_close) == 24, "shadow_close ABI");
+
+struct shadow_skip {
+	__u64 last_ts_ns; /* the range's last write */
+};
+_Static_assert(sizeof(struct shadow_skip) == 8, "shadow_skip ABI");
 
 /* Capture file: this header, then records. */
 #define SHADOW_CAP_MAGIC "SHDWCAP\0"

@@ -5,10 +5,13 @@
 # median of the per-round ratios), then the daemon's own throughput
 # offline. The method is described in docs/benchmarks.md.
 #   BENCH_SECONDS (default 5) per wrk run, BENCH_ROUNDS (default 5) pairs.
+#   BENCH_MODES: an extended regex; only the attached rows whose name
+#   matches run, and nothing else (for measuring one change quickly).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-5}
+MODES=${BENCH_MODES:-}
 T=$(mktemp -d /tmp/shadow-bench-XXXXXX)
 chmod 755 "$T"
 PIDS=()
@@ -105,6 +108,7 @@ else
 		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2" \
 		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"; do
 		IFS='|' read -r name flags cport <<<"$mode"
+		[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
 		ratios=() dets=() atts=() p99d=() p99a=() cpus=() rss=() losses=()
 		for r in $(seq 1 "$ROUNDS"); do
 			read -r d_rps d_p99 <<<"$(wrk_run "$URL")"
@@ -131,6 +135,7 @@ else
 			"$(printf '%s ' "${losses[@]}")"
 	done
 
+	[ -n "$MODES" ] && exit 0
 	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
 		-keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1

@@ -36,7 +36,9 @@ struct bpf_conn_state {
 	__u32 gen;
 	__u32 close_flags;
 	__u32 tls;
-	__u32 _pad;
+	__u8 phase, skip_next, skipping, _pad;
+	__u64 skip_from;
+	__u64 skip_ts[2];
 };
 struct bpf_exe_key {
 	__u64 ino;
@@ -44,7 +46,8 @@ struct bpf_exe_key {
 	__u32 _pad;
 };
 enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
-       STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_UNHOOKED, STAT_MAX };
+       STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_UNHOOKED, STAT_UNCOPIED,
+       STAT_MAX };
 
 /* Generations of connections found at attach: disjoint from the kernel's
  * (bpf/capture.bpf.c knows this bit too). */
@@ -857,6 +860,8 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	c->skel->rodata->cfg_filter_ports = cfg->n_ports > 0;
 	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
 	c->skel->rodata->cfg_wakeup_bytes = c->ring_size / 8;
+	c->skel->rodata->cfg_sample_key = cfg->sample_key;
+	c->skel->rodata->cfg_sample_below = cfg->sample_below;
 	bpf_map__set_max_entries(c->skel->maps.events, c->ring_size);
 	/* The SSL hooks attach per libssl file, later (tls_scan). */
 	bpf_program__set_autoattach(c->skel->progs.handle_ssl_read, false);
@@ -971,6 +976,7 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->tls_undecoded = stat_sum(c, STAT_TLS_UNDECODED);
 	out->tls_unlinked = stat_sum(c, STAT_TLS_UNLINKED);
 	out->unhooked = stat_sum(c, STAT_UNHOOKED);
+	out->uncopied = stat_sum(c, STAT_UNCOPIED);
 	for (unsigned i = 0; i < c->n_tls_libs; i++)
 		if (c->tls_libs[i].n_links)
 			out->tls_libs++;

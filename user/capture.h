@@ -35,6 +35,17 @@ struct capture_config {
 	size_t n_ports;
 	size_t ring_bytes;  /* power of two; 0 = 16 MiB */
 	bool verbose;       /* libbpf's messages and the verifier log */
+	/* Sampling decided in the kernel (capture_sample_config()): the key
+	 * (0: none, every response is copied) and the bound below which
+	 * (XXH64(key) >> 11) is sampled. */
+	uint32_t sample_key; /* enum capture_sample_key */
+	uint64_t sample_below;
+};
+
+enum capture_sample_key {
+	CAPTURE_SAMPLE_NONE = 0,
+	CAPTURE_SAMPLE_REQUEST = 1, /* "METHOD SP target" */
+	CAPTURE_SAMPLE_PATH = 2,    /* the target up to '?' */
 };
 
 struct capture_stats {
@@ -47,6 +58,7 @@ struct capture_stats {
 	uint64_t tls_undecoded; /* TLS connections nothing here decrypted */
 	uint64_t tls_unlinked;  /* SSL reads/writes lost: socket unknown */
 	uint64_t unhooked;      /* socket I/O by syscalls we cannot read */
+	uint64_t uncopied;      /* unsampled responses the kernel passed over */
 	uint64_t tls_attach_failed; /* libssl files that could not be hooked */
 	unsigned tls_libs;      /* libssl files hooked */
 	uint64_t records;       /* records delivered */

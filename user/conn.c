@@ -310,6 +310,47 @@ static void conn_data(struct conn_table *t, struct conn *c,
 	}
 }
 
+/* An answer the kernel did not copy. It must start where the stream is:
+ * bytes missing before it are a gap first (the sink then decides whether
+ * the skip can still be framed). */
+static void conn_skip(struct conn_table *t, struct conn *c,
+		      const struct shadow_event *ev, const void *payload)
+{
+	uint64_t *next = &c->next[SHADOW_DIR_OUT];
+	uint64_t end = ev->offset + ev->size;
+	struct shadow_skip sk;
+
+	memcpy(&sk, payload, sizeof(sk));
+	if (end <= *next) {
+		t->st.duplicates++;
+		return;
+	}
+	if (ev->offset != *next) {
+		/* Bytes before it were lost: a gap. Overlapping bytes handed
+		 * on already: the kernel and the stream disagree, and all of
+		 * it is a gap. */
+		uint64_t to = ev->offset > *next ? ev->offset : end;
+
+		t->st.gaps++;
+		t->st.gap_bytes += to - *next;
+		if (t->ops->gap)
+			t->ops->gap(t->ctx, c->state, SHADOW_DIR_OUT,
+				    to - *next, ev->ts_ns);
+		*next = to;
+		if (to == end)
+			return;
+	}
+	t->st.skips++;
+	t->st.skip_bytes += end - *next;
+	if (t->ops->skip)
+		t->ops->skip(t->ctx, c->state, end - *next, ev->ts_ns,
+			     sk.last_ts_ns);
+	else if (t->ops->gap)
+		t->ops->gap(t->ctx, c->state, SHADOW_DIR_OUT, end - *next,
+			    ev->ts_ns);
+	*next = end;
+}
+
 /* A CLOSE with the final offsets: what never arrived is a gap; if nothing
  * is missing and the client closed first, the sink learns the streams
  * ended whole. */
@@ -371,6 +412,18 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		if (ev->len >= sizeof(struct shadow_close))
 			conn_final(t, c, ev, payload);
 		conn_end(t, c, ev->ts_ns, false);
+		return 0;
+	case SHADOW_EV_SKIP:
+		if (ev->dir != SHADOW_DIR_OUT ||
+		    ev->len < sizeof(struct shadow_skip) || !ev->size)
+			goto bad;
+		c = slot_find(t, ev->tgid, ev->fd);
+		if (!c || c->gen != ev->gen)
+			return 0; /* its request went with the connection */
+		c->last_ns = ev->ts_ns;
+		lru_unlink(t, c);
+		lru_push_head(t, c);
+		conn_skip(t, c, ev, payload);
 		return 0;
 	case SHADOW_EV_LOST:
 		t->st.lost_events += ev->offset;

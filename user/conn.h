@@ -39,6 +39,12 @@ struct conn_sink_ops {
 		     size_t n, uint64_t ts_ns);
 	/* n bytes of direction dir were lost; the next data() follows them. */
 	void (*gap)(void *ctx, void *state, int dir, uint64_t n, uint64_t ts_ns);
+	/* The next n outbound bytes, written from ts_ns to last_ns, were not
+	 * copied on purpose: the kernel says they are the whole answer to
+	 * the request read just before, which it left unsampled (a SKIP
+	 * record). May be NULL: they are then a gap. */
+	void (*skip)(void *ctx, void *state, uint64_t n, uint64_t ts_ns,
+		     uint64_t last_ns);
 	/* The client closed the connection (the target read end-of-file),
 	 * then the target closed it, and every byte of both streams up to the
 	 * close was handed on (no loss at the end). Called just before
@@ -62,6 +68,8 @@ struct conn_stats {
 	uint64_t gaps;            /* jumps in a stream's offset */
 	uint64_t gap_bytes;       /* bytes those jumps skipped */
 	uint64_t duplicates;      /* records wholly before the stream point */
+	uint64_t skips;           /* uncopied answers (SKIP records) ... */
+	uint64_t skip_bytes;      /* ... and the bytes they stood for */
 	uint64_t conns_opened;    /* connections seen, midstream included */
 	uint64_t conns_midstream; /* of which joined established */
 	uint64_t conns_closed;

@@ -1277,6 +1277,69 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 	side_lose(sd, DROP_GAP);
 }
 
+/* A whole answer the kernel did not copy, having left its request
+ * unsampled (conn.h, skip). It pairs like any response and is handed on
+ * without status, headers or body, marked MESSAGE_UNCOPIED. The kernel
+ * decided on one bodiless request ending its read and on a write starting
+ * "HTTP/"; here the answer must also come between responses, with that
+ * request the last one read and complete. Otherwise the stream and the
+ * kernel disagree: every request waiting is dropped (the outbound framing
+ * holds: the next write starts the next answer). */
+static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
+		      uint64_t last)
+{
+	struct h1_conn *c = state;
+	struct side *sd;
+	struct slot *s;
+	uint64_t owner;
+
+	if (!c)
+		return;
+	sd = &c->out;
+	if (sd->mode != SIDE_SYNC) {
+		/* Framing already lost (or not HTTP): unframed bytes. */
+		sink_gap(ctx, state, SHADOW_DIR_OUT, n, last);
+		return;
+	}
+	if (sd->in_msg || sd->keep_owner || c->in.in_msg) {
+		c->h->st.uncopied_unframed++;
+		c->out_unknown_until = last;
+		side_lose(sd, DROP_UNPAIRED);
+		return;
+	}
+	sd->ts = ts;
+	sd->call_id++;
+	c->out_last_ts = ts;
+	if (c->confirm_at && ts > c->confirm_at && c->probation)
+		held_confirm(c);
+	owner = assign_response(c, ts);
+	c->out_last_ts = last;
+	s = slot_at(c, owner);
+	if (!s) {
+		/* An answer to no request that can be told: passed over. */
+		c->prev_resp_end = last;
+		c->h->st.skipped_bytes += n;
+		return;
+	}
+	if (owner != c->q_end - 1 || !s->req_done || s->upgrade ||
+	    (s->state == SLOT_LIVE && s->x->req.body.len)) {
+		c->h->st.uncopied_unframed++;
+		c->out_unknown_until = last;
+		out_lost(c, DROP_UNPAIRED);
+		finish(c);
+		return;
+	}
+	c->h->st.responses++;
+	c->h->st.uncopied++;
+	c->prev_resp_end = last;
+	if (s->state == SLOT_LIVE) {
+		s->x->resp.flags |= MESSAGE_UNCOPIED;
+		s->x->t_last_resp_ns = last;
+	}
+	s->resp_done = true;
+	finish(c);
+}
+
 /* Whether the last answered exchange's response said Connection: close:
  * the server closing on its own may leave a request it read unanswered. */
 static bool last_response_closes(const struct h1_conn *c)
@@ -1342,6 +1405,7 @@ const struct conn_sink_ops http1_sink_ops = {
 	.open = sink_open,
 	.data = sink_data,
 	.gap = sink_gap,
+	.skip = sink_skip,
 	.end = sink_end,
 	.close = sink_close,
 };

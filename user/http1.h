@@ -69,6 +69,10 @@ struct http1_stats {
 				 * could not be told apart: dropped */
 	uint64_t overflow;      /* past HTTP1_MAX_PIPELINE in flight */
 	uint64_t decode_errors; /* Content-Encoding unknown or corrupt */
+	uint64_t uncopied;      /* answers the kernel passed over, handed on
+				 * as MESSAGE_UNCOPIED (also in responses) */
+	uint64_t uncopied_unframed; /* of those, ones that could not be
+				     * paired: a gap instead */
 	uint64_t nomem;         /* allocation failures */
 	uint64_t conns;         /* connections opened */
 	uint64_t conns_midstream;

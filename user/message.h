@@ -40,6 +40,10 @@ enum message_flags {
 	MESSAGE_DECODE_FAILED = 1u << 1,
 	/* The body was not captured (sendfile from an unreadable file). */
 	MESSAGE_BODY_UNAVAILABLE = 1u << 2,
+	/* Response only: not captured at all, on purpose. The kernel left
+	 * the exchange unsampled and passed its answer over (status 0, no
+	 * headers, no body); only the request is here, to be counted. */
+	MESSAGE_UNCOPIED = 1u << 3,
 };
 
 struct http_request {

@@ -64,6 +64,12 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	{ "capture_unhooked_total", "counter",
 	  "Socket reads/writes by syscalls the hooks cannot read (recvmmsg, "
 	  "splice, io_uring): not captured." },
+	{ "capture_uncopied_total", "counter",
+	  "Responses the kernel passed over uncopied: their request was left "
+	  "unsampled there (--sample-key request or path)." },
+	{ "sample_mismatch_total", "counter",
+	  "Exchanges the kernel left unsampled that user space would have "
+	  "replayed: lost, never expected (also in parse errors)." },
 };
 
 struct metrics {

@@ -35,6 +35,8 @@ enum metrics_gauge {
 	METRICS_TLS_UNDECODED,  /* counter: TLS connections not decrypted */
 	METRICS_TLS_UNLINKED,   /* counter: TLS reads/writes without socket */
 	METRICS_UNHOOKED,       /* counter: socket I/O the hooks cannot read */
+	METRICS_UNCOPIED,       /* counter: unsampled answers not copied */
+	METRICS_SAMPLE_MISMATCH, /* counter: kernel and user space disagreed */
 	METRICS_N_GAUGES
 };
 

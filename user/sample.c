@@ -38,6 +38,22 @@ double sample_value(const void *key, size_t len)
 	return to_unit(sample_hash(key, len));
 }
 
+uint64_t sample_below(double rate)
+{
+	if (!(rate > 0))
+		return 0;
+	if (rate >= 1)
+		return 1ull << 53;
+	/* rate * 2^53 is exact: v * 2^-53 < rate iff v < ceil(rate * 2^53). */
+	return (uint64_t)ceil(rate * 0x1.0p53);
+}
+
+bool sample_in_request_line(const struct sample *s)
+{
+	return s->rate < 1 &&
+	       (s->kind == SAMPLE_KEY_REQUEST || s->kind == SAMPLE_KEY_PATH);
+}
+
 int sample_new(double rate, const char *spec, struct sample **out, char *err,
 	       size_t errlen)
 {

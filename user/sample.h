@@ -80,6 +80,13 @@ double sample_exchange_value(const struct sample *s, const struct exchange *x,
 uint64_t sample_hash(const void *key, size_t len);
 /* (sample_hash(key) >> 11) * 2^-53, in [0, 1). */
 double sample_value(const void *key, size_t len);
+/* The same decision in integers, as the kernel makes it: a key is sampled
+ * iff (sample_hash(key) >> 11) < sample_below(rate), i.e.
+ * ceil(rate * 2^53) (0 for rate 0, 2^53 for rate 1). */
+uint64_t sample_below(double rate);
+/* Whether the kernel can decide for s: the key is `request` or `path`
+ * (both in the request line) and the rate below 1. */
+bool sample_in_request_line(const struct sample *s);
 
 const struct sample_stats *sample_stats(const struct sample *s);
 enum sample_key_kind sample_kind(const struct sample *s);

@@ -94,6 +94,9 @@ struct daemon {
 	long long poll_timer;
 	uint64_t captured, sampled, replayed, diverged, cand_errors, shed,
 		unsafe_skipped, noise_suppressed, store_errors;
+	/* Answers the kernel passed over as unsampled that sample_decide()
+	 * would have replayed (never expected: a loss, counted). */
+	uint64_t sample_mismatch;
 	long poll_delay_ms;
 };
 
@@ -559,6 +562,13 @@ static void on_exchange(void *ctx, struct exchange *x)
 		exchange_free(x);
 		return;
 	}
+	if (x->resp.flags & MESSAGE_UNCOPIED) {
+		/* The kernel left it unsampled and this decision disagrees:
+		 * the answer is gone. Never expected; counted as a loss. */
+		d->sample_mismatch++;
+		exchange_free(x);
+		return;
+	}
 	d->sampled++;
 	count(d, x->endpoint, STORE_SAMPLED, 1);
 	replay_submit(d->replay, x);
@@ -643,7 +653,7 @@ static void publish_counters(struct daemon *d)
 	 * parse_errors. */
 	uint64_t parse_errors = hs->parse_errors + hs->oversize +
 				hs->ambiguous + hs->unpaired + hs->overflow +
-				hs->nomem;
+				hs->nomem + d->sample_mismatch;
 	struct capture_stats st = { 0 };
 
 	if (d->cap) {
@@ -659,6 +669,8 @@ static void publish_counters(struct daemon *d)
 	metrics_set(d->metrics, METRICS_TLS_UNDECODED, st.tls_undecoded);
 	metrics_set(d->metrics, METRICS_TLS_UNLINKED, st.tls_unlinked);
 	metrics_set(d->metrics, METRICS_UNHOOKED, st.unhooked);
+	metrics_set(d->metrics, METRICS_UNCOPIED, hs->uncopied);
+	metrics_set(d->metrics, METRICS_SAMPLE_MISMATCH, d->sample_mismatch);
 	metrics_set(d->metrics, METRICS_LOST_EVENTS, cs->lost_events);
 	metrics_set(d->metrics, METRICS_GAPS, cs->gaps);
 	metrics_set(d->metrics, METRICS_PARSE_ERRORS, parse_errors);
@@ -838,10 +850,19 @@ static void attach(struct daemon *d)
 		.ports = d->o.ports, .n_ports = o->n_ports,
 		.verbose = o->verbose > 1,
 	};
+	/* With the key in the request line the kernel decides, and copies
+	 * no unsampled response; a recording keeps every byte instead, so
+	 * that it can be replayed at any rate. */
+	bool in_kernel = sample_in_request_line(d->sample) && !o->record;
 	struct capture_stats st;
 	char err[512], ports[256] = "";
 	int rc;
 
+	if (in_kernel) {
+		cc.sample_key = sample_kind(d->sample) == SAMPLE_KEY_PATH ?
+				CAPTURE_SAMPLE_PATH : CAPTURE_SAMPLE_REQUEST;
+		cc.sample_below = sample_below(o->sample);
+	}
 	rc = capture_open(&cc, on_event, d, &d->cap, err, sizeof(err));
 	if (rc < 0)
 		die("%s", err);
@@ -851,12 +872,13 @@ static void attach(struct daemon *d)
 			 "%s%u", i ? "," : "", o->ports[i]);
 	fprintf(stderr, "shadowd: attached to %u process%s (%u programs, "
 		"data from %s tracepoints), %s%s; %llu connection%s joined "
-		"midstream; replaying %g%% to %s\n",
+		"midstream; replaying %g%%%s to %s\n",
 		st.targets, st.targets == 1 ? "" : "es", st.programs,
 		st.sock_hooks ? "socket" : "syscall",
 		o->n_ports ? "ports " : "every accepted port",
 		ports, (unsigned long long)st.midstream,
-		st.midstream == 1 ? "" : "s", o->sample * 100, o->candidate);
+		st.midstream == 1 ? "" : "s", o->sample * 100,
+		in_kernel ? " (decided in the kernel)" : "", o->candidate);
 	d->poll_timer = loop_timer_add(d->loop, 10, poll_capture, d);
 	if (d->poll_timer < 0 ||
 	    loop_fd_add(d->loop, capture_fd(d->cap), LOOP_READ, on_ring_ready,

@@ -26,6 +26,7 @@
 #include "capharness.h"
 #include "capture.h"
 #include "conn.h"
+#include "sample.h"
 #include "servers.h"
 #include "shadow_event.h"
 
@@ -353,6 +354,88 @@ Test(capture, keepalive_connection_opened_before_attach)
 		  "the connection was not marked as joined midstream");
 	assert_same(&a, in0, out0);
 	client_free(&a);
+}
+
+/* Sampling decided in the kernel (--sample-key request at 50%): every
+ * request is copied; the answer of each request user space's sample.c
+ * leaves unsampled is passed over, as exactly its own bytes (here: zero
+ * bytes in its place), and every other answer is copied whole. A POST
+ * whose body came in its own write is never passed over. */
+static void kernel_sampling_run(int port, pid_t pid)
+{
+	uint16_t p = port;
+	struct capture_config cfg = {
+		.pids = &pid, .n_pids = 1, .ports = &p, .n_ports = 1,
+		.sample_key = CAPTURE_SAMPLE_REQUEST,
+		.sample_below = sample_below(0.5),
+	};
+	struct client c[2];
+	size_t unsampled[2] = { 0, 0 };
+
+	harness_attach_cfg(&cfg);
+	for (int k = 0; k < 2; k++)
+		client_connect(&c[k], port);
+	for (int i = 0; i < 80; i++) {
+		struct client *cl = &c[i % 2];
+		char path[64], key[80];
+		size_t from = cl->recvd.n;
+		bool post = i % 20 == 7;
+
+		snprintf(path, sizeof(path), i % 10 == 3 ? "/big?k=%d"
+							  : "/small?k=%d", i);
+		client_request(cl, post ? "POST" : "GET", path,
+			       post ? 300 : 0);
+		snprintf(key, sizeof(key), "%s %s", post ? "POST" : "GET",
+			 path);
+		if (!post && sample_value(key, strlen(key)) >= 0.5) {
+			memset(cl->recvd.p + from, 0, cl->recvd.n - from);
+			unsampled[i % 2]++;
+		}
+	}
+	cr_assert_gt(unsampled[0] + unsampled[1], 10);
+	cr_assert_lt(unsampled[0] + unsampled[1], 70);
+	for (int k = 0; k < 2; k++)
+		client_close(&c[k]);
+	harness_drain(200);
+	for (int k = 0; k < 2; k++) {
+		struct capture_stats st;
+
+		assert_same(&c[k], 0, 0);
+		cr_assert_eq(harness_stream_of(c[k].lport)->skips,
+			     unsampled[k], "client %d: %llu answers passed "
+			     "over, %zu unsampled", k,
+			     (unsigned long long)
+			     harness_stream_of(c[k].lport)->skips,
+			     unsampled[k]);
+		capture_get_stats(harness_cap, &st);
+		cr_assert_eq(st.uncopied, unsampled[0] + unsampled[1],
+			     "uncopied %llu, unsampled %zu, streams %zu",
+			     (unsigned long long)st.uncopied,
+			     unsampled[0] + unsampled[1], harness_n_streams);
+		client_free(&c[k]);
+	}
+}
+
+Test(capture, kernel_sampling_nginx_writev_and_sendfile)
+{
+	int port = start_nginx();
+
+	usleep(200000);
+	kernel_sampling_run(port, server.pid);
+}
+
+Test(capture, kernel_sampling_python_two_writes_per_answer)
+{
+	int port = start_python();
+
+	kernel_sampling_run(port, server.pid);
+}
+
+Test(capture, kernel_sampling_node)
+{
+	int port = start_node();
+
+	kernel_sampling_run(port, server.pid);
 }
 
 /* wrk -c32 against nginx for 5 s: every record arrives (no loss, no gap). */

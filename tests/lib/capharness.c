@@ -74,6 +74,22 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 	((struct harness_stream *)state)->gaps++;
 }
 
+/* Uncopied answers stand in the outbound bytes as that many zero bytes. */
+static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
+		      uint64_t last)
+{
+	struct harness_stream *s = state;
+	static const uint8_t zeros[4096];
+
+	s->skips++;
+	while (n) {
+		size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+
+		harness_bytes_add(&s->dir[1], zeros, k);
+		n -= k;
+	}
+}
+
 static void sink_close(void *ctx, void *state, uint64_t ts)
 {
 	((struct harness_stream *)state)->closed = true;
@@ -81,7 +97,7 @@ static void sink_close(void *ctx, void *state, uint64_t ts)
 
 static const struct conn_sink_ops collect_ops = {
 	.open = sink_open, .data = sink_data, .gap = sink_gap,
-	.close = sink_close,
+	.skip = sink_skip, .close = sink_close,
 };
 
 static void on_event(void *ctx, const struct shadow_event *ev,

@@ -36,6 +36,7 @@ struct harness_stream {
 	uint16_t rport; /* the client's port */
 	bool midstream, closed;
 	uint64_t gaps;
+	uint64_t skips; /* uncopied answers: zero bytes in dir[1] */
 	struct harness_bytes dir[2]; /* enum shadow_dir */
 };
 

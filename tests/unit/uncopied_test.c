@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Answers the kernel did not copy (SKIP records, sampling decided in the
+ * kernel) through conn_table + http1: an uncopied answer pairs with its
+ * request and is handed on marked MESSAGE_UNCOPIED; one the stream cannot
+ * frame costs the exchanges it touches, counted, and never pairs a request
+ * with another's answer.
+ */
+#include <criterion/criterion.h>
+
+/* Records below leave their payload to be filled in. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "fixture.h"
+#include "http1.h"
+#include "message.h"
+#include "shadow_event.h"
+
+enum { IN = SHADOW_DIR_IN, OUT = SHADOW_DIR_OUT };
+
+struct feed {
+	struct http1 *h;
+	struct conn_table *t;
+	struct fixture_result res;
+	uint64_t off[2];
+	uint64_t ts;
+};
+
+static void feed_start(struct feed *f)
+{
+	struct conn_limits lim = { 0 };
+	struct {
+		struct shadow_event h;
+		struct shadow_open o;
+	} rec = { { .tgid = 7, .fd = 9, .gen = 1, .kind = SHADOW_EV_OPEN,
+		    .len = sizeof(struct shadow_open) } };
+
+	memset(f, 0, sizeof(*f));
+	f->h = http1_new(NULL, fixture_collect, &f->res);
+	f->t = conn_table_new(&lim, &http1_sink_ops, f->h);
+	cr_assert(f->h && f->t);
+	rec.o.family = 2;
+	cr_assert_eq(conn_table_feed(f->t, &rec.h, &rec.o), 0);
+}
+
+/* The next bytes of a direction, at its stream offset, one record. */
+static void data(struct feed *f, int dir, const char *s)
+{
+	struct shadow_event ev = { .ts_ns = f->ts += 10, .tgid = 7, .fd = 9,
+				   .gen = 1, .kind = SHADOW_EV_DATA,
+				   .dir = dir };
+
+	ev.offset = f->off[dir];
+	ev.len = ev.size = strlen(s);
+	f->off[dir] += ev.size;
+	cr_assert_eq(conn_table_feed(f->t, &ev, s), 0);
+}
+
+/* n outbound bytes not copied, starting `at` bytes past the stream's
+ * offset (0: where it is). */
+static int skip_at(struct feed *f, uint64_t at, uint32_t n)
+{
+	struct {
+		struct shadow_event h;
+		struct shadow_skip s;
+	} rec = { { .tgid = 7, .fd = 9, .gen = 1, .kind = SHADOW_EV_SKIP,
+		    .dir = OUT, .len = sizeof(struct shadow_skip) } };
+
+	rec.h.ts_ns = f->ts += 10;
+	rec.h.offset = f->off[OUT] + at;
+	rec.h.size = n;
+	rec.s.last_ts_ns = f->ts += 5;
+	f->off[OUT] += at + n;
+	return conn_table_feed(f->t, &rec.h, &rec.s);
+}
+
+static void feed_end(struct feed *f)
+{
+	conn_table_free(f->t);
+	f->res.st = *http1_stats(f->h);
+	http1_free(f->h);
+}
+
+#define GET(t) "GET " t " HTTP/1.1\r\nHost: a\r\n\r\n"
+/* Every answer carries its request's target as body. */
+#define OK(t) "HTTP/1.1 200 OK\r\nContent-Length: " t "\r\n\r\n"
+
+static const char *answer(const char *target)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf),
+		 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+		 strlen(target), target);
+	return buf;
+}
+
+/* No exchange handed on with an answer that is not its own. */
+static void assert_paired(const struct fixture_result *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct exchange *x = r->x[i];
+
+		if (x->resp.flags & MESSAGE_UNCOPIED)
+			continue;
+		cr_assert_str_eq((const char *)x->resp.raw.data,
+				 x->req.target, "exchange %zu mis-paired", i);
+	}
+}
+
+Test(uncopied, answer_pairs_with_its_request_between_copied_ones)
+{
+	struct feed f;
+	const struct exchange *x;
+
+	feed_start(&f);
+	data(&f, IN, GET("/a"));
+	data(&f, OUT, answer("/a"));
+	data(&f, IN, GET("/b"));
+	cr_assert_eq(skip_at(&f, 0, 4321), 0);
+	data(&f, IN, GET("/c"));
+	data(&f, OUT, answer("/c"));
+	feed_end(&f);
+
+	cr_assert_eq(f.res.n, 3);
+	assert_paired(&f.res);
+	x = f.res.x[1];
+	cr_assert_str_eq(x->req.target, "/b");
+	cr_assert_str_eq(x->endpoint, "GET /b");
+	cr_assert(x->resp.flags & MESSAGE_UNCOPIED);
+	cr_assert_eq(x->resp.status, 0);
+	cr_assert_eq(x->resp.raw.len, 0);
+	/* Latency runs to the skipped answer's last write. */
+	cr_assert_eq(x->t_last_resp_ns, 45);
+	cr_assert_eq(f.res.st.uncopied, 1);
+	cr_assert_eq(f.res.st.uncopied_unframed, 0);
+	cr_assert_eq(f.res.st.responses, 3);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, conn_counts_skips_and_no_gap)
+{
+	struct conn_limits lim = { 0 };
+	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
+				   .kind = SHADOW_EV_DATA, .dir = IN };
+	struct {
+		struct shadow_event h;
+		struct shadow_skip s;
+	} rec = { { .tgid = 7, .fd = 9, .gen = 1, .kind = SHADOW_EV_SKIP,
+		    .dir = OUT, .len = sizeof(struct shadow_skip),
+		    .size = 100 } };
+	const char *req = GET("/x");
+	struct http1 *h = http1_new(NULL, NULL, NULL);
+	struct conn_table *t = conn_table_new(&lim, &http1_sink_ops, h);
+	const struct conn_stats *st;
+
+	cr_assert(h && t);
+	ev.len = ev.size = strlen(req);
+	cr_assert_eq(conn_table_feed(t, &ev, req), 0);
+	cr_assert_eq(conn_table_feed(t, &rec.h, &rec.s), 0);
+	/* The same range again: a duplicate. */
+	cr_assert_eq(conn_table_feed(t, &rec.h, &rec.s), 0);
+	st = conn_table_stats(t);
+	cr_assert_eq(st->skips, 1);
+	cr_assert_eq(st->skip_bytes, 100);
+	cr_assert_eq(st->gaps, 0);
+	cr_assert_eq(st->duplicates, 1);
+	/* Malformed: inbound, empty, or without its payload. */
+	rec.h.dir = IN;
+	cr_assert_eq(conn_table_feed(t, &rec.h, &rec.s), -EINVAL);
+	rec.h.dir = OUT;
+	rec.h.size = 0;
+	cr_assert_eq(conn_table_feed(t, &rec.h, &rec.s), -EINVAL);
+	rec.h.size = 10;
+	rec.h.len = 4;
+	cr_assert_eq(conn_table_feed(t, &rec.h, &rec.s), -EINVAL);
+	cr_assert_eq(conn_table_stats(t)->bad_records, 3);
+	conn_table_free(t);
+	http1_free(h);
+}
+
+Test(uncopied, lost_bytes_before_the_skip_drop_its_exchange)
+{
+	struct feed f;
+
+	feed_start(&f);
+	data(&f, IN, GET("/a"));
+	data(&f, OUT, answer("/a"));
+	data(&f, IN, GET("/b"));
+	/* 50 outbound bytes lost, then the uncopied range. */
+	cr_assert_eq(skip_at(&f, 50, 300), 0);
+	data(&f, IN, GET("/c"));
+	data(&f, OUT, answer("/c"));
+	data(&f, IN, GET("/d"));
+	data(&f, OUT, answer("/d"));
+	feed_end(&f);
+
+	assert_paired(&f.res);
+	for (size_t i = 0; i < f.res.n; i++)
+		cr_assert_str_neq(f.res.x[i]->req.target, "/b",
+				  "/b's answer was partly lost: not handed on");
+	cr_assert_str_eq(f.res.x[0]->req.target, "/a");
+	cr_assert_eq(f.res.st.uncopied, 0);
+	cr_assert_geq(f.res.st.gap_drops, 1);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, skip_inside_an_answer_is_unframed_and_counted)
+{
+	struct feed f;
+
+	feed_start(&f);
+	data(&f, IN, GET("/a"));
+	/* Only the head of /a's answer was copied. */
+	data(&f, OUT, OK("2"));
+	cr_assert_eq(skip_at(&f, 0, 200), 0);
+	data(&f, IN, GET("/c"));
+	data(&f, OUT, answer("/c"));
+	data(&f, IN, GET("/d"));
+	data(&f, OUT, answer("/d"));
+	feed_end(&f);
+
+	assert_paired(&f.res);
+	for (size_t i = 0; i < f.res.n; i++) {
+		cr_assert_str_neq(f.res.x[i]->req.target, "/a");
+		cr_assert(!(f.res.x[i]->resp.flags & MESSAGE_UNCOPIED));
+	}
+	cr_assert_eq(f.res.st.uncopied_unframed, 1);
+	cr_assert_eq(f.res.st.uncopied, 0);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, skip_answering_two_pipelined_requests_drops_both)
+{
+	struct feed f;
+
+	feed_start(&f);
+	data(&f, IN, GET("/a") GET("/b"));
+	cr_assert_eq(skip_at(&f, 0, 400), 0);
+	data(&f, IN, GET("/c"));
+	data(&f, OUT, answer("/c"));
+	data(&f, IN, GET("/d"));
+	data(&f, OUT, answer("/d"));
+	feed_end(&f);
+
+	assert_paired(&f.res);
+	for (size_t i = 0; i < f.res.n; i++) {
+		cr_assert_str_neq(f.res.x[i]->req.target, "/a");
+		cr_assert_str_neq(f.res.x[i]->req.target, "/b");
+	}
+	cr_assert_eq(f.res.st.uncopied_unframed, 1);
+	cr_assert_geq(f.res.st.unpaired, 2);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, skip_for_a_request_with_a_body_is_refused)
+{
+	struct feed f;
+
+	feed_start(&f);
+	data(&f, IN, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+	cr_assert_eq(skip_at(&f, 0, 90), 0);
+	data(&f, IN, GET("/c"));
+	data(&f, OUT, answer("/c"));
+	feed_end(&f);
+
+	assert_paired(&f.res);
+	for (size_t i = 0; i < f.res.n; i++)
+		cr_assert_str_neq(f.res.x[i]->req.target, "/p");
+	cr_assert_eq(f.res.st.uncopied_unframed, 1);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, close_after_an_uncopied_answer_hands_it_on)
+{
+	struct feed f;
+	struct {
+		struct shadow_event h;
+		struct shadow_close c;
+	} rec = { { .tgid = 7, .fd = 9, .gen = 1, .kind = SHADOW_EV_CLOSE,
+		    .len = sizeof(struct shadow_close) } };
+
+	feed_start(&f);
+	data(&f, IN, GET("/a"));
+	cr_assert_eq(skip_at(&f, 0, 77), 0);
+	rec.h.ts_ns = f.ts += 10;
+	rec.c.final_offset[IN] = f.off[IN];
+	rec.c.final_offset[OUT] = f.off[OUT];
+	cr_assert_eq(conn_table_feed(f.t, &rec.h, &rec.c), 0);
+	cr_assert_eq(conn_table_stats(f.t)->gaps, 0);
+	feed_end(&f);
+
+	cr_assert_eq(f.res.n, 1);
+	cr_assert(f.res.x[0]->resp.flags & MESSAGE_UNCOPIED);
+	fixture_result_clean(&f.res);
+}
