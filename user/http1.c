@@ -1280,9 +1280,10 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 /* A whole answer the kernel did not copy, having left its request
  * unsampled (conn.h, skip). It pairs like any response and is handed on
  * without status, headers or body, marked MESSAGE_UNCOPIED. The kernel
- * decided on one bodiless request ending its read and on a write starting
- * "HTTP/"; here the answer must also come between responses, with that
- * request the last one read and complete. Otherwise the stream and the
+ * decided on a read ending with one whole request head and on a write
+ * starting "HTTP/" before the next read; here the answer must also come
+ * between responses, and answer the last request read (its body may still
+ * be on its way: servers answer early). Otherwise the stream and the
  * kernel disagree: every request waiting is dropped (the outbound framing
  * holds: the next write starts the next answer). */
 static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
@@ -1301,7 +1302,7 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 		sink_gap(ctx, state, SHADOW_DIR_OUT, n, last);
 		return;
 	}
-	if (sd->in_msg || sd->keep_owner || c->in.in_msg) {
+	if (sd->in_msg || sd->keep_owner) {
 		c->h->st.uncopied_unframed++;
 		c->out_unknown_until = last;
 		side_lose(sd, DROP_UNPAIRED);
@@ -1321,8 +1322,7 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 		c->h->st.skipped_bytes += n;
 		return;
 	}
-	if (owner != c->q_end - 1 || !s->req_done || s->upgrade ||
-	    (s->state == SLOT_LIVE && s->x->req.body.len)) {
+	if (owner != c->q_end - 1 || s->upgrade) {
 		c->h->st.uncopied_unframed++;
 		c->out_unknown_until = last;
 		out_lost(c, DROP_UNPAIRED);
