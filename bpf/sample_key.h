@@ -263,14 +263,15 @@ static long sk_lines_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* Whether d[0, len) is exactly one whole request without a body:
- * "METHOD SP target SP HTTP/1.x CRLF", header lines, and the one empty
- * line, which ends the read. The method is upper-case letters, the target
- * visible ASCII. Line ends inside the header section are CRLF, and none
- * of them is followed by another line end before the last one: a read
- * holding two requests, or a bare-LF one, is not decided here. A body
- * announced by the headers reaches the server in a later read, which
- * cancels the decision before any response byte is skipped. */
+/* Whether d[0, len) is exactly one whole request head: "METHOD SP target
+ * SP HTTP/1.x CRLF", header lines, and one empty line, CRLF CRLF, which
+ * ends the read. The method is 1 to 15 upper-case letters, the target
+ * visible ASCII. No LF before the end is followed by CR or LF, so no
+ * earlier empty line can end a first request: a read holding two, or a
+ * head and its body, is not decided here (nor one shorter than 18 bytes).
+ * Header lines are not looked into: the key is in the request line. A
+ * body announced by the headers reaches the server in a later read, which
+ * cancels the decision before any answer byte is passed over. */
 static __always_inline bool sk_parse_request(const __u8 *d, __u32 len,
 					     struct sk_request *r)
 {
