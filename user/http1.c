@@ -1297,10 +1297,21 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 	if (!c)
 		return;
 	sd = &c->out;
-	if (sd->mode != SIDE_SYNC) {
-		/* Framing already lost (or not HTTP): unframed bytes. */
-		sink_gap(ctx, state, SHADOW_DIR_OUT, n, last);
+	if (sd->mode == SIDE_DEAD) {
+		c->h->st.skipped_bytes += n;
 		return;
+	}
+	if (sd->mode == SIDE_HUNT) {
+		/* The kernel saw this answer's status line begin a write:
+		 * the framing a hunt looks for (a connection joined before
+		 * attach finds it here when no answer is ever copied). */
+		sd->ts = ts;
+		hunt_skip(sd, sd->hunt.len);
+		hbuf_free(&sd->hunt);
+		sd->at_line_start = false;
+		sd->mode = SIDE_SYNC;
+		side_parser_reset(sd);
+		c->h->st.resyncs++;
 	}
 	if (sd->in_msg || sd->keep_owner) {
 		c->h->st.uncopied_unframed++;
