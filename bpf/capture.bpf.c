@@ -506,17 +506,54 @@ static long walk_chunk(__u32 i, struct walk *w)
 	return 0;
 }
 
+/* Whether the request read just copied to s (len bytes) leaves its
+ * exchange unsampled: one whole request head whose key hashes at or over
+ * the rate. Anything else is left to user space. When the method is one
+ * that carries no body (GET, HEAD, OPTIONS), *line gets the length of
+ * "METHOD SP target": all user space needs of the head (else 0). A global
+ * function: the verifier walks its loops once, not once per caller's
+ * path. */
+__noinline int request_unsampled(struct scratch *s, __u32 len, __u32 *line)
+{
+	struct sk_request r;
+	__u32 m;
+	__u64 h;
+
+	if (!s || !line || len > SK_REQ_MAX ||
+	    !sk_parse_request(s->data, len, &r))
+		return 0;
+	if (cfg_sample_below) {
+		if (cfg_sample_key == SAMPLE_K_PATH)
+			h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
+		else
+			h = sk_xxh64(s->data, 0,
+				     r.method_len + 1 + r.target_len);
+		if ((h >> 11) < cfg_sample_below)
+			return 0;
+	}
+	m = sk_load32(s->data, 0);
+	*line = 0;
+	if ((r.method_len == 3 && (m & 0xffffff) == 0x544547) || /* GET */
+	    (r.method_len == 4 && m == 0x44414548) ||            /* HEAD */
+	    (r.method_len == 7 && m == 0x4954504f &&             /* OPTI */
+	     sk_load32(s->data, 3) == 0x534e4f49))               /* IONS */
+		*line = r.method_len + 1 + r.target_len;
+	return 1;
+}
+
 /* The common case in one pass, without bpf_loop's call per piece: at most
  * one record's worth of bytes in a buffer or in up to SMALL_IOV iovecs
  * (a request read; headers and body written together). Returns false,
  * having emitted nothing, when the walk is needed. */
 #define SMALL_IOV 4
 
-static __always_inline bool copy_small(struct walk *w)
+static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
+				       bool decide)
 {
 	struct iovec iov[SMALL_IOV];
 	struct scratch *s;
 	__u64 left = w->left, fill = 0;
+	__u32 line = 0;
 
 	if (left > SHADOW_CHUNK_MAX || w->iovcnt > SMALL_IOV)
 		return false;
@@ -558,6 +595,25 @@ static __always_inline bool copy_small(struct walk *w)
 	w->fill = fill;
 	w->off += fill;
 	w->left = 0;
+	if (decide)
+		c->skip_next = request_unsampled(s, fill, &line) == 1;
+	if (line && line <= fill) {
+		/* A bodiless head left unsampled: its request line stands for
+		 * all of it. */
+		s->h.ts_ns = w->ts;
+		s->h.offset = w->off - fill;
+		s->h.tgid = w->tgid;
+		s->h.fd = w->fd;
+		s->h.gen = w->gen;
+		s->h.len = line;
+		s->h.size = fill;
+		s->h.kind = SHADOW_EV_REQLINE;
+		s->h.dir = SHADOW_DIR_IN;
+		s->h.flags = 0;
+		output(s, sizeof(s->h) + (line & (SK_REQ_MAX * 2 - 1)));
+		w->chunks++;
+		return true;
+	}
 	walk_emit(w, s, 0);
 	return true;
 }
@@ -588,26 +644,6 @@ static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
 	stat_inc(STAT_UNCOPIED);
 	/* Lost, it leaves a gap in the outbound stream: still visible. */
 	output(&rec, sizeof(rec));
-}
-
-/* Whether the request read just copied to s (len bytes) leaves its
- * exchange unsampled: one whole bodiless request whose key hashes at or
- * over the rate. Anything else is left to user space. A global function:
- * the verifier walks its loops once, not once per caller's path. */
-__noinline int request_unsampled(struct scratch *s, __u32 len)
-{
-	struct sk_request r;
-	__u64 h;
-
-	if (!s || len > SK_REQ_MAX || !sk_parse_request(s->data, len, &r))
-		return 0;
-	if (!cfg_sample_below)
-		return 1;
-	if (cfg_sample_key == SAMPLE_K_PATH)
-		h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
-	else
-		h = sk_xxh64(s->data, 0, r.method_len + 1 + r.target_len);
-	return (h >> 11) >= cfg_sample_below;
 }
 
 /* Whether a write of ret bytes at buf (or over iovcnt iovecs) begins with
@@ -700,11 +736,9 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 	w.tgid = tgid;
 	w.fd = fd;
 	w.gen = c->gen;
-	if (!copy_small(&w))
+	if (!copy_small(&w, c, decide))
 		bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w,
 			 0);
-	else if (decide)
-		c->skip_next = request_unsampled(scratch_get(), ret) == 1;
 }
 
 /* The data hooks: the sock_recv_length and sock_send_length tracepoints,

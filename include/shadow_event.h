@@ -43,6 +43,13 @@ enum shadow_event_kind {
 	 * kernel left unsampled. `offset` and `size` give the range, ts_ns
 	 * its first write. Payload: struct shadow_skip. */
 	SHADOW_EV_SKIP = 6,
+	/* Inbound: a request head the kernel did not copy whole. Its
+	 * payload, "METHOD SP target", stands for the `size` bytes at
+	 * `offset`: exactly one request head, of a method without a body
+	 * (GET, HEAD, OPTIONS), that the kernel left unsampled. A SKIP for
+	 * its answer follows, unless a later read of the same request undid
+	 * the decision (the answer is then copied). */
+	SHADOW_EV_REQLINE = 7,
 };
 
 enum shadow_dir {

@@ -258,7 +258,8 @@ static struct conn *conn_for(struct conn_table *t, const struct shadow_event *ev
 		conn_end(t, c, ev->ts_ns, false);
 		c = NULL;
 	}
-	if (!c && ev->kind == SHADOW_EV_DATA)
+	if (!c && (ev->kind == SHADOW_EV_DATA ||
+		   ev->kind == SHADOW_EV_REQLINE))
 		c = conn_start(t, ev, NULL, true);
 	if (c) {
 		c->last_ns = ev->ts_ns;
@@ -351,6 +352,41 @@ static void conn_skip(struct conn_table *t, struct conn *c,
 	*next = end;
 }
 
+/* A request head of which the kernel copied the line alone. Like a data
+ * record, it must start where the stream is; bytes missing before it are
+ * a gap first. */
+static void conn_reqline(struct conn_table *t, struct conn *c,
+			 const struct shadow_event *ev, const uint8_t *line)
+{
+	uint64_t *next = &c->next[SHADOW_DIR_IN];
+	uint64_t end = ev->offset + ev->size;
+
+	if (end <= *next) {
+		t->st.duplicates++;
+		return;
+	}
+	if (ev->offset != *next) {
+		uint64_t to = ev->offset > *next ? ev->offset : end;
+
+		t->st.gaps++;
+		t->st.gap_bytes += to - *next;
+		if (t->ops->gap)
+			t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN,
+				    to - *next, ev->ts_ns);
+		*next = to;
+		if (to == end)
+			return;
+	}
+	t->st.reqlines++;
+	if (t->ops->reqline)
+		t->ops->reqline(t->ctx, c->state, line, ev->len, ev->size,
+				ev->ts_ns);
+	else if (t->ops->gap)
+		t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN, ev->size,
+			    ev->ts_ns);
+	*next = end;
+}
+
 /* A CLOSE with the final offsets: what never arrived is a gap; if nothing
  * is missing and the client closed first, the sink learns the streams
  * ended whole. */
@@ -424,6 +460,14 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		lru_unlink(t, c);
 		lru_push_head(t, c);
 		conn_skip(t, c, ev, payload);
+		return 0;
+	case SHADOW_EV_REQLINE:
+		if (ev->dir != SHADOW_DIR_IN || !ev->len || ev->len > ev->size ||
+		    ev->len > SHADOW_CHUNK_MAX)
+			goto bad;
+		c = conn_for(t, ev);
+		if (c)
+			conn_reqline(t, c, ev, payload);
 		return 0;
 	case SHADOW_EV_LOST:
 		t->st.lost_events += ev->offset;

@@ -45,6 +45,12 @@ struct conn_sink_ops {
 	 * record). May be NULL: they are then a gap. */
 	void (*skip)(void *ctx, void *state, uint64_t n, uint64_t ts_ns,
 		     uint64_t last_ns);
+	/* The next n inbound bytes are one whole request head without a
+	 * body, left unsampled by the kernel, which copied only its
+	 * "METHOD SP target" (line[0..len), borrowed). May be NULL: they are
+	 * then a gap. */
+	void (*reqline)(void *ctx, void *state, const uint8_t *line,
+			size_t len, uint64_t n, uint64_t ts_ns);
 	/* The client closed the connection (the target read end-of-file),
 	 * then the target closed it, and every byte of both streams up to the
 	 * close was handed on (no loss at the end). Called just before
@@ -70,6 +76,7 @@ struct conn_stats {
 	uint64_t duplicates;      /* records wholly before the stream point */
 	uint64_t skips;           /* uncopied answers (SKIP records) ... */
 	uint64_t skip_bytes;      /* ... and the bytes they stood for */
+	uint64_t reqlines;        /* request heads sent as their line alone */
 	uint64_t conns_opened;    /* connections seen, midstream included */
 	uint64_t conns_midstream; /* of which joined established */
 	uint64_t conns_closed;

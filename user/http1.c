@@ -1351,6 +1351,64 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 	finish(c);
 }
 
+/* A request head the kernel sent as its line alone (conn.h, reqline): a
+ * whole request, bodiless, with a method and a target and no headers,
+ * marked MESSAGE_HEAD_UNCOPIED. The kernel saw it begin and end a read:
+ * the start line a hunt resyncs at. */
+static void sink_reqline(void *ctx, void *state, const uint8_t *line,
+			 size_t len, uint64_t n, uint64_t ts)
+{
+	struct h1_conn *c = state;
+	const uint8_t *sp = memchr(line, ' ', len);
+	struct side *sd;
+	struct slot *s;
+
+	if (!c || c->in.mode == SIDE_DEAD) {
+		((struct http1 *)ctx)->st.skipped_bytes += n;
+		return;
+	}
+	sd = &c->in;
+	sd->ts = ts;
+	sd->call_id++;
+	/* The kernel and the stream disagree on where requests begin. */
+	if (sd->mode == SIDE_SYNC && sd->in_msg)
+		side_lose(sd, DROP_PARSE);
+	if (sd->mode == SIDE_HUNT) {
+		hunt_skip(sd, sd->hunt.len);
+		hbuf_free(&sd->hunt);
+		sd->at_line_start = false;
+		sd->mode = SIDE_SYNC;
+		side_parser_reset(sd);
+		c->h->st.resyncs++;
+	}
+	req_begin(&sd->p);
+	s = slot_at(c, c->in_slot);
+	if (s && s->state == SLOT_LIVE) {
+		struct http_request *r = &s->x->req;
+		size_t ml = sp ? (size_t)(sp - line) : len;
+
+		r->method = strndup((const char *)line, ml);
+		r->target = strndup((const char *)line + ml + !!sp,
+				    len - ml - !!sp);
+		r->http_major = 1;
+		r->http_minor = 1;
+		r->flags |= MESSAGE_HEAD_UNCOPIED;
+		s->x->endpoint = r->method && r->target ?
+			endpoint_name(c->h->cfg.endpoints, r->method,
+				      r->target) : NULL;
+		if (!s->x->endpoint)
+			slot_drop(c, s, DROP_NOMEM);
+		s->head = ml == 4 && !memcmp(line, "HEAD", 4);
+	}
+	sd->in_msg = false;
+	sd->last_complete_call = sd->call_id;
+	if (s)
+		s->req_done = true;
+	c->in_slot = SEQ_NONE;
+	side_msg_release(sd);
+	finish(c);
+}
+
 /* Whether the last answered exchange's response said Connection: close:
  * the server closing on its own may leave a request it read unanswered. */
 static bool last_response_closes(const struct h1_conn *c)
@@ -1417,6 +1475,7 @@ const struct conn_sink_ops http1_sink_ops = {
 	.data = sink_data,
 	.gap = sink_gap,
 	.skip = sink_skip,
+	.reqline = sink_reqline,
 	.end = sink_end,
 	.close = sink_close,
 };

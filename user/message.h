@@ -44,6 +44,9 @@ enum message_flags {
 	 * the exchange unsampled and passed its answer over (status 0, no
 	 * headers, no body); only the request is here, to be counted. */
 	MESSAGE_UNCOPIED = 1u << 3,
+	/* Request only: the kernel copied its request line alone (an
+	 * unsampled bodiless head): method and target, no headers. */
+	MESSAGE_HEAD_UNCOPIED = 1u << 4,
 };
 
 struct http_request {

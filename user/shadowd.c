@@ -566,7 +566,8 @@ static void on_exchange(void *ctx, struct exchange *x)
 		exchange_free(x);
 		return;
 	}
-	if (x->resp.flags & MESSAGE_UNCOPIED) {
+	if ((x->resp.flags & MESSAGE_UNCOPIED) ||
+	    (x->req.flags & MESSAGE_HEAD_UNCOPIED)) {
 		/* The kernel left it unsampled and this decision disagrees:
 		 * the answer is gone. Never expected; counted as a loss. */
 		d->sample_mismatch++;

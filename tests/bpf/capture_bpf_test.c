@@ -356,14 +356,15 @@ Test(capture, keepalive_connection_opened_before_attach)
 	client_free(&a);
 }
 
-/* Sampling decided in the kernel (--sample-key request at 50%): every
- * request is copied, and so is the answer of each GET that user space's
- * sample.c samples; the answer of each one it leaves unsampled is passed
- * over as exactly its own bytes (here: zero bytes in their place). A POST
- * whose body comes in a second write is passed over only if the server
- * answers before it reads the body (nginx may), and then whole; the read
- * of that body looks like the next request's start, so the kernel leaves
- * the GET after it to user space (copied whole: `exact` is false). */
+/* Sampling decided in the kernel (--sample-key request at 50%): the
+ * answer of each GET that user space's sample.c leaves unsampled is passed
+ * over as exactly its own bytes (here: zero bytes in their place), and its
+ * head comes as its request line alone (the line, then zero bytes); every
+ * sampled exchange is copied whole. A POST whose body comes in a second
+ * write is passed over only if the server answers before it reads the
+ * body (nginx may), and then whole; the read of that body looks like the
+ * next request's start, so the kernel leaves the GET after it to user
+ * space (copied whole: `exact` is false). */
 static void kernel_sampling_run(int port, pid_t pid, bool exact)
 {
 	uint16_t p = port;
@@ -374,10 +375,11 @@ static void kernel_sampling_run(int port, pid_t pid, bool exact)
 	};
 	struct capture_stats st;
 	struct client c[2];
-	/* Answers that may be passed over: [from, to) in recvd, and whether
-	 * sample.c leaves them unsampled for sure (GET) or maybe (POST). */
-	struct { size_t from, to; bool get; } may[2][80];
-	size_t n_may[2] = { 0, 0 }, gets = 0, skipped = 0;
+	/* Exchanges that may be passed over: their head's [in0, in1) and
+	 * answer's [out0, out1), their line's length, and whether sample.c
+	 * leaves them unsampled for sure (GET) or maybe (POST). */
+	struct { size_t in0, in1, out0, out1, line; bool get; } may[2][80];
+	size_t n_may[2] = { 0, 0 }, gets = 0, skipped = 0, lines = 0;
 
 	harness_attach_cfg(&cfg);
 	for (int k = 0; k < 2; k++)
@@ -385,7 +387,7 @@ static void kernel_sampling_run(int port, pid_t pid, bool exact)
 	for (int i = 0; i < 80; i++) {
 		struct client *cl = &c[i % 2];
 		char path[64], key[80];
-		size_t from = cl->recvd.n;
+		size_t in0 = cl->sent.n, out0 = cl->recvd.n;
 		bool post = i % 20 == 7;
 
 		snprintf(path, sizeof(path), i % 10 == 3 ? "/big?k=%d"
@@ -394,9 +396,14 @@ static void kernel_sampling_run(int port, pid_t pid, bool exact)
 			       post ? 300 : 0);
 		snprintf(key, sizeof(key), "GET %s", path);
 		if (post || sample_value(key, strlen(key)) >= 0.5) {
-			may[i % 2][n_may[i % 2]].from = from;
-			may[i % 2][n_may[i % 2]].to = cl->recvd.n;
-			may[i % 2][n_may[i % 2]++].get = !post;
+			typeof(may[0][0]) *m = &may[i % 2][n_may[i % 2]++];
+
+			m->in0 = in0;
+			m->in1 = cl->sent.n;
+			m->out0 = out0;
+			m->out1 = cl->recvd.n;
+			m->line = strlen(key);
+			m->get = !post;
 			gets += !post;
 		}
 	}
@@ -407,34 +414,56 @@ static void kernel_sampling_run(int port, pid_t pid, bool exact)
 	harness_drain(200);
 	for (int k = 0; k < 2; k++) {
 		const struct harness_stream *hs = harness_stream_of(c[k].lport);
-		size_t n = 0;
+		size_t n = 0, nl = 0;
 
-		/* Passed over: zero bytes, all of them. Anything else must
-		 * then equal what the client read. */
+		/* Passed over: zero bytes, all of them; a head sent as its
+		 * line: the line, then zeros. Anything else must then equal
+		 * what the client sent and read. */
 		for (size_t j = 0; j < n_may[k]; j++) {
-			size_t from = may[k][j].from, to = may[k][j].to;
-			bool zero = hs->dir[1].n >= to;
+			typeof(may[0][0]) *m = &may[k][j];
+			bool zero = hs->dir[1].n >= m->out1, line;
 
-			for (size_t b = from; zero && b < to; b++)
+			for (size_t b = m->out0; zero && b < m->out1; b++)
 				zero = hs->dir[1].p[b] == 0;
 			if (zero) {
-				memset(c[k].recvd.p + from, 0, to - from);
+				memset(c[k].recvd.p + m->out0, 0,
+				       m->out1 - m->out0);
 				n++;
 			} else {
-				cr_assert(!exact || !may[k][j].get,
-					  "client %d: the unsampled answer at "
-					  "%zu was copied", k, from);
+				cr_assert(!exact || !m->get, "client %d: the "
+					  "unsampled answer at %zu was copied",
+					  k, m->out0);
+			}
+			line = m->get && hs->dir[0].n >= m->in1 &&
+			       !memcmp(hs->dir[0].p + m->in0,
+				       c[k].sent.p + m->in0, m->line);
+			for (size_t b = m->in0 + m->line; line && b < m->in1; b++)
+				line = hs->dir[0].p[b] == 0;
+			if (line) {
+				memset(c[k].sent.p + m->in0 + m->line, 0,
+				       m->in1 - m->in0 - m->line);
+				nl++;
+			} else {
+				cr_assert(!exact || !m->get, "client %d: the "
+					  "unsampled head at %zu was copied",
+					  k, m->in0);
 			}
 		}
 		assert_same(&c[k], 0, 0);
 		cr_assert_eq(hs->skips, n, "client %d: %llu answers passed "
 			     "over, %zu seen as zero bytes", k,
 			     (unsigned long long)hs->skips, n);
+		cr_assert_eq(hs->reqlines, nl, "client %d: %llu heads as their "
+			     "line, %zu seen", k,
+			     (unsigned long long)hs->reqlines, nl);
 		skipped += n;
+		lines += nl;
 		client_free(&c[k]);
 	}
 	cr_assert_geq(skipped, exact ? gets : gets / 2, "%zu of %zu unsampled "
 		      "GET answers passed over", skipped, gets);
+	cr_assert_geq(lines, exact ? gets : gets / 2, "%zu of %zu unsampled "
+		      "GET heads sent as their line", lines, gets);
 	capture_get_stats(harness_cap, &st);
 	cr_assert_eq(st.uncopied, skipped, "%llu answers passed over, %zu "
 		     "seen", (unsigned long long)st.uncopied, skipped);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Answers the kernel passed over (SKIP records) through the whole daemon,
+# Answers the kernel passed over (SKIP records), and heads it sent as
+# their request line alone (REQLINE), through the whole daemon,
 # from a capture file (no root): at --sample 0 each exchange is counted as
 # captured and nothing is lost; at --sample 1 the same exchanges would have
 # been replayed, so each is a counted loss (sample_mismatch), never a
@@ -25,7 +26,11 @@ rec(1, 0, 0, opn)
 off_in = off_out = 0
 for i in range(6):
     req = b"GET /users/%d HTTP/1.1\r\nHost: a\r\n\r\n" % i
-    rec(2, 0, off_in, req); off_in += len(req)
+    if i % 2:  # REQLINE: the head as its request line alone
+        rec(7, 0, off_in, b"GET /users/%d" % i, size=len(req))
+    else:
+        rec(2, 0, off_in, req)
+    off_in += len(req)
     # SKIP: 300 outbound bytes, payload = the last write's timestamp.
     rec(6, 1, off_out, struct.pack("<Q", ts + 500), size=300); off_out += 300
 rec(3, 0, 0, struct.pack("<QQII", off_in, off_out, 1, 0))

@@ -90,6 +90,21 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 	}
 }
 
+/* A head sent as its request line alone stands in the inbound bytes as
+ * the line, then zero bytes up to its size. */
+static void sink_reqline(void *ctx, void *state, const uint8_t *line,
+			 size_t len, uint64_t n, uint64_t ts)
+{
+	struct harness_stream *s = state;
+	uint8_t *zeros = calloc(1, n - len + 1);
+
+	cr_assert_not_null(zeros);
+	s->reqlines++;
+	harness_bytes_add(&s->dir[0], line, len);
+	harness_bytes_add(&s->dir[0], zeros, n - len);
+	free(zeros);
+}
+
 static void sink_close(void *ctx, void *state, uint64_t ts)
 {
 	((struct harness_stream *)state)->closed = true;
@@ -97,7 +112,7 @@ static void sink_close(void *ctx, void *state, uint64_t ts)
 
 static const struct conn_sink_ops collect_ops = {
 	.open = sink_open, .data = sink_data, .gap = sink_gap,
-	.skip = sink_skip, .close = sink_close,
+	.skip = sink_skip, .reqline = sink_reqline, .close = sink_close,
 };
 
 static void on_event(void *ctx, const struct shadow_event *ev,

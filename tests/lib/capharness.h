@@ -37,6 +37,7 @@ struct harness_stream {
 	bool midstream, closed;
 	uint64_t gaps;
 	uint64_t skips; /* uncopied answers: zero bytes in dir[1] */
+	uint64_t reqlines; /* heads sent as their line: line + zeros */
 	struct harness_bytes dir[2]; /* enum shadow_dir */
 };
 

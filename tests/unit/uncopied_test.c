@@ -372,3 +372,132 @@ Test(uncopied, connection_joined_midstream_is_counted_without_copies)
 	cr_assert_geq(f.res.n, 3, "%zu of 5 counted", f.res.n);
 	fixture_result_clean(&f.res);
 }
+
+/* The head of a request the kernel left unsampled, as its line alone
+ * (REQLINE): "GET target" standing for the whole head. */
+static void reqline(struct feed *f, const char *target)
+{
+	char head[128], line[96];
+	struct shadow_event ev = { .ts_ns = f->ts += 10, .tgid = 7, .fd = 9,
+				   .gen = 1, .kind = SHADOW_EV_REQLINE,
+				   .dir = IN };
+
+	snprintf(head, sizeof(head), GET("%s"), target);
+	snprintf(line, sizeof(line), "GET %s", target);
+	ev.offset = f->off[IN];
+	ev.len = strlen(line);
+	ev.size = strlen(head);
+	f->off[IN] += ev.size;
+	cr_assert_eq(conn_table_feed(f->t, &ev, line), 0);
+}
+
+Test(uncopied, head_sent_as_its_line_pairs_with_the_uncopied_answer)
+{
+	struct feed f;
+	const struct exchange *x;
+
+	feed_start(&f);
+	exchange(&f, "/a");
+	reqline(&f, "/users/42?x=1");
+	cr_assert_eq(skip_at(&f, 0, 500), 0);
+	tail_and_end(&f);
+
+	assert_paired(&f.res);
+	cr_assert_eq(f.res.n, 4);
+	x = f.res.x[1];
+	cr_assert_str_eq(x->req.method, "GET");
+	cr_assert_str_eq(x->req.target, "/users/42?x=1");
+	cr_assert_str_eq(x->endpoint, "GET /users/{id}");
+	cr_assert(x->req.flags & MESSAGE_HEAD_UNCOPIED);
+	cr_assert(x->resp.flags & MESSAGE_UNCOPIED);
+	cr_assert_eq(x->req.headers.n, 0);
+	fixture_result_clean(&f.res);
+}
+
+/* A GET with a body in a later read: the kernel undid its decision, so
+ * the answer is copied; the head's line still pairs with it, and the body
+ * is no request of its own. */
+Test(uncopied, undone_decision_after_a_line_never_mis_pairs)
+{
+	struct feed f;
+
+	feed_start(&f);
+	reqline(&f, "/b");
+	data(&f, IN, "{\"unexpected\":\"body\"}");
+	data(&f, OUT, answer("/b"));
+	tail_and_end(&f);
+
+	assert_paired(&f.res);
+	for (size_t i = 0; i < f.res.n; i++)
+		cr_assert(!(f.res.x[i]->resp.flags & MESSAGE_UNCOPIED));
+	cr_assert_str_eq(f.res.x[f.res.n - 1]->req.target, "/d");
+	fixture_result_clean(&f.res);
+}
+
+/* The kernel's line while the stream is inside a copied request: the two
+ * disagree on where requests begin. The cut request is dropped, and the
+ * server may still answer it: the uncopied answer cannot be told to be
+ * the line's, so that exchange is dropped too (counted), never
+ * mis-paired. */
+Test(uncopied, line_inside_a_copied_request_drops_that_request)
+{
+	struct feed f;
+
+	feed_start(&f);
+	data(&f, IN, "GET /half HTTP/1.1\r\nHost: a\r\n");
+	reqline(&f, "/b");
+	cr_assert_eq(skip_at(&f, 0, 200), 0);
+	tail_and_end(&f);
+
+	assert_paired(&f.res);
+	assert_dropped(&f.res, "/half");
+	assert_dropped(&f.res, "/b");
+	cr_assert_eq(f.res.st.parse_errors, 1);
+	cr_assert_eq(f.res.st.uncopied_unframed, 1);
+	cr_assert_str_eq(f.res.x[f.res.n - 1]->req.target, "/d");
+	fixture_result_clean(&f.res);
+}
+
+/* Joined before attach at --sample 0: nothing of the exchanges is copied
+ * but their lines, and they are counted once the connection is at rest. */
+Test(uncopied, midstream_lines_and_skips_are_counted)
+{
+	struct feed f;
+
+	feed_open(&f, true);
+	data(&f, IN, "ody of a request before attach");
+	for (int i = 0; i < 5; i++) {
+		char t[16];
+
+		f.ts += 1000;
+		snprintf(t, sizeof(t), "/u/%d", i);
+		reqline(&f, t);
+		cr_assert_eq(skip_at(&f, 0, 120), 0);
+	}
+	feed_end(&f);
+
+	cr_assert_geq(f.res.n, 3, "%zu of 5 counted", f.res.n);
+	for (size_t i = 0; i < f.res.n; i++)
+		cr_assert(f.res.x[i]->req.flags & MESSAGE_HEAD_UNCOPIED);
+	fixture_result_clean(&f.res);
+}
+
+Test(uncopied, malformed_lines_are_counted_bad)
+{
+	struct feed f;
+	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
+				   .kind = SHADOW_EV_REQLINE, .dir = OUT,
+				   .len = 5, .size = 30 };
+
+	feed_start(&f);
+	cr_assert_eq(conn_table_feed(f.t, &ev, "GET /"), -EINVAL);
+	ev.dir = IN;
+	ev.len = 0;
+	cr_assert_eq(conn_table_feed(f.t, &ev, ""), -EINVAL);
+	ev.len = 40;
+	cr_assert_eq(conn_table_feed(f.t, &ev, "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+		     -EINVAL);
+	cr_assert_eq(conn_table_stats(f.t)->bad_records, 3);
+	feed_end(&f);
+	fixture_result_clean(&f.res);
+}
