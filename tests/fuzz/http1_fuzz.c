@@ -35,7 +35,14 @@ static void on_exchange(void *ctx, struct exchange *x)
 
 	if (!x->req.method || !x->req.target || !x->endpoint)
 		abort();
-	if (x->resp.status < 100 || x->resp.status > 999)
+	/* An answer the kernel did not copy carries nothing but its flag. */
+	if ((x->resp.flags & MESSAGE_UNCOPIED) &&
+	    (x->resp.status || x->resp.headers.n || x->resp.raw.len))
+		abort();
+	if (!(x->resp.flags & MESSAGE_UNCOPIED) &&
+	    (x->resp.status < 100 || x->resp.status > 999))
+		abort();
+	if ((x->req.flags & MESSAGE_HEAD_UNCOPIED) && x->req.headers.n)
 		abort();
 	check_body(&x->req.body);
 	check_body(&x->resp.raw);
