@@ -135,6 +135,15 @@ else
 			"$(printf '%s ' "${losses[@]}")"
 	done
 
+	# What an unrelated process pays per syscall, detached and attached.
+	if [ -z "$MODES" ] || [[ syscall =~ $MODES ]]; then
+		d=$(.output/tests/bench/syscall_bench | awk '{print $2}')
+		start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+		a=$(.output/tests/bench/syscall_bench | awk '{print $2}')
+		stop_shadowd > /dev/null
+		echo "getppid_ns_detached: $d"
+		echo "getppid_ns_attached: $a"
+	fi
 	[ -n "$MODES" ] && exit 0
 	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
