@@ -424,6 +424,24 @@ static __always_inline struct scratch *scratch_get(void)
 
 /* Emits a record of `fill` copied bytes followed by `lost` bytes that
  * could not be copied (size = fill + lost). */
+/* The header of the record in s: `len` payload bytes standing for the
+ * `size` stream bytes the walk copied last (`fill` of them). */
+static __always_inline void walk_head(struct walk *w, struct scratch *s,
+				      __u8 kind, __u32 fill, __u32 len,
+				      __u32 size)
+{
+	s->h.ts_ns = w->ts;
+	s->h.offset = w->off - fill;
+	s->h.tgid = w->tgid;
+	s->h.fd = w->fd;
+	s->h.gen = w->gen;
+	s->h.len = len;
+	s->h.size = size;
+	s->h.kind = kind;
+	s->h.dir = w->dir;
+	s->h.flags = 0;
+}
+
 static __always_inline void walk_emit(struct walk *w, struct scratch *s,
 				      __u64 lost)
 {
@@ -433,16 +451,7 @@ static __always_inline void walk_emit(struct walk *w, struct scratch *s,
 		return;
 	if (fill > SHADOW_CHUNK_MAX)
 		fill = SHADOW_CHUNK_MAX;
-	s->h.ts_ns = w->ts;
-	s->h.offset = w->off - fill;
-	s->h.tgid = w->tgid;
-	s->h.fd = w->fd;
-	s->h.gen = w->gen;
-	s->h.len = fill;
-	s->h.size = fill + lost;
-	s->h.kind = SHADOW_EV_DATA;
-	s->h.dir = w->dir;
-	s->h.flags = 0;
+	walk_head(w, s, SHADOW_EV_DATA, fill, fill, fill + lost);
 	output(s, sizeof(s->h) + fill);
 	w->off += lost;
 	w->fill = 0;
@@ -600,16 +609,7 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 	if (line && line <= fill) {
 		/* A bodiless head left unsampled: its request line stands for
 		 * all of it. */
-		s->h.ts_ns = w->ts;
-		s->h.offset = w->off - fill;
-		s->h.tgid = w->tgid;
-		s->h.fd = w->fd;
-		s->h.gen = w->gen;
-		s->h.len = line;
-		s->h.size = fill;
-		s->h.kind = SHADOW_EV_REQLINE;
-		s->h.dir = SHADOW_DIR_IN;
-		s->h.flags = 0;
+		walk_head(w, s, SHADOW_EV_REQLINE, fill, line, fill);
 		output(s, sizeof(s->h) + (line & (SK_REQ_MAX * 2 - 1)));
 		w->chunks++;
 		return true;

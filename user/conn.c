@@ -311,72 +311,59 @@ static void conn_data(struct conn_table *t, struct conn *c,
 	}
 }
 
-/* An answer the kernel did not copy. It must start where the stream is:
- * bytes missing before it are a gap first (the sink then decides whether
- * the skip can still be framed). */
+/* A record that stands for [offset, offset + size) of a direction
+ * without carrying the bytes (SKIP, REQLINE) must start where the stream
+ * is. Bytes missing before it are a gap first; one overlapping what was
+ * handed on means the kernel and the stream disagree, and all of it is a
+ * gap. Returns whether the sink still gets the record. */
+static bool conn_align(struct conn_table *t, struct conn *c, int dir,
+		       const struct shadow_event *ev)
+{
+	uint64_t *next = &c->next[dir];
+	uint64_t end = ev->offset + ev->size, to;
+
+	if (end <= *next) {
+		t->st.duplicates++;
+		return false;
+	}
+	if (ev->offset == *next)
+		return true;
+	to = ev->offset > *next ? ev->offset : end;
+	t->st.gaps++;
+	t->st.gap_bytes += to - *next;
+	if (t->ops->gap)
+		t->ops->gap(t->ctx, c->state, dir, to - *next, ev->ts_ns);
+	*next = to;
+	return to != end;
+}
+
+/* An answer the kernel did not copy (the sink decides whether it can
+ * still be framed). */
 static void conn_skip(struct conn_table *t, struct conn *c,
 		      const struct shadow_event *ev, const void *payload)
 {
-	uint64_t *next = &c->next[SHADOW_DIR_OUT];
-	uint64_t end = ev->offset + ev->size;
 	struct shadow_skip sk;
 
 	memcpy(&sk, payload, sizeof(sk));
-	if (end <= *next) {
-		t->st.duplicates++;
+	if (!conn_align(t, c, SHADOW_DIR_OUT, ev))
 		return;
-	}
-	if (ev->offset != *next) {
-		/* Bytes before it were lost: a gap. Overlapping bytes handed
-		 * on already: the kernel and the stream disagree, and all of
-		 * it is a gap. */
-		uint64_t to = ev->offset > *next ? ev->offset : end;
-
-		t->st.gaps++;
-		t->st.gap_bytes += to - *next;
-		if (t->ops->gap)
-			t->ops->gap(t->ctx, c->state, SHADOW_DIR_OUT,
-				    to - *next, ev->ts_ns);
-		*next = to;
-		if (to == end)
-			return;
-	}
 	t->st.skips++;
-	t->st.skip_bytes += end - *next;
+	t->st.skip_bytes += ev->size;
 	if (t->ops->skip)
-		t->ops->skip(t->ctx, c->state, end - *next, ev->ts_ns,
+		t->ops->skip(t->ctx, c->state, ev->size, ev->ts_ns,
 			     sk.last_ts_ns);
 	else if (t->ops->gap)
-		t->ops->gap(t->ctx, c->state, SHADOW_DIR_OUT, end - *next,
+		t->ops->gap(t->ctx, c->state, SHADOW_DIR_OUT, ev->size,
 			    ev->ts_ns);
-	*next = end;
+	c->next[SHADOW_DIR_OUT] += ev->size;
 }
 
-/* A request head of which the kernel copied the line alone. Like a data
- * record, it must start where the stream is; bytes missing before it are
- * a gap first. */
+/* A request head of which the kernel copied the line alone. */
 static void conn_reqline(struct conn_table *t, struct conn *c,
 			 const struct shadow_event *ev, const uint8_t *line)
 {
-	uint64_t *next = &c->next[SHADOW_DIR_IN];
-	uint64_t end = ev->offset + ev->size;
-
-	if (end <= *next) {
-		t->st.duplicates++;
+	if (!conn_align(t, c, SHADOW_DIR_IN, ev))
 		return;
-	}
-	if (ev->offset != *next) {
-		uint64_t to = ev->offset > *next ? ev->offset : end;
-
-		t->st.gaps++;
-		t->st.gap_bytes += to - *next;
-		if (t->ops->gap)
-			t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN,
-				    to - *next, ev->ts_ns);
-		*next = to;
-		if (to == end)
-			return;
-	}
 	t->st.reqlines++;
 	if (t->ops->reqline)
 		t->ops->reqline(t->ctx, c->state, line, ev->len, ev->size,
@@ -384,7 +371,7 @@ static void conn_reqline(struct conn_table *t, struct conn *c,
 	else if (t->ops->gap)
 		t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN, ev->size,
 			    ev->ts_ns);
-	*next = end;
+	c->next[SHADOW_DIR_IN] += ev->size;
 }
 
 /* A CLOSE with the final offsets: what never arrived is a gap; if nothing

@@ -1277,6 +1277,21 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 	side_lose(sd, DROP_GAP);
 }
 
+/* A hunting side resyncs where the kernel saw a message begin a read or
+ * a write (an uncopied answer, a request sent as its line): what the hunt
+ * held is passed over, unframed. */
+static void side_found_by_kernel(struct side *sd)
+{
+	if (sd->mode != SIDE_HUNT)
+		return;
+	hunt_skip(sd, sd->hunt.len);
+	hbuf_free(&sd->hunt);
+	sd->at_line_start = false;
+	sd->mode = SIDE_SYNC;
+	side_parser_reset(sd);
+	sd->c->h->st.resyncs++;
+}
+
 /* A whole answer the kernel did not copy, having left its request
  * unsampled (conn.h, skip). It pairs like any response and is handed on
  * without status, headers or body, marked MESSAGE_UNCOPIED. The kernel
@@ -1301,18 +1316,11 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 		c->h->st.skipped_bytes += n;
 		return;
 	}
-	if (sd->mode == SIDE_HUNT) {
-		/* The kernel saw this answer's status line begin a write:
-		 * the framing a hunt looks for (a connection joined before
-		 * attach finds it here when no answer is ever copied). */
-		sd->ts = ts;
-		hunt_skip(sd, sd->hunt.len);
-		hbuf_free(&sd->hunt);
-		sd->at_line_start = false;
-		sd->mode = SIDE_SYNC;
-		side_parser_reset(sd);
-		c->h->st.resyncs++;
-	}
+	/* The kernel saw this answer's status line begin a write: the
+	 * framing a hunt looks for (a connection joined before attach finds
+	 * it here when no answer is ever copied). */
+	sd->ts = ts;
+	side_found_by_kernel(sd);
 	if (sd->in_msg || sd->keep_owner) {
 		c->h->st.uncopied_unframed++;
 		c->out_unknown_until = last;
@@ -1373,14 +1381,7 @@ static void sink_reqline(void *ctx, void *state, const uint8_t *line,
 	/* The kernel and the stream disagree on where requests begin. */
 	if (sd->mode == SIDE_SYNC && sd->in_msg)
 		side_lose(sd, DROP_PARSE);
-	if (sd->mode == SIDE_HUNT) {
-		hunt_skip(sd, sd->hunt.len);
-		hbuf_free(&sd->hunt);
-		sd->at_line_start = false;
-		sd->mode = SIDE_SYNC;
-		side_parser_reset(sd);
-		c->h->st.resyncs++;
-	}
+	side_found_by_kernel(sd);
 	req_begin(&sd->p);
 	s = slot_at(c, c->in_slot);
 	if (s && s->state == SLOT_LIVE) {
