@@ -1318,8 +1318,8 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 	}
 	/* The kernel saw this answer's status line begin a write: the
 	 * framing a hunt looks for (a connection joined before attach finds
-	 * it here when no answer is ever copied). */
-	sd->ts = ts;
+	 * it here when no answer is ever copied). What the hunt held was
+	 * written before: at the last data's time, not this answer's. */
 	side_found_by_kernel(sd);
 	if (sd->in_msg || sd->keep_owner) {
 		c->h->st.uncopied_unframed++;
@@ -1336,9 +1336,11 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 	c->out_last_ts = last;
 	s = slot_at(c, owner);
 	if (!s) {
-		/* An answer to no request that can be told: passed over. */
+		/* An answer to no request that can be told: passed over
+		 * (with any barrier it voided). */
 		c->prev_resp_end = last;
 		c->h->st.skipped_bytes += n;
+		finish(c);
 		return;
 	}
 	if (owner != c->q_end - 1 || s->upgrade) {

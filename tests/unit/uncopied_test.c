@@ -501,3 +501,28 @@ Test(uncopied, malformed_lines_are_counted_bad)
 	feed_end(&f);
 	fixture_result_clean(&f.res);
 }
+
+/* Joined before attach in the middle of a status line the hunt kept: those
+ * bytes were written before the first request, so its uncopied answer
+ * still pairs (the hunt's bytes are not dated with the answer). */
+Test(uncopied, midstream_hunt_bytes_are_dated_when_written)
+{
+	struct feed f;
+	size_t plain, hunted;
+
+	for (int k = 0; k < 2; k++) {
+		feed_open(&f, true);
+		data(&f, OUT, k ? "abc\r\nHTTP/1.1 20" : "abc\r\n");
+		for (int i = 0; i < 5; i++) {
+			f.ts += 1000;
+			reqline(&f, "/u/1");
+			cr_assert_eq(skip_at(&f, 0, 120), 0);
+		}
+		feed_end(&f);
+		*(k ? &hunted : &plain) = f.res.n;
+		fixture_result_clean(&f.res);
+	}
+	cr_assert_eq(hunted, plain, "%zu counted after a kept partial status "
+		     "line, %zu without", hunted, plain);
+	cr_assert_geq(plain, 4);
+}
