@@ -34,7 +34,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool cfg_filter_ports = false;
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
 /* Sampling decided here (see bpf/sample_key.h): 0 leaves every decision
- * to user space; SAMPLE_K_REQUEST or SAMPLE_K_PATH names the key. An
+ * to user space; SHADOW_SAMPLE_REQUEST or _PATH names the key. An
  * exchange is sampled iff (XXH64(key) >> 11) < cfg_sample_below. */
 const volatile __u32 cfg_sample_key = 0;
 const volatile __u64 cfg_sample_below = 0;
@@ -64,8 +64,6 @@ enum tls_state {
 	TLS_DECODED,     /* TLS through a hooked library: uprobes carry it */
 	TLS_UNDECODED,   /* TLS nobody decrypts for us: counted, ignored */
 };
-
-enum sample_key_kind { SAMPLE_K_REQUEST = 1, SAMPLE_K_PATH };
 
 /* Where a cleartext connection is, for the sampling decided here: a read
  * with bytes after a write (or the first one) starts a request; the first
@@ -532,7 +530,7 @@ __noinline int request_unsampled(struct scratch *s, __u32 len, __u32 *line)
 	    !sk_parse_request(s->data, len, &r))
 		return 0;
 	if (cfg_sample_below) {
-		if (cfg_sample_key == SAMPLE_K_PATH)
+		if (cfg_sample_key == SHADOW_SAMPLE_PATH)
 			h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
 		else
 			h = sk_xxh64(s->data, 0,

@@ -123,6 +123,14 @@ struct shadow_skip {
 };
 _Static_assert(sizeof(struct shadow_skip) == 8, "shadow_skip ABI");
 
+/* Not a record: the key of the sampling decided in the kernel, which user
+ * space sets in the programs before loading them (bpf/sample_key.h). */
+enum shadow_sample_key {
+	SHADOW_SAMPLE_NONE = 0,    /* user space decides; all is copied */
+	SHADOW_SAMPLE_REQUEST = 1, /* "METHOD SP target" */
+	SHADOW_SAMPLE_PATH = 2,    /* the target up to '?' */
+};
+
 /* Capture file: this header, then records. */
 #define SHADOW_CAP_MAGIC "SHDWCAP\0"
 #define SHADOW_CAP_VERSION 1u

@@ -59,7 +59,7 @@ wrk_run() {
 SHADOWD_PID=
 start_shadowd() {
 	: > "$T/shadowd.log"
-	${BENCH_WRAP:-} ./shadowd "$@" -o "$T/bench.db" >>"$T/shadowd.log" 2>&1 &
+	./shadowd "$@" -o "$T/bench.db" >>"$T/shadowd.log" 2>&1 &
 	SHADOWD_PID=$!
 	for _ in $(seq 1 300); do
 		grep -q attached "$T/shadowd.log" && { CPU0=$(cpu_ticks "$SHADOWD_PID"); return 0; }

@@ -38,14 +38,8 @@ struct capture_config {
 	/* Sampling decided in the kernel (capture_sample_config()): the key
 	 * (0: none, every response is copied) and the bound below which
 	 * (XXH64(key) >> 11) is sampled. */
-	uint32_t sample_key; /* enum capture_sample_key */
+	uint32_t sample_key; /* enum shadow_sample_key */
 	uint64_t sample_below;
-};
-
-enum capture_sample_key {
-	CAPTURE_SAMPLE_NONE = 0,
-	CAPTURE_SAMPLE_REQUEST = 1, /* "METHOD SP target" */
-	CAPTURE_SAMPLE_PATH = 2,    /* the target up to '?' */
 };
 
 struct capture_stats {

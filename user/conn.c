@@ -248,8 +248,8 @@ static struct conn *conn_start(struct conn_table *t,
 }
 
 /* The connection a record belongs to, ending a stale generation first.
- * Data for a connection never seen opening joins it midstream: its OPEN
- * was lost, or it was evicted while idle. */
+ * Data (or a request line) for a connection never seen opening joins it
+ * midstream: its OPEN was lost, or it was evicted while idle. */
 static struct conn *conn_for(struct conn_table *t, const struct shadow_event *ev)
 {
 	struct conn *c = slot_find(t, ev->tgid, ev->fd);
@@ -440,13 +440,10 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		if (ev->dir != SHADOW_DIR_OUT ||
 		    ev->len < sizeof(struct shadow_skip) || !ev->size)
 			goto bad;
-		c = slot_find(t, ev->tgid, ev->fd);
-		if (!c || c->gen != ev->gen)
-			return 0; /* its request went with the connection */
-		c->last_ns = ev->ts_ns;
-		lru_unlink(t, c);
-		lru_push_head(t, c);
-		conn_skip(t, c, ev, payload);
+		/* Unknown: its request went with the connection. */
+		c = conn_for(t, ev);
+		if (c)
+			conn_skip(t, c, ev, payload);
 		return 0;
 	case SHADOW_EV_REQLINE:
 		if (ev->dir != SHADOW_DIR_IN || !ev->len || ev->len > ev->size ||

@@ -872,7 +872,7 @@ static void attach(struct daemon *d)
 
 	if (in_kernel) {
 		cc.sample_key = sample_kind(d->sample) == SAMPLE_KEY_PATH ?
-				CAPTURE_SAMPLE_PATH : CAPTURE_SAMPLE_REQUEST;
+				SHADOW_SAMPLE_PATH : SHADOW_SAMPLE_REQUEST;
 		cc.sample_below = sample_below(o->sample);
 	}
 	rc = capture_open(&cc, on_event, d, &d->cap, err, sizeof(err));

@@ -370,7 +370,7 @@ static void kernel_sampling_run(int port, pid_t pid, bool exact)
 	uint16_t p = port;
 	struct capture_config cfg = {
 		.pids = &pid, .n_pids = 1, .ports = &p, .n_ports = 1,
-		.sample_key = CAPTURE_SAMPLE_REQUEST,
+		.sample_key = SHADOW_SAMPLE_REQUEST,
 		.sample_below = sample_below(0.5),
 	};
 	struct capture_stats st;
