@@ -27,8 +27,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6 10
 /* Chunks one syscall may produce: 256 * 16 KiB = 4 MiB, then a gap. */
 #define MAX_CHUNKS 256
-/* Generations user space gives connections found at attach have this bit. */
-#define MIDSTREAM_GEN_BASE 0x80000000u
 
 /* Settings, written by user space between open and load. */
 const volatile bool cfg_filter_ports = false;
@@ -78,17 +76,30 @@ struct conn_state {
 	__u8 phase;        /* enum phase */
 	__u8 skip_next;    /* the request read was decided unsampled */
 	__u8 skipping;     /* its response is being passed over */
-	__u8 _pad;
+	__u8 midstream;    /* joined after bytes had moved on it */
 	__u64 skip_from;   /* outbound offset where that response began */
 	__u64 skip_ts[2];  /* its first and its last write */
+	__u64 sk;          /* its socket; 0 until seen (socket hooks only) */
+};
+
+/* A server-side TCP socket (made by a listener) seen by the socket hooks:
+ * unclaimed until its first I/O in a target process names its fd. */
+struct srv_sock {
+	__u32 tgid;
+	__u32 fd;
+	__u8 claimed;
+	__u8 _pad[7];
 };
 
 enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
 
-/* A syscall between its enter and exit tracepoints, per thread. */
+/* A syscall between its enter and exit tracepoints, per thread. With the
+ * socket hooks, the sendfile() a thread is in (kind ACT_SENDFILE): buf is
+ * its count, file_off where it started, done what it sent so far. */
 struct active {
 	__u64 buf;    /* user buffer, or user iovec array when iovcnt > 0 */
 	__u64 file_off;
+	__u64 done;
 	__u32 fd;
 	__u32 iovcnt;
 	__u32 in_fd;
@@ -171,6 +182,15 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn_state);
 } conns SEC(".maps");
+
+/* Socket hooks: server-side sockets by address, from their birth (or, for
+ * connections found at attach, their first I/O) to their end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct srv_sock);
+} srv_socks SEC(".maps");
 
 /* The syscall a thread is in, between its enter and exit tracepoints: task
  * local storage, so the hot path takes no hash-map lock. kind 0 = none. */
@@ -286,14 +306,24 @@ static __always_inline void output(void *rec, __u64 size)
 		stat_inc(STAT_LOST);
 }
 
-static __always_inline struct sock *fd_sock(__u32 fd)
+/* The file behind fd in the current process, or NULL. */
+static __always_inline struct file *fd_file(__u32 fd)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct file **fdarr = BPF_CORE_READ(task, files, fdt, fd);
 	struct file *f = NULL;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdarr[fd]) < 0)
+		return NULL;
+	return f;
+}
+
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+	struct file *f = fd_file(fd);
 	struct socket *sock;
 
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fdarr[fd]) < 0 || !f)
+	if (!f)
 		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
 	if (!sock)
@@ -335,11 +365,11 @@ static __always_inline void target_mark(__u32 tgid, bool on)
  * first socket I/O of the call is its socket's), and makes a tracked
  * connection a decoded TLS one. A TLS connection that writes outside any
  * hooked call is one no hooked library handles: undecoded. Returns the
- * tracked connection the I/O is on, or NULL. */
-static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir)
+ * tracked connection c (the one on fd, if any) or NULL. */
+static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir,
+						  struct conn_state *c)
 {
 	struct conn_key k = { .tgid = id >> 32, .fd = fd };
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
 	struct ssl_call *sc;
 
 	/* Cleartext from its first bytes: no SSL call ever runs on it. */
@@ -644,6 +674,64 @@ static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
 	output(&rec, sizeof(rec));
 }
 
+/* Announces a connection on (tgid, fd): its addresses, its generation. */
+static __always_inline void open_emit(__u32 tgid, __u32 fd, __u32 gen,
+				      struct sock *sk, __u32 flags)
+{
+	struct {
+		struct shadow_event h;
+		struct shadow_open o;
+	} rec = {};
+
+	rec.h.ts_ns = bpf_ktime_get_ns();
+	rec.h.tgid = tgid;
+	rec.h.fd = fd;
+	rec.h.gen = gen;
+	rec.h.len = sizeof(rec.o);
+	rec.h.kind = SHADOW_EV_OPEN;
+	rec.h.flags = flags;
+	rec.o.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	rec.o.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	rec.o.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (rec.o.family == AF_INET) {
+		BPF_CORE_READ_INTO(rec.o.laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(rec.o.raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(rec.o.laddr, sk,
+				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(rec.o.raddr, sk,
+				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	output(&rec, sizeof(rec));
+}
+
+/* Ends tracked connection c on (tgid, fd): the answer it was passing over,
+ * then its CLOSE with the final offsets; it is forgotten. */
+static __always_inline void conn_end(struct conn_state *c, __u32 tgid,
+				     __u32 fd)
+{
+	struct conn_key k = { .tgid = tgid, .fd = fd };
+	struct {
+		struct shadow_event h;
+		struct shadow_close c;
+	} rec = {};
+
+	skip_end(c, tgid, fd);
+	rec.h.ts_ns = bpf_ktime_get_ns();
+	rec.h.tgid = tgid;
+	rec.h.fd = fd;
+	rec.h.gen = c->gen;
+	rec.h.kind = SHADOW_EV_CLOSE;
+	rec.h.len = sizeof(rec.c);
+	rec.c.final_offset[0] = c->off[0];
+	rec.c.final_offset[1] = c->off[1];
+	rec.c.flags = c->close_flags;
+	if (c->tls == TLS_PENDING)
+		stat_inc(STAT_TLS_UNDECODED);
+	bpf_map_delete_elem(&conns, &k);
+	output(&rec, sizeof(rec));
+}
+
 /* Whether a write of ret bytes at buf (or over iovcnt iovecs) begins with
  * a status line's "HTTP/": the response of the request before it. */
 static __always_inline bool starts_response(__u64 buf, __u32 iovcnt, long ret)
@@ -685,8 +773,7 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 		return;
 	}
 	if (c->tls == TLS_UNKNOWN && dir == SHADOW_DIR_IN)
-		c->tls = first_bytes_tls(buf, iovcnt, ret,
-					 c->gen & MIDSTREAM_GEN_BASE) ?
+		c->tls = first_bytes_tls(buf, iovcnt, ret, c->midstream) ?
 			 TLS_PENDING : TLS_PLAIN;
 	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
 	if (peek || c->tls >= TLS_PENDING)
@@ -739,6 +826,183 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 			 0);
 }
 
+/* A file's path, found by walking its dentries up to the root (crossing
+ * mount points), for the socket hooks, which see no openat(). Directories
+ * deeper than PATH_DEPTH or paths longer than SHADOW_PATH_MAX give "". */
+#define PATH_DEPTH 32
+
+struct path_walk {
+	struct dentry *cur;
+	struct mount *mnt;
+	__u32 n;
+	__u32 pos;   /* bytes of the path built so far */
+	bool rooted; /* the walk reached the root */
+};
+
+/* Per CPU: the dentries walked (the file's first), and the path built
+ * (twice its limit, so that each name's copy is bounded). */
+struct path_wide {
+	struct dentry *d[PATH_DEPTH];
+	char path[SHADOW_PATH_MAX * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_wide);
+} path_wide SEC(".maps");
+
+static long path_up(__u32 i, struct path_walk *w)
+{
+	struct dentry *d = w->cur, *parent;
+	struct mount *mnt = w->mnt, *up;
+	__u32 zero = 0;
+	struct path_wide *b = bpf_map_lookup_elem(&path_wide, &zero);
+
+	if (!b)
+		return 1;
+	/* (Locals: CO-RE relocates every access inside BPF_CORE_READ.) */
+	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+		up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt) {
+			w->rooted = true;
+			return 1;
+		}
+		w->cur = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		return 0;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d) {
+		w->rooted = true;
+		return 1;
+	}
+	if (w->n >= PATH_DEPTH)
+		return 1;
+	b->d[w->n & (PATH_DEPTH - 1)] = d;
+	w->n++;
+	w->cur = parent;
+	return 0;
+}
+
+static long path_put(__u32 i, struct path_walk *w)
+{
+	__u32 zero = 0, pos = w->pos;
+	struct path_wide *b = bpf_map_lookup_elem(&path_wide, &zero);
+	const unsigned char *name;
+	struct dentry *d;
+	long n;
+
+	if (!b || i >= w->n || pos >= SHADOW_PATH_MAX - 1) {
+		if (i < w->n)
+			w->rooted = false; /* too long */
+		return 1;
+	}
+	d = b->d[(w->n - 1 - i) & (PATH_DEPTH - 1)];
+	name = BPF_CORE_READ(d, d_name.name);
+	b->path[pos & (SHADOW_PATH_MAX - 1)] = '/';
+	pos++;
+	n = bpf_probe_read_kernel_str(b->path + (pos & (SHADOW_PATH_MAX - 1)),
+				      SHADOW_PATH_MAX, name);
+	if (n <= 1) {
+		w->rooted = false;
+		return 1;
+	}
+	w->pos = pos + n - 1;
+	return 0;
+}
+
+static __always_inline void file_path(struct file *f, char *out)
+{
+	struct path_walk w = {};
+	struct path_wide *b;
+	__u32 zero = 0;
+
+	out[0] = '\0';
+	b = bpf_map_lookup_elem(&path_wide, &zero);
+	if (!f || !b)
+		return;
+	w.cur = BPF_CORE_READ(f, f_path.dentry);
+	w.mnt = (void *)BPF_CORE_READ(f, f_path.mnt) -
+		bpf_core_field_offset(struct mount, mnt);
+	bpf_loop(2 * PATH_DEPTH, path_up, &w, 0);
+	if (!w.rooted || !w.n)
+		return;
+	bpf_loop(PATH_DEPTH, path_put, &w, 0);
+	if (!w.rooted || w.pos >= SHADOW_PATH_MAX)
+		return;
+	b->path[w.pos & (SHADOW_PATH_MAX - 1)] = '\0';
+	__builtin_memcpy(out, b->path, SHADOW_PATH_MAX);
+}
+
+/* ret bytes a sendfile() sent on tracked connection c from in_fd, starting
+ * at file_off: one SENDFILE record, which user space turns into DATA by
+ * reading the file. The file's path comes from the openat() tracepoints
+ * (paths map) or, with walk, from its dentries. */
+static __always_inline void sendfile_emit(struct conn_state *c, __u32 tgid,
+					  __u32 fd, __u32 in_fd,
+					  __u64 file_off, long ret, bool walk)
+{
+	struct {
+		struct shadow_event h;
+		struct shadow_sendfile s;
+	} *rec;
+	struct path_buf *pb;
+	struct conn_key pk;
+	struct file *f;
+
+	if (ret <= 0 || c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
+		return;
+	if (cfg_sample_key && c->tls == TLS_PLAIN) {
+		/* No status line to check in a file: answered in full. */
+		if (c->phase == PH_REQUEST) {
+			c->phase = PH_RESPONSE;
+			c->skip_next = 0;
+		}
+		if (c->skipping) {
+			__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+			c->skip_ts[1] = bpf_ktime_get_ns();
+			return;
+		}
+	}
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		stat_inc(STAT_LOST);
+		/* Still advance the stream, so the reader sees the gap. */
+		__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+		return;
+	}
+	rec->h.ts_ns = bpf_ktime_get_ns();
+	rec->h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+	rec->h.tgid = tgid;
+	rec->h.fd = fd;
+	rec->h.gen = c->gen;
+	rec->h.len = sizeof(rec->s);
+	rec->h.size = ret;
+	rec->h.kind = SHADOW_EV_SENDFILE;
+	rec->h.dir = SHADOW_DIR_OUT;
+	rec->h.flags = 0;
+	rec->s.file_offset = file_off;
+	rec->s.in_fd = in_fd;
+	f = fd_file(in_fd);
+	rec->s.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	rec->s.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
+	if (walk) {
+		file_path(f, rec->s.path);
+	} else {
+		pk.tgid = tgid;
+		pk.fd = in_fd;
+		pb = bpf_map_lookup_elem(&paths, &pk);
+		if (pb)
+			__builtin_memcpy(rec->s.path, pb->path,
+					 sizeof(rec->s.path));
+		else
+			rec->s.path[0] = '\0';
+	}
+	bpf_ringbuf_submit(rec, wake_flag());
+}
+
 /* The data hooks: the sock_recv_length and sock_send_length tracepoints,
  * which fire inside sock_recvmsg/sock_sendmsg, that is only for socket I/O,
  * after the bytes moved, and which cost no other syscall anything. The
@@ -760,6 +1024,135 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 #define PF_IO_WORKER 0x00000010
 #define PF_KTHREAD 0x00200000
 
+/* Bytes read from (written to) a TCP socket since it was made, by its
+ * own counters, modulo 2^32; *seq gets the sequence number read, for the
+ * caller to see whether a segment landed meanwhile. */
+static __always_inline __u32 tcp_in_before(struct tcp_sock *tp, __u32 *seq)
+{
+	__u32 br;
+
+	/* The kernel adds to the count, then moves the sequence number. */
+	*seq = BPF_CORE_READ(tp, rcv_nxt);
+	br = BPF_CORE_READ(tp, bytes_received);
+	return BPF_CORE_READ(tp, copied_seq) - (*seq - br);
+}
+
+static __always_inline __u32 tcp_out_before(struct tcp_sock *tp, __u32 *seq)
+{
+	__u32 ba;
+
+	*seq = BPF_CORE_READ(tp, snd_una);
+	ba = BPF_CORE_READ(tp, bytes_acked);
+	return BPF_CORE_READ(tp, write_seq) - (*seq - ba);
+}
+
+/* Whether bytes moved on TCP socket sk before the I/O of ret bytes in
+ * direction dir that the hook is reporting: its own counters, read twice
+ * when a segment lands between the reads. */
+static __always_inline bool tcp_moved_before(struct sock *sk, __u8 dir,
+					     long ret, bool peek)
+{
+	struct tcp_sock *tp = (void *)sk;
+	__u32 in, out, rn, su;
+
+	in = tcp_in_before(tp, &rn);
+	out = tcp_out_before(tp, &su);
+	if (rn != BPF_CORE_READ(tp, rcv_nxt))
+		in = tcp_in_before(tp, &rn);
+	if (su != BPF_CORE_READ(tp, snd_una))
+		out = tcp_out_before(tp, &su);
+	if (dir == SHADOW_DIR_IN && !peek)
+		in -= ret;
+	else if (dir == SHADOW_DIR_OUT)
+		out -= ret;
+	return in || out;
+}
+
+/* The tracked connection socket I/O on (tgid, fd) is on, for the socket
+ * hooks, which see no accept() and no close(): a server-side socket (one
+ * a listener made, see handle_sock_set_state) becomes a connection at its
+ * first I/O in a target, announced then; a connection found at attach
+ * learns its socket. NULL for any other socket. */
+static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
+						    struct sock *sk, __u8 dir,
+						    long ret, bool peek)
+{
+	struct conn_key k = { .tgid = tgid, .fd = fd };
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+	struct srv_sock *m, v = { .tgid = tgid, .fd = fd, .claimed = 1 };
+	struct conn_state st = {};
+	__u64 skp = (__u64)sk;
+
+	if (c && c->sk == skp)
+		return c;
+	if (c && !c->sk) {
+		/* Found at attach by user space: its socket, from now on. */
+		c->sk = skp;
+		bpf_map_update_elem(&srv_socks, &skp, &v, BPF_ANY);
+		return c;
+	}
+	if (c)
+		/* The fd names another socket now: the old one's end ran
+		 * after the number was reused (another thread). */
+		conn_end(c, tgid, fd);
+	m = bpf_map_lookup_elem(&srv_socks, &skp);
+	if (!m || m->claimed)
+		return NULL;
+	st.sk = skp;
+	st.midstream = tcp_moved_before(sk, dir, ret, peek);
+	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
+	if (bpf_map_update_elem(&conns, &k, &st, BPF_ANY) < 0)
+		return NULL;
+	*m = v;
+	stat_inc(STAT_ACCEPTED);
+	open_emit(tgid, fd, st.gen, sk, st.midstream ? SHADOW_F_MIDSTREAM : 0);
+	return bpf_map_lookup_elem(&conns, &k);
+}
+
+/* A sendfile() chunk seen by the socket hooks: a sendfile() sends its file
+ * through the socket in pieces, and the file offset it started at (*offset
+ * or the file position) is written back only at its end, so the thread
+ * keeps what the current call sent so far. A call is the same as the last
+ * one while fds, start and count match and it has not sent all of count. */
+static __always_inline void sock_sendfile(struct conn_state *c, __u32 tgid,
+					  __u32 fd, struct pt_regs *regs,
+					  long ret)
+{
+	struct active *a = bpf_task_storage_get(&actives,
+						bpf_get_current_task_btf(), 0,
+						BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 in_fd = regs->si;
+	__u64 uoff = regs->dx, count = regs->r10, start = 0, at;
+
+	if (uoff) {
+		bpf_probe_read_user(&start, sizeof(start), (void *)uoff);
+	} else {
+		struct file *f = fd_file(in_fd);
+
+		if (f)
+			start = BPF_CORE_READ(f, f_pos);
+	}
+	if (!a) {
+		stat_inc(STAT_ACTIVE_FULL);
+		__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+		return;
+	}
+	if (a->kind == ACT_SENDFILE && a->fd == fd && a->in_fd == in_fd &&
+	    a->file_off == start && a->buf == count && a->done < count) {
+		at = start + a->done;
+		a->done += ret;
+	} else {
+		a->kind = ACT_SENDFILE;
+		a->fd = fd;
+		a->in_fd = in_fd;
+		a->file_off = start;
+		a->buf = count;
+		a->done = ret;
+		at = start;
+	}
+	sendfile_emit(c, tgid, fd, in_fd, at, ret, true);
+}
+
 static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 				    __u8 dir)
 {
@@ -770,6 +1163,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 	struct pt_regs *regs;
 	__u64 buf = 0;
 	__u32 fd, iovcnt = 0;
+	bool peek;
 	long nr;
 
 	if (!is_target(id >> 32))
@@ -801,8 +1195,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		iovcnt = m.msg_iovlen;
 		break;
 	case NR_SENDFILE:
-		/* Its own tracepoints record where the bytes came from. */
-		return;
+		break;
 	default:
 		/* recvmmsg, splice, io_uring...: no buffer we know how to
 		 * find. Only when di really is this socket's fd do its bytes
@@ -814,16 +1207,20 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 			return;
 		break;
 	}
-	c = io_conn(id, fd, dir);
+	peek = dir == SHADOW_DIR_IN && (flags & MSG_PEEK);
+	c = io_conn(id, fd, dir, sock_conn(id >> 32, fd, sk, dir, ret, peek));
 	if (!c)
 		return;
+	if (nr == NR_SENDFILE) {
+		sock_sendfile(c, id >> 32, fd, regs, ret);
+		return;
+	}
 	if (!buf && ret > 0) {
 		/* Bytes we cannot locate: a visible gap, not a silent one. */
 		__sync_fetch_and_add(&c->off[dir & 1], ret);
 		return;
 	}
-	io_copy(c, id >> 32, fd, buf, iovcnt, dir, ret,
-		dir == SHADOW_DIR_IN && (flags & MSG_PEEK));
+	io_copy(c, id >> 32, fd, buf, iovcnt, dir, ret, peek);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -842,6 +1239,45 @@ int BPF_PROG(handle_sock_send, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
+/* With the socket hooks, the births and ends of connections: a listener
+ * making a socket (LISTEN -> SYN_RECV, in softirq: the process is not
+ * known yet) marks it server-side; our FIN (FIN_WAIT1, LAST_ACK) or a
+ * reset (CLOSE) ends its connection, as close() would. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
+	     int newstate)
+{
+	struct srv_sock *m, v = {};
+	__u64 skp = (__u64)sk;
+	struct conn_state *c;
+	struct conn_key k;
+
+	if (newstate == TCP_SYN_RECV) {
+		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+
+		if (oldstate != TCP_LISTEN ||
+		    (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport)))
+			return 0;
+		bpf_map_update_elem(&srv_socks, &skp, &v, BPF_ANY);
+		return 0;
+	}
+	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
+	    newstate != TCP_CLOSE)
+		return 0;
+	m = bpf_map_lookup_elem(&srv_socks, &skp);
+	if (!m)
+		return 0;
+	if (m->claimed) {
+		k.tgid = m->tgid;
+		k.fd = m->fd;
+		c = bpf_map_lookup_elem(&conns, &k);
+		if (c && c->sk == skp)
+			conn_end(c, k.tgid, k.fd);
+	}
+	bpf_map_delete_elem(&srv_socks, &skp);
+	return 0;
+}
+
 /* The same through syscall tracepoints, for kernels without the sock
  * ones: the arguments are kept from enter to exit per thread. */
 static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
@@ -850,8 +1286,10 @@ static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
 			    .kind = ACT_IO, .dir = dir, .peek = peek };
+	struct conn_key k = { .tgid = id >> 32, .fd = fd };
 
-	if (is_target(id >> 32) && io_conn(id, fd, dir))
+	if (is_target(k.tgid) &&
+	    io_conn(id, fd, dir, bpf_map_lookup_elem(&conns, &k)))
 		active_put(&a);
 }
 
@@ -891,10 +1329,6 @@ static __always_inline void exit_accept(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active *a = active_get();
-	struct {
-		struct shadow_event h;
-		struct shadow_open o;
-	} rec = {};
 	struct conn_state st = {};
 	struct conn_key k;
 	struct sock *sk;
@@ -918,26 +1352,7 @@ static __always_inline void exit_accept(long ret)
 	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
 	bpf_map_update_elem(&conns, &k, &st, BPF_ANY);
 	stat_inc(STAT_ACCEPTED);
-
-	rec.h.ts_ns = bpf_ktime_get_ns();
-	rec.h.tgid = k.tgid;
-	rec.h.fd = k.fd;
-	rec.h.gen = st.gen;
-	rec.h.len = sizeof(rec.o);
-	rec.h.kind = SHADOW_EV_OPEN;
-	rec.o.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	rec.o.lport = lport;
-	rec.o.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (rec.o.family == AF_INET) {
-		BPF_CORE_READ_INTO(rec.o.laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(rec.o.raddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(rec.o.laddr, sk,
-				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(rec.o.raddr, sk,
-				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-	output(&rec, sizeof(rec));
+	open_emit(k.tgid, k.fd, st.gen, sk, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_accept")
@@ -1126,11 +1541,8 @@ int handle_sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 		bpf_probe_read_user(&a.file_off, sizeof(a.file_off),
 				    (void *)uoff);
 	} else {
-		struct task_struct *task = (void *)bpf_get_current_task();
-		struct file **fdarr = BPF_CORE_READ(task, files, fdt, fd);
-		struct file *f = NULL;
+		struct file *f = fd_file(a.in_fd);
 
-		bpf_probe_read_kernel(&f, sizeof(f), &fdarr[a.in_fd]);
 		if (f)
 			a.file_off = BPF_CORE_READ(f, f_pos);
 	}
@@ -1143,71 +1555,17 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active *a = is_target(id >> 32) ? active_get() : NULL;
-	struct {
-		struct shadow_event h;
-		struct shadow_sendfile s;
-	} *rec;
 	struct conn_state *c;
-	struct path_buf *pb;
-	struct conn_key k, pk;
-	struct file *f = NULL;
-	struct file **fdarr;
-	struct task_struct *task;
-	long ret = ctx->ret;
+	struct conn_key k;
 
 	if (!a)
 		return 0;
 	k.tgid = id >> 32;
 	k.fd = a->fd;
 	c = bpf_map_lookup_elem(&conns, &k);
-	if (ret <= 0 || a->kind != ACT_SENDFILE || !c ||
-	    c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
-		goto out;
-	if (cfg_sample_key && c->tls == TLS_PLAIN) {
-		/* No status line to check in a file: answered in full. */
-		if (c->phase == PH_REQUEST) {
-			c->phase = PH_RESPONSE;
-			c->skip_next = 0;
-		}
-		if (c->skipping) {
-			__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-			c->skip_ts[1] = bpf_ktime_get_ns();
-			goto out;
-		}
-	}
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-	if (!rec) {
-		stat_inc(STAT_LOST);
-		/* Still advance the stream, so the reader sees the gap. */
-		__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-		goto out;
-	}
-	rec->h.ts_ns = bpf_ktime_get_ns();
-	rec->h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-	rec->h.tgid = k.tgid;
-	rec->h.fd = k.fd;
-	rec->h.gen = c->gen;
-	rec->h.len = sizeof(rec->s);
-	rec->h.size = ret;
-	rec->h.kind = SHADOW_EV_SENDFILE;
-	rec->h.dir = SHADOW_DIR_OUT;
-	rec->h.flags = 0;
-	rec->s.file_offset = a->file_off;
-	rec->s.in_fd = a->in_fd;
-	task = (void *)bpf_get_current_task();
-	fdarr = BPF_CORE_READ(task, files, fdt, fd);
-	bpf_probe_read_kernel(&f, sizeof(f), &fdarr[a->in_fd]);
-	rec->s.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
-	rec->s.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
-	pk.tgid = k.tgid;
-	pk.fd = a->in_fd;
-	pb = bpf_map_lookup_elem(&paths, &pk);
-	if (pb)
-		__builtin_memcpy(rec->s.path, pb->path, sizeof(rec->s.path));
-	else
-		rec->s.path[0] = '\0';
-	bpf_ringbuf_submit(rec, wake_flag());
-out:
+	if (a->kind == ACT_SENDFILE && c)
+		sendfile_emit(c, k.tgid, k.fd, a->in_fd, a->file_off, ctx->ret,
+			      false);
 	a->kind = 0;
 	return 0;
 }
@@ -1252,29 +1610,11 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
 			      .fd = ctx->args[0] };
-	struct {
-		struct shadow_event h;
-		struct shadow_close c;
-	} rec = {};
 	struct conn_state *c = is_target(k.tgid) ?
 		bpf_map_lookup_elem(&conns, &k) : NULL;
 
-	if (!c)
-		return 0;
-	skip_end(c, k.tgid, k.fd);
-	rec.h.ts_ns = bpf_ktime_get_ns();
-	rec.h.tgid = k.tgid;
-	rec.h.fd = k.fd;
-	rec.h.gen = c->gen;
-	rec.h.kind = SHADOW_EV_CLOSE;
-	rec.h.len = sizeof(rec.c);
-	rec.c.final_offset[0] = c->off[0];
-	rec.c.final_offset[1] = c->off[1];
-	rec.c.flags = c->close_flags;
-	if (c->tls == TLS_PENDING)
-		stat_inc(STAT_TLS_UNDECODED);
-	bpf_map_delete_elem(&conns, &k);
-	output(&rec, sizeof(rec));
+	if (c)
+		conn_end(c, k.tgid, k.fd);
 	return 0;
 }
 

@@ -36,9 +36,10 @@ struct bpf_conn_state {
 	__u32 gen;
 	__u32 close_flags;
 	__u32 tls;
-	__u8 phase, skip_next, skipping, _pad;
+	__u8 phase, skip_next, skipping, midstream;
 	__u64 skip_from;
 	__u64 skip_ts[2];
+	__u64 sk;
 };
 struct bpf_exe_key {
 	__u64 ino;
@@ -49,8 +50,7 @@ enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
        STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_UNHOOKED, STAT_UNCOPIED,
        STAT_MAX };
 
-/* Generations of connections found at attach: disjoint from the kernel's
- * (bpf/capture.bpf.c knows this bit too). */
+/* Generations of connections found at attach: disjoint from the kernel's. */
 #define MIDSTREAM_GEN_BASE 0x80000000u
 
 /* Most distinct libssl files hooked, and how often targets' maps are
@@ -418,6 +418,7 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 				     !port_in(cfg->ports, cfg->n_ports, s->lport)))
 					continue;
 				st.gen = MIDSTREAM_GEN_BASE | ++seq;
+				st.midstream = 1;
 				rec.h.tgid = k.tgid;
 				rec.h.fd = k.fd;
 				rec.h.gen = st.gen;
@@ -759,11 +760,14 @@ static int check_targets(const struct capture_config *cfg,
 	return 0;
 }
 
-/* The data hooks: the sock_recv_length/sock_send_length tracepoints
- * (Linux 6.4+, x86-64 register layout) cost nothing to syscalls that are
- * not socket I/O; per-syscall tracepoints on read/write/... run for every
- * process's file and pipe I/O too, and cost a perf record each (see
- * docs/benchmarks.md). SHADOWD_SYSCALL_HOOKS=1 forces the latter. */
+/* The hooks: the sock_recv_length/sock_send_length tracepoints (Linux
+ * 6.4+, x86-64 register layout) for the bytes, and inet_sock_set_state for
+ * connections' births and ends, cost nothing to syscalls that are not
+ * socket I/O. Any syscall tracepoint, by contrast, sends every syscall of
+ * every process on the host through the slow entry and exit path, and the
+ * ones on read/write/... also run for all file and pipe I/O (see
+ * docs/benchmarks.md). SHADOWD_SYSCALL_HOOKS=1 forces the syscall
+ * tracepoints, for the bytes and for accept/close/openat/sendfile. */
 bool capture_syscall_hooks_forced(void)
 {
 	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
@@ -810,12 +814,22 @@ static void choose_data_hooks(struct capture *c)
 		s->progs.handle_sys_exit_writev,
 		s->progs.handle_sys_enter_sendmsg,
 		s->progs.handle_sys_exit_sendmsg,
+		s->progs.handle_sys_enter_accept,
+		s->progs.handle_sys_exit_accept,
+		s->progs.handle_sys_enter_accept4,
+		s->progs.handle_sys_exit_accept4,
+		s->progs.handle_sys_enter_close,
+		s->progs.handle_sys_enter_openat,
+		s->progs.handle_sys_exit_openat,
+		s->progs.handle_sys_enter_sendfile64,
+		s->progs.handle_sys_exit_sendfile64,
 	};
 	bool sock = sock_hooks_usable();
 
 	c->sock_hooks = sock;
 	bpf_program__set_autoload(s->progs.handle_sock_recv, sock);
 	bpf_program__set_autoload(s->progs.handle_sock_send, sock);
+	bpf_program__set_autoload(s->progs.handle_sock_set_state, sock);
 	for (size_t i = 0; i < sizeof(syscall_hooks) / sizeof(*syscall_hooks);
 	     i++)
 		bpf_program__set_autoload(syscall_hooks[i], !sock);
