@@ -578,6 +578,34 @@ __noinline int request_unsampled(struct scratch *s, __u32 len, __u32 *line)
 	return 1;
 }
 
+/* Ends a response passed over: one SKIP record stands for all of it, put
+ * before the next request's bytes or the close. */
+static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
+				     __u32 fd)
+{
+	struct {
+		struct shadow_event h;
+		struct shadow_skip s;
+	} rec = {};
+
+	if (!c->skipping)
+		return;
+	c->skipping = 0;
+	rec.h.ts_ns = c->skip_ts[0];
+	rec.h.offset = c->skip_from;
+	rec.h.tgid = tgid;
+	rec.h.fd = fd;
+	rec.h.gen = c->gen;
+	rec.h.len = sizeof(rec.s);
+	rec.h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+	rec.h.kind = SHADOW_EV_SKIP;
+	rec.h.dir = SHADOW_DIR_OUT;
+	rec.s.last_ts_ns = c->skip_ts[1];
+	stat_inc(STAT_UNCOPIED);
+	/* Lost, it leaves a gap in the outbound stream: still visible. */
+	output(&rec, sizeof(rec));
+}
+
 /* The common case in one pass, without bpf_loop's call per piece: at most
  * one record's worth of bytes in a buffer or in up to SMALL_IOV iovecs
  * (a request read; headers and body written together). Returns false,
@@ -636,42 +664,34 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 		c->skip_next = request_unsampled(s, fill, &line) == 1;
 	if (line && line <= fill) {
 		/* A bodiless head left unsampled: its request line stands for
-		 * all of it. */
-		walk_head(w, s, SHADOW_EV_REQLINE, fill, line, fill);
-		output(s, sizeof(s->h) + (line & (SK_REQ_MAX * 2 - 1)));
+		 * all of it, and carries the answer passed over before it. */
+		__u32 len = line;
+		__u16 flags = 0;
+
+		if (c->skipping) {
+			struct shadow_skip_before b = {
+				.offset = c->skip_from,
+				.size = c->off[SHADOW_DIR_OUT] - c->skip_from,
+				.ts_ns = c->skip_ts[0],
+				.last_ts_ns = c->skip_ts[1],
+			};
+
+			c->skipping = 0;
+			stat_inc(STAT_UNCOPIED);
+			__builtin_memcpy(s->data + (line & (SK_REQ_MAX - 1)),
+					 &b, sizeof(b));
+			len += sizeof(b);
+			flags = SHADOW_F_AFTER_SKIP;
+		}
+		walk_head(w, s, SHADOW_EV_REQLINE, fill, len, fill);
+		s->h.flags = flags;
+		output(s, sizeof(s->h) + (len & (SK_REQ_MAX * 2 - 1)));
 		w->chunks++;
 		return true;
 	}
+	skip_end(c, w->tgid, w->fd);
 	walk_emit(w, s, 0);
 	return true;
-}
-
-/* Ends a response passed over: one SKIP record stands for all of it, put
- * before the next request's bytes or the close. */
-static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
-				     __u32 fd)
-{
-	struct {
-		struct shadow_event h;
-		struct shadow_skip s;
-	} rec = {};
-
-	if (!c->skipping)
-		return;
-	c->skipping = 0;
-	rec.h.ts_ns = c->skip_ts[0];
-	rec.h.offset = c->skip_from;
-	rec.h.tgid = tgid;
-	rec.h.fd = fd;
-	rec.h.gen = c->gen;
-	rec.h.len = sizeof(rec.s);
-	rec.h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
-	rec.h.kind = SHADOW_EV_SKIP;
-	rec.h.dir = SHADOW_DIR_OUT;
-	rec.s.last_ts_ns = c->skip_ts[1];
-	stat_inc(STAT_UNCOPIED);
-	/* Lost, it leaves a gap in the outbound stream: still visible. */
-	output(&rec, sizeof(rec));
 }
 
 /* Announces a connection on (tgid, fd): its addresses, its generation. */
@@ -780,8 +800,10 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 		return;
 	if (cfg_sample_key && c->tls == TLS_PLAIN) {
 		if (dir == SHADOW_DIR_IN) {
+			/* The answer passed over ends here: its SKIP goes
+			 * before this request's bytes, or inside its request
+			 * line (copy_small). */
 			if (c->phase != PH_REQUEST) {
-				skip_end(c, tgid, fd);
 				c->phase = PH_REQUEST;
 				decide = true;
 			}
@@ -821,9 +843,11 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 	w.tgid = tgid;
 	w.fd = fd;
 	w.gen = c->gen;
-	if (!copy_small(&w, c, decide))
+	if (!copy_small(&w, c, decide)) {
+		skip_end(c, tgid, fd);
 		bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w,
 			 0);
+	}
 }
 
 /* A file's path, found by walking its dentries up to the root (crossing

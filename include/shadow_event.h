@@ -48,7 +48,8 @@ enum shadow_event_kind {
 	 * `offset`: exactly one request head, of a method without a body
 	 * (GET, HEAD, OPTIONS), that the kernel left unsampled. A SKIP for
 	 * its answer follows, unless a later read of the same request undid
-	 * the decision (the answer is then copied). */
+	 * the decision (the answer is then copied). With SHADOW_F_AFTER_SKIP
+	 * the record also carries the SKIP of the answer before it. */
 	SHADOW_EV_REQLINE = 7,
 };
 
@@ -64,6 +65,10 @@ enum shadow_event_flags {
 	/* DATA: the bytes stand for part of a sendfile() whose source file
 	 * could not be read; `len` is 0 and `size` bytes are missing. */
 	SHADOW_F_UNAVAILABLE = 1u << 1,
+	/* REQLINE: the payload ends with a struct shadow_skip_before, the
+	 * SKIP of the previous answer, to be taken before the request line
+	 * (one record instead of two per unsampled exchange). */
+	SHADOW_F_AFTER_SKIP = 1u << 2,
 };
 
 struct shadow_event {
@@ -122,6 +127,17 @@ struct shadow_skip {
 	__u64 last_ts_ns; /* the range's last write */
 };
 _Static_assert(sizeof(struct shadow_skip) == 8, "shadow_skip ABI");
+
+/* A SKIP carried at the end of a REQLINE (SHADOW_F_AFTER_SKIP): the
+ * outbound range's offset, size, first and last write. */
+struct shadow_skip_before {
+	__u64 offset;
+	__u64 size;
+	__u64 ts_ns;
+	__u64 last_ts_ns;
+};
+_Static_assert(sizeof(struct shadow_skip_before) == 32,
+	       "shadow_skip_before ABI");
 
 /* Not a record: the key of the sampling decided in the kernel, which user
  * space sets in the programs before loading them (bpf/sample_key.h). */

@@ -358,15 +358,16 @@ static void conn_skip(struct conn_table *t, struct conn *c,
 	c->next[SHADOW_DIR_OUT] += ev->size;
 }
 
-/* A request head of which the kernel copied the line alone. */
+/* A request head of which the kernel copied the line alone (len bytes). */
 static void conn_reqline(struct conn_table *t, struct conn *c,
-			 const struct shadow_event *ev, const uint8_t *line)
+			 const struct shadow_event *ev, const uint8_t *line,
+			 size_t len)
 {
 	if (!conn_align(t, c, SHADOW_DIR_IN, ev))
 		return;
 	t->st.reqlines++;
 	if (t->ops->reqline)
-		t->ops->reqline(t->ctx, c->state, line, ev->len, ev->size,
+		t->ops->reqline(t->ctx, c->state, line, len, ev->size,
 				ev->ts_ns);
 	else if (t->ops->gap)
 		t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN, ev->size,
@@ -445,14 +446,42 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		if (c)
 			conn_skip(t, c, ev, payload);
 		return 0;
-	case SHADOW_EV_REQLINE:
-		if (ev->dir != SHADOW_DIR_IN || !ev->len || ev->len > ev->size ||
-		    ev->len > SHADOW_CHUNK_MAX)
+	case SHADOW_EV_REQLINE: {
+		struct shadow_skip_before b;
+		size_t line = ev->len;
+
+		if (ev->flags & SHADOW_F_AFTER_SKIP) {
+			if (line < sizeof(b))
+				goto bad;
+			line -= sizeof(b);
+			memcpy(&b, (const uint8_t *)payload + line, sizeof(b));
+			if (!b.size || b.size > UINT32_MAX)
+				goto bad;
+		}
+		if (ev->dir != SHADOW_DIR_IN || !line || line > ev->size ||
+		    line > SHADOW_CHUNK_MAX)
 			goto bad;
 		c = conn_for(t, ev);
-		if (c)
-			conn_reqline(t, c, ev, payload);
+		if (!c)
+			return 0;
+		if (ev->flags & SHADOW_F_AFTER_SKIP) {
+			/* The SKIP it carries comes first, as its own record
+			 * would have. */
+			struct shadow_event sk = *ev;
+			struct shadow_skip last = { .last_ts_ns = b.last_ts_ns };
+
+			sk.kind = SHADOW_EV_SKIP;
+			sk.dir = SHADOW_DIR_OUT;
+			sk.flags = 0;
+			sk.offset = b.offset;
+			sk.size = b.size;
+			sk.ts_ns = b.ts_ns;
+			sk.len = sizeof(last);
+			conn_skip(t, c, &sk, &last);
+		}
+		conn_reqline(t, c, ev, payload, line);
 		return 0;
+	}
 	case SHADOW_EV_LOST:
 		t->st.lost_events += ev->offset;
 		return 0;

@@ -482,6 +482,91 @@ Test(uncopied, midstream_lines_and_skips_are_counted)
 	fixture_result_clean(&f.res);
 }
 
+/* The kernel's usual form: the line of the next unsampled request
+ * carries the SKIP of the answer before it (SHADOW_F_AFTER_SKIP), which
+ * must count and pair exactly as the two records would. */
+static void reqline_after_skip(struct feed *f, const char *target,
+			       uint32_t skipped)
+{
+	char head[128];
+	uint8_t payload[128];
+	struct shadow_skip_before b = { .offset = f->off[OUT],
+					.size = skipped };
+	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
+				   .kind = SHADOW_EV_REQLINE, .dir = IN,
+				   .flags = SHADOW_F_AFTER_SKIP };
+	int n;
+
+	b.ts_ns = f->ts += 10;
+	b.last_ts_ns = f->ts += 5;
+	ev.ts_ns = f->ts += 10;
+	f->off[OUT] += skipped;
+	snprintf(head, sizeof(head), GET("%s"), target);
+	n = snprintf((char *)payload, sizeof(payload), "GET %s", target);
+	memcpy(payload + n, &b, sizeof(b));
+	ev.offset = f->off[IN];
+	ev.len = n + sizeof(b);
+	ev.size = strlen(head);
+	f->off[IN] += ev.size;
+	cr_assert_eq(conn_table_feed(f->t, &ev, payload), 0);
+}
+
+Test(uncopied, line_carrying_the_skip_before_it_counts_as_both)
+{
+	struct feed f;
+	const struct conn_stats *cs;
+
+	feed_start(&f);
+	exchange(&f, "/a");
+	reqline(&f, "/users/1");
+	reqline_after_skip(&f, "/users/2", 300);
+	reqline_after_skip(&f, "/users/3", 1000);
+	cr_assert_eq(skip_at(&f, 0, 70), 0);
+	cs = conn_table_stats(f.t);
+	cr_assert_eq(cs->skips, 3);
+	cr_assert_eq(cs->skip_bytes, 1370);
+	cr_assert_eq(cs->reqlines, 3);
+	cr_assert_eq(cs->gaps, 0);
+	cr_assert_eq(cs->bad_records, 0);
+	tail_and_end(&f);
+
+	assert_paired(&f.res);
+	cr_assert_eq(f.res.n, 6);
+	for (int i = 1; i <= 3; i++) {
+		const struct exchange *x = f.res.x[i];
+		char t[16];
+
+		snprintf(t, sizeof(t), "/users/%d", i);
+		cr_assert_str_eq(x->req.target, t);
+		cr_assert(x->req.flags & MESSAGE_HEAD_UNCOPIED);
+		cr_assert(x->resp.flags & MESSAGE_UNCOPIED);
+	}
+	cr_assert_eq(f.res.st.parse_errors, 0);
+	fixture_result_clean(&f.res);
+}
+
+/* A carried SKIP shorter than its own struct, or of no bytes, is a
+ * malformed record: counted, and nothing of it is taken. */
+Test(uncopied, malformed_carried_skips_are_counted_bad)
+{
+	struct feed f;
+	uint8_t payload[64] = "GET /x";
+	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
+				   .kind = SHADOW_EV_REQLINE, .dir = IN,
+				   .flags = SHADOW_F_AFTER_SKIP, .len = 6,
+				   .size = 30 };
+
+	feed_start(&f);
+	cr_assert_eq(conn_table_feed(f.t, &ev, payload), -EINVAL);
+	ev.len = 6 + sizeof(struct shadow_skip_before); /* size 0 */
+	cr_assert_eq(conn_table_feed(f.t, &ev, payload), -EINVAL);
+	cr_assert_eq(conn_table_stats(f.t)->bad_records, 2);
+	cr_assert_eq(conn_table_stats(f.t)->skips, 0);
+	cr_assert_eq(conn_table_stats(f.t)->reqlines, 0);
+	feed_end(&f);
+	fixture_result_clean(&f.res);
+}
+
 Test(uncopied, malformed_lines_are_counted_bad)
 {
 	struct feed f;
