@@ -752,28 +752,6 @@ static __always_inline void conn_end(struct conn_state *c, __u32 tgid,
 	output(&rec, sizeof(rec));
 }
 
-/* Whether a write of ret bytes at buf (or over iovcnt iovecs) begins with
- * a status line's "HTTP/": the response of the request before it. */
-static __always_inline bool starts_response(__u64 buf, __u32 iovcnt, long ret)
-{
-	char b[5];
-
-	if (ret < 5)
-		return false;
-	if (iovcnt) {
-		struct iovec iov;
-
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)buf) < 0 ||
-		    iov.iov_len < 5)
-			return false;
-		buf = (__u64)iov.iov_base;
-	}
-	if (bpf_probe_read_user(b, sizeof(b), (void *)buf) < 0)
-		return false;
-	return b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' &&
-	       b[4] == '/';
-}
-
 /* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
  * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
  * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
@@ -814,8 +792,12 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 		} else {
 			if (c->phase == PH_REQUEST) {
 				c->phase = PH_RESPONSE;
-				if (c->skip_next &&
-				    starts_response(buf, iovcnt, ret)) {
+				/* Nothing but its answer follows a whole
+				 * HTTP/1.x request head the server read: its
+				 * first bytes are not looked at (two reads of
+				 * user memory cost the primary more than the
+				 * rest of this hook). */
+				if (c->skip_next) {
 					c->skipping = 1;
 					c->skip_from = c->off[SHADOW_DIR_OUT];
 					c->skip_ts[0] = bpf_ktime_get_ns();
