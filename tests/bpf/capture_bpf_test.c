@@ -164,6 +164,8 @@ static int start_node(void)
 }
 
 static char nginx_dir[64];
+/* More of nginx's server block, for the test that needs it. */
+static char nginx_extra[256];
 
 /* nginx with a master and one worker; /big is a 1 MiB static file (sent
  * with sendfile), /small a JSON body from memory (writev). */
@@ -194,8 +196,9 @@ static int start_nginx(void)
 		 "  location = /small { default_type application/json;"
 		 "   return 200 '{\"ok\":true}'; }\n"
 		 "  location = /big { default_type application/octet-stream; }\n"
+		 "  %s\n"
 		 " } }\n", nginx_dir, nginx_dir, nginx_dir, nginx_dir,
-		 nginx_dir, nginx_dir, port, nginx_dir);
+		 nginx_dir, nginx_dir, port, nginx_dir, nginx_extra);
 	snprintf(path, sizeof(path), "%s/nginx.conf", nginx_dir);
 	f = fopen(path, "w");
 	fputs(conf, f);
@@ -204,10 +207,14 @@ static int start_nginx(void)
 	return port;
 }
 
+static struct servers_proc upstream;
+
 static void teardown(void)
 {
 	harness_detach();
 	servers_stop(&server);
+	servers_stop(&upstream);
+	nginx_extra[0] = '\0';
 	if (nginx_dir[0]) {
 		char cmd[128];
 
@@ -285,6 +292,61 @@ Test(capture, nginx_worker_via_master_pid_sendfile_and_writev)
 	client_close(&a);
 	harness_drain(200);
 	cr_assert_eq(harness_n_streams, 1);
+	assert_same(&a, 0, 0);
+	client_free(&a);
+}
+
+/* nginx proxying to a backend: the worker's own connection to it is a
+ * client socket of the target, and must not be taken for a connection
+ * it serves, whether or not a --port is given. */
+Test(capture, upstream_connections_of_a_proxy_are_not_captured)
+{
+	int up = servers_free_port(), port;
+	const char *argv[] = { "python3", NULL, NULL, NULL };
+	char p[16];
+	struct client a;
+
+	argv[1] = strdup(servers_path("capture_server.py"));
+	snprintf(p, sizeof(p), "%d", up);
+	argv[2] = p;
+	cr_assert_eq(servers_start(&upstream, argv, up, 10000), 0);
+	free((char *)argv[1]);
+	snprintf(nginx_extra, sizeof(nginx_extra),
+		 "location /up/ { proxy_pass http://127.0.0.1:%d/; }", up);
+	port = start_nginx();
+	usleep(200000); /* let the master fork its worker */
+	harness_attach(server.pid, 0);
+	client_connect(&a, port);
+	client_request(&a, "GET", "/up/small", 0);
+	client_request(&a, "GET", "/small", 0);
+	client_request(&a, "GET", "/up/big", 0);
+	client_close(&a);
+	harness_drain(200);
+	cr_assert(memmem(a.recvd.p, a.recvd.n, "HTTP/1.1 200", 12));
+	cr_assert_eq(harness_n_streams, 1, "%zu connections captured",
+		     harness_n_streams);
+	assert_same(&a, 0, 0);
+	client_free(&a);
+}
+
+/* A client that resets its connection: the server's end of it is seen
+ * (its socket closes without a FIN from the server), whole. */
+Test(capture, python_connection_reset_by_the_client_ends)
+{
+	int port = start_python();
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct client a;
+
+	harness_attach(server.pid, 0);
+	client_connect(&a, port);
+	client_request(&a, "GET", "/small", 0);
+	client_request(&a, "GET", "/small?again", 0);
+	cr_assert_eq(setsockopt(a.fd, SOL_SOCKET, SO_LINGER, &lg,
+				sizeof(lg)), 0);
+	client_close(&a);
+	harness_drain(300);
+	cr_assert_eq(harness_n_streams, 1);
+	cr_assert(harness_stream_of(a.lport)->closed, "its end was not seen");
 	assert_same(&a, 0, 0);
 	client_free(&a);
 }
