@@ -82,14 +82,6 @@ struct conn_state {
 	__u64 sk;          /* its socket; 0 until seen (socket hooks only) */
 };
 
-/* A server-side TCP socket (made by a listener) seen by the socket hooks:
- * unclaimed until its first I/O in a target process names its fd. */
-struct srv_sock {
-	__u32 tgid;
-	__u32 fd;
-	__u8 claimed;
-	__u8 _pad[7];
-};
 
 enum act_kind { ACT_ACCEPT = 1, ACT_IO, ACT_SENDFILE };
 
@@ -183,14 +175,24 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
-/* Socket hooks: server-side sockets by address, from their birth (or, for
- * connections found at attach, their first I/O) to their end. */
+/* Socket hooks: server-side sockets (made by a listener, of any process
+ * on the host) by address, from their birth to their first I/O... */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, struct srv_sock);
-} srv_socks SEC(".maps");
+	__type(value, __u8);
+} srv_new SEC(".maps");
+
+/* ... and, once that I/O in a target named its fd, the connection it is,
+ * until its end. Apart, so that the host's other servers churning the
+ * first map never evict a tracked connection's way to its end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn_key);
+} srv_conns SEC(".maps");
 
 /* The syscall a thread is in, between its enter and exit tracepoints: task
  * local storage, so the hot path takes no hash-map lock. kind 0 = none. */
@@ -752,6 +754,36 @@ static __always_inline void conn_end(struct conn_state *c, __u32 tgid,
 	output(&rec, sizeof(rec));
 }
 
+/* ret bytes written on a cleartext connection whose sampling the kernel
+ * decides: the first write after a request starts its answer, which runs
+ * until the next request and is passed over (only the offset moves) when
+ * the request was left unsampled. Nothing but its answer follows a whole
+ * HTTP/1.x request head the server read, so its first bytes are not
+ * looked at (two reads of user memory would cost the primary more than
+ * the rest of the hook). Returns whether these bytes are passed over. */
+static __always_inline bool answer_passed_over(struct conn_state *c, long ret)
+{
+	__u64 now;
+
+	if (c->phase != PH_REQUEST && !c->skipping)
+		return false;
+	now = bpf_ktime_get_ns();
+	if (c->phase == PH_REQUEST) {
+		c->phase = PH_RESPONSE;
+		if (c->skip_next) {
+			c->skipping = 1;
+			c->skip_from = c->off[SHADOW_DIR_OUT];
+			c->skip_ts[0] = now;
+		}
+		c->skip_next = 0;
+		if (!c->skipping)
+			return false;
+	}
+	__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
+	c->skip_ts[1] = now;
+	return true;
+}
+
 /* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
  * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
  * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
@@ -789,27 +821,8 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 			 * of the headers) undoes a decision: nothing was
 			 * passed over yet. */
 			c->skip_next = 0;
-		} else {
-			if (c->phase == PH_REQUEST) {
-				c->phase = PH_RESPONSE;
-				/* Nothing but its answer follows a whole
-				 * HTTP/1.x request head the server read: its
-				 * first bytes are not looked at (two reads of
-				 * user memory cost the primary more than the
-				 * rest of this hook). */
-				if (c->skip_next) {
-					c->skipping = 1;
-					c->skip_from = c->off[SHADOW_DIR_OUT];
-					c->skip_ts[0] = bpf_ktime_get_ns();
-				}
-				c->skip_next = 0;
-			}
-			if (c->skipping) {
-				__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT],
-						     ret);
-				c->skip_ts[1] = bpf_ktime_get_ns();
-				return;
-			}
+		} else if (answer_passed_over(c, ret)) {
+			return;
 		}
 	}
 	w.dir = dir & 1;
@@ -960,18 +973,8 @@ static __always_inline void sendfile_emit(struct conn_state *c, __u32 tgid,
 
 	if (ret <= 0 || c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
 		return;
-	if (cfg_sample_key && c->tls == TLS_PLAIN) {
-		/* No status line to check in a file: answered in full. */
-		if (c->phase == PH_REQUEST) {
-			c->phase = PH_RESPONSE;
-			c->skip_next = 0;
-		}
-		if (c->skipping) {
-			__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-			c->skip_ts[1] = bpf_ktime_get_ns();
-			return;
-		}
-	}
+	if (cfg_sample_key && c->tls == TLS_PLAIN && answer_passed_over(c, ret))
+		return;
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		stat_inc(STAT_LOST);
@@ -1085,7 +1088,6 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 {
 	struct conn_key k = { .tgid = tgid, .fd = fd };
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
-	struct srv_sock *m, v = { .tgid = tgid, .fd = fd, .claimed = 1 };
 	struct conn_state st = {};
 	__u64 skp = (__u64)sk;
 
@@ -1094,22 +1096,22 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 	if (c && !c->sk) {
 		/* Found at attach by user space: its socket, from now on. */
 		c->sk = skp;
-		bpf_map_update_elem(&srv_socks, &skp, &v, BPF_ANY);
+		bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
 		return c;
 	}
 	if (c)
 		/* The fd names another socket now: the old one's end ran
 		 * after the number was reused (another thread). */
 		conn_end(c, tgid, fd);
-	m = bpf_map_lookup_elem(&srv_socks, &skp);
-	if (!m || m->claimed)
+	if (!bpf_map_lookup_elem(&srv_new, &skp))
 		return NULL;
 	st.sk = skp;
 	st.midstream = tcp_moved_before(sk, dir, ret, peek);
 	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
 	if (bpf_map_update_elem(&conns, &k, &st, BPF_ANY) < 0)
 		return NULL;
-	*m = v;
+	bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
+	bpf_map_delete_elem(&srv_new, &skp);
 	stat_inc(STAT_ACCEPTED);
 	open_emit(tgid, fd, st.gen, sk, st.midstream ? SHADOW_F_MIDSTREAM : 0);
 	return bpf_map_lookup_elem(&conns, &k);
@@ -1217,7 +1219,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 	c = io_conn(id, fd, dir, sock_conn(id >> 32, fd, sk, dir, ret, peek));
 	if (!c)
 		return;
-	if (nr == NR_SENDFILE) {
+	if (nr == NR_SENDFILE && dir == SHADOW_DIR_OUT) {
 		sock_sendfile(c, id >> 32, fd, regs, ret);
 		return;
 	}
@@ -1253,10 +1255,10 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
 	     int newstate)
 {
-	struct srv_sock *m, v = {};
 	__u64 skp = (__u64)sk;
 	struct conn_state *c;
-	struct conn_key k;
+	struct conn_key *k;
+	__u8 one = 1;
 
 	if (newstate == TCP_SYN_RECV) {
 		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -1264,23 +1266,22 @@ int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
 		if (oldstate != TCP_LISTEN ||
 		    (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport)))
 			return 0;
-		bpf_map_update_elem(&srv_socks, &skp, &v, BPF_ANY);
+		bpf_map_update_elem(&srv_new, &skp, &one, BPF_ANY);
 		return 0;
 	}
 	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
 	    newstate != TCP_CLOSE)
 		return 0;
-	m = bpf_map_lookup_elem(&srv_socks, &skp);
-	if (!m)
+	k = bpf_map_lookup_elem(&srv_conns, &skp);
+	if (!k) {
+		/* Ended before any I/O in a target, if it was one. */
+		bpf_map_delete_elem(&srv_new, &skp);
 		return 0;
-	if (m->claimed) {
-		k.tgid = m->tgid;
-		k.fd = m->fd;
-		c = bpf_map_lookup_elem(&conns, &k);
-		if (c && c->sk == skp)
-			conn_end(c, k.tgid, k.fd);
 	}
-	bpf_map_delete_elem(&srv_socks, &skp);
+	c = bpf_map_lookup_elem(&conns, k);
+	if (c && c->sk == skp)
+		conn_end(c, k->tgid, k->fd);
+	bpf_map_delete_elem(&srv_conns, &skp);
 	return 0;
 }
 

@@ -452,8 +452,9 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 }
 
 /* Opens the file a sendfile() read from: through the target's fd if it is
- * still open, else by the path it was opened with; either way only if it
- * is the same inode. Returns an fd or -1. */
+ * still open, else by its path (the one it was opened by, or the one its
+ * dentries give); either way only if it is the same inode. Returns an fd
+ * or -1. */
 static int open_sendfile_source(const struct shadow_event *ev,
 				const struct shadow_sendfile *sf)
 {
@@ -472,7 +473,9 @@ static int open_sendfile_source(const struct shadow_event *ev,
 		if (!memchr(sf->path, '\0', sizeof(sf->path)) || !sf->path[0])
 			return -1;
 		if (sf->path[0] == '/')
-			snprintf(path, sizeof(path), "%s", sf->path);
+			/* In the target's root: a container's files too. */
+			snprintf(path, sizeof(path), "/proc/%u/root%s",
+				 ev->tgid, sf->path);
 		else
 			snprintf(path, sizeof(path), "/proc/%u/cwd/%s", ev->tgid,
 				 sf->path);
@@ -789,6 +792,8 @@ static bool sock_hooks_usable(void)
 	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length",
 				    BTF_KIND_TYPEDEF) >= 0 &&
 	     btf__find_by_name_kind(btf, "btf_trace_sock_send_length",
+				    BTF_KIND_TYPEDEF) >= 0 &&
+	     btf__find_by_name_kind(btf, "btf_trace_inet_sock_set_state",
 				    BTF_KIND_TYPEDEF) >= 0;
 	btf__free(btf);
 	return ok;
