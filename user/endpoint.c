@@ -30,6 +30,7 @@ struct pattern {
 struct endpoint_rules {
 	struct pattern *v;
 	size_t n, cap;
+	size_t longest; /* strlen() of the longest pattern path */
 };
 
 struct endpoint_rules *endpoint_rules_new(void)
@@ -183,6 +184,8 @@ int endpoint_rules_add(struct endpoint_rules *r, const char *pattern,
 		r->cap = cap;
 	}
 	r->v[r->n++] = p;
+	if (strlen(p.path) > r->longest)
+		r->longest = strlen(p.path);
 	return 0;
 cleanup:
 	if (rc == -ENOMEM)
@@ -293,29 +296,40 @@ static bool pattern_match(const struct pattern *p, const char *method,
 	return true;
 }
 
-char *endpoint_name(const struct endpoint_rules *r, const char *method,
-		    const char *target)
+size_t endpoint_name_max(const struct endpoint_rules *r, size_t mlen,
+			 size_t tlen)
+{
+	/* The path is at most the target, cut at ENDPOINT_PATH_MAX, or "/".
+	 * "{id}" (4 bytes) never outgrows the segment it replaces by more
+	 * than 3 bytes; segments are at least 1 byte plus a '/'. */
+	size_t plen = tlen < 1 ? 1 : tlen > ENDPOINT_PATH_MAX ?
+		      ENDPOINT_PATH_MAX : tlen;
+	size_t n = plen * 3 + 8;
+
+	if (r && r->longest + 1 > n)
+		n = r->longest + 1;
+	return mlen + 1 + n;
+}
+
+size_t endpoint_write(const struct endpoint_rules *r, const char *method,
+		      const char *target, char *out)
 {
 	size_t mlen = strlen(method), plen, o;
 	const char *path, *s, *end;
-	char *out;
 
 	target_path(target, &path, &plen);
-	for (size_t i = 0; r && i < r->n; i++) {
-		if (!pattern_match(&r->v[i], method, path, plen))
-			continue;
-		if (asprintf(&out, "%s %s", method, r->v[i].path) < 0)
-			return NULL;
-		return out;
-	}
-	/* "{id}" (4 bytes) never outgrows the segment it replaces by more
-	 * than 4 bytes; segments are at least 1 byte plus a '/'. */
-	out = malloc(mlen + 1 + plen * 3 + 8);
-	if (!out)
-		return NULL;
 	memcpy(out, method, mlen);
 	out[mlen] = ' ';
 	o = mlen + 1;
+	for (size_t i = 0; r && i < r->n; i++) {
+		size_t n;
+
+		if (!pattern_match(&r->v[i], method, path, plen))
+			continue;
+		n = strlen(r->v[i].path);
+		memcpy(out + o, r->v[i].path, n + 1);
+		return o + n;
+	}
 	for (s = path, end = path + plen; s < end;) {
 		const char *e = memchr(s, '/', end - s);
 		size_t n;
@@ -335,5 +349,16 @@ char *endpoint_name(const struct endpoint_rules *r, const char *method,
 		s = e + 1;
 	}
 	out[o] = '\0';
+	return o;
+}
+
+char *endpoint_name(const struct endpoint_rules *r, const char *method,
+		    const char *target)
+{
+	char *out = malloc(endpoint_name_max(r, strlen(method),
+					     strlen(target)));
+
+	if (out)
+		endpoint_write(r, method, target, out);
 	return out;
 }

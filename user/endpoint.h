@@ -31,6 +31,14 @@ size_t endpoint_rules_count(const struct endpoint_rules *r);
  * ENOMEM. The path part is cut at 512 bytes. */
 char *endpoint_name(const struct endpoint_rules *r, const char *method,
 		    const char *target);
+/* The same name written into out, which has room for
+ * endpoint_name_max() bytes; returns its length (the NUL not counted). */
+size_t endpoint_write(const struct endpoint_rules *r, const char *method,
+		      const char *target, char *out);
+/* The most bytes endpoint_write() writes, NUL included, for a method of
+ * at most mlen bytes and a target of at most tlen. */
+size_t endpoint_name_max(const struct endpoint_rules *r, size_t mlen,
+			 size_t tlen);
 /* Frees the rule set; NULL ok. */
 void endpoint_rules_free(struct endpoint_rules *r);
 

@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "endpoint.h"
 #include "message.h"
 #include "shadow_event.h"
 #include "util/decode.h"
@@ -152,6 +151,7 @@ struct http1 {
 	void *ctx;
 	uint64_t seq;
 	struct http1_stats st;
+	struct exchange *spare; /* http1_recycle()d, for the next request */
 };
 
 static const uint8_t zero_byte[1];
@@ -182,6 +182,8 @@ static int hbuf_put(struct hbuf *b, const char *p, size_t n, size_t cap)
 
 static void hbuf_free(struct hbuf *b)
 {
+	if (!b->p)
+		return; /* never grown: already empty */
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
@@ -713,7 +715,8 @@ static int req_begin(http_parser *p)
 	c->barrier_pending = false;
 	held_confirm_candidate(c, ts);
 	s->held = c->probation;
-	s->x = calloc(1, sizeof(*s->x));
+	s->x = h->spare ? h->spare : exchange_new();
+	h->spare = NULL;
 	s->state = SLOT_LIVE;
 	if (!s->x) {
 		s->state = SLOT_DROPPED;
@@ -730,6 +733,7 @@ static int req_headers_complete(http_parser *p)
 	struct side *sd = p->data;
 	struct slot *s = slot_at(sd->c, sd->c->in_slot);
 	struct slot *live;
+	const char *method;
 
 	flush_header(sd);
 	body_mode_set(sd, false);
@@ -740,11 +744,12 @@ static int req_headers_complete(http_parser *p)
 	live = in_cur(sd);
 	if (!live || sd->oversize)
 		return sd->stop;
-	live->x->req.method = strdup(http_method_str(p->method));
-	live->x->req.target = strndup(sd->url.p ? sd->url.p : "", sd->url.len);
+	method = http_method_str(p->method);
 	live->x->req.http_major = p->http_major;
 	live->x->req.http_minor = p->http_minor;
-	if (!live->x->req.method || !live->x->req.target)
+	if (exchange_set_line(live->x, method, strlen(method),
+			      sd->url.p ? sd->url.p : "", sd->url.len,
+			      sd->c->h->cfg.endpoints) < 0)
 		slot_drop(sd->c, live, DROP_NOMEM);
 	return sd->stop;
 }
@@ -769,16 +774,9 @@ static int req_end(http_parser *p)
 
 		if (hbuf_take_body(&sd->bodybuf, &x->req.body) < 0) {
 			slot_drop(c, s, DROP_NOMEM);
-		} else {
-			if (sd->body_trunc) {
-				x->req.flags |= MESSAGE_TRUNCATED;
-				h->st.truncated++;
-			}
-			x->endpoint = endpoint_name(h->cfg.endpoints,
-						    x->req.method,
-						    x->req.target);
-			if (!x->endpoint)
-				slot_drop(c, s, DROP_NOMEM);
+		} else if (sd->body_trunc) {
+			x->req.flags |= MESSAGE_TRUNCATED;
+			h->st.truncated++;
 		}
 	}
 	if (s->upgrade) {
@@ -1390,16 +1388,13 @@ static void sink_reqline(void *ctx, void *state, const uint8_t *line,
 		struct http_request *r = &s->x->req;
 		size_t ml = sp ? (size_t)(sp - line) : len;
 
-		r->method = strndup((const char *)line, ml);
-		r->target = strndup((const char *)line + ml + !!sp,
-				    len - ml - !!sp);
 		r->http_major = 1;
 		r->http_minor = 1;
 		r->flags |= MESSAGE_HEAD_UNCOPIED;
-		s->x->endpoint = r->method && r->target ?
-			endpoint_name(c->h->cfg.endpoints, r->method,
-				      r->target) : NULL;
-		if (!s->x->endpoint)
+		if (exchange_set_line(s->x, (const char *)line, ml,
+				      (const char *)line + ml + !!sp,
+				      len - ml - !!sp,
+				      c->h->cfg.endpoints) < 0)
 			slot_drop(c, s, DROP_NOMEM);
 		s->head = ml == 4 && !memcmp(line, "HEAD", 4);
 	}
@@ -1503,7 +1498,20 @@ struct http1 *http1_new(const struct http1_config *cfg, http1_exchange_cb cb,
 
 void http1_free(struct http1 *h)
 {
+	if (!h)
+		return;
+	exchange_free(h->spare);
 	free(h);
+}
+
+void http1_recycle(struct http1 *h, struct exchange *x)
+{
+	if (h->spare) {
+		exchange_free(x);
+		return;
+	}
+	exchange_reset(x);
+	h->spare = x;
 }
 
 const struct http1_stats *http1_stats(const struct http1 *h)

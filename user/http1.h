@@ -80,7 +80,8 @@ struct http1_stats {
 
 struct http1;
 
-/* Receives each exchange; takes ownership of x (heap, exchange_free). */
+/* Receives each exchange; takes ownership of x (heap: exchange_free(), or
+ * http1_recycle() when it is not kept). */
 typedef void (*http1_exchange_cb)(void *ctx, struct exchange *x);
 
 /* Returns a new stage or NULL on ENOMEM. cfg is copied (cfg->endpoints is
@@ -92,6 +93,10 @@ struct http1 *http1_new(const struct http1_config *cfg, http1_exchange_cb cb,
 void http1_free(struct http1 *h);
 /* Counters, borrowed; valid until http1_free(). */
 const struct http1_stats *http1_stats(const struct http1 *h);
+/* Takes back an exchange h handed on, instead of exchange_free(): its
+ * memory serves a later request. Most exchanges are only counted, never
+ * kept, and this spares each of them its allocations. */
+void http1_recycle(struct http1 *h, struct exchange *x);
 
 /* The conn_sink_ops to hand conn_table_new() with the struct http1 * as
  * its ctx. */

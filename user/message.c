@@ -6,22 +6,13 @@
 #include <string.h>
 #include <strings.h>
 
-static char *dup_n(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (!d)
-		return NULL;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
+#include "endpoint.h"
 
 int headers_add(struct headers *h, const char *name, size_t name_len,
 		const char *value, size_t value_len)
 {
 	struct header *v;
-	char *n, *val;
+	char *n;
 
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 16;
@@ -32,15 +23,15 @@ int headers_add(struct headers *h, const char *name, size_t name_len,
 		h->v = v;
 		h->cap = cap;
 	}
-	n = dup_n(name, name_len);
-	val = dup_n(value, value_len);
-	if (!n || !val) {
-		free(n);
-		free(val);
+	n = malloc(name_len + 1 + value_len + 1);
+	if (!n)
 		return -ENOMEM;
-	}
+	memcpy(n, name, name_len);
+	n[name_len] = '\0';
+	memcpy(n + name_len + 1, value, value_len);
+	n[name_len + 1 + value_len] = '\0';
 	h->v[h->n].name = n;
-	h->v[h->n].value = val;
+	h->v[h->n].value = n + name_len + 1;
 	h->n++;
 	return 0;
 }
@@ -70,10 +61,10 @@ int headers_copy(struct headers *dst, const struct headers *src)
 
 void headers_clean(struct headers *h)
 {
-	for (size_t i = 0; i < h->n; i++) {
-		free(h->v[i].name);
-		free(h->v[i].value);
-	}
+	if (!h->v)
+		return; /* nothing was ever added: already clean */
+	for (size_t i = 0; i < h->n; i++)
+		free(h->v[i].name); /* and its value */
 	free(h->v);
 	memset(h, 0, sizeof(*h));
 }
@@ -100,35 +91,101 @@ void body_clean(struct body *b)
 	b->len = 0;
 }
 
+/* Frees what r, a response and an exchange own, leaving dangling
+ * pointers: the *_clean() and *_free() functions below finish the job. */
+static void request_release(struct http_request *r)
+{
+	headers_clean(&r->headers);
+	free(r->body.data);
+}
+
+static void response_release(struct http_response *r)
+{
+	headers_clean(&r->headers);
+	free(r->raw.data);
+	free(r->decoded.data);
+}
+
+static void exchange_release(struct exchange *x)
+{
+	free(x->names);
+	request_release(&x->req);
+	response_release(&x->resp);
+}
+
 void http_request_clean(struct http_request *r)
 {
-	free(r->method);
-	free(r->target);
-	headers_clean(&r->headers);
-	body_clean(&r->body);
+	request_release(r);
 	memset(r, 0, sizeof(*r));
 }
 
 void http_response_clean(struct http_response *r)
 {
-	headers_clean(&r->headers);
-	body_clean(&r->raw);
-	body_clean(&r->decoded);
+	response_release(r);
 	memset(r, 0, sizeof(*r));
+}
+
+struct exchange *exchange_new(void)
+{
+	/* Not calloc() (nor malloc() and memset(), which compilers turn
+	 * into calloc()): glibc serves calloc() without its per-thread
+	 * cache, at several times the cost, for every request captured. */
+	struct exchange *x = malloc(sizeof(*x));
+
+	if (x)
+		*x = (struct exchange){ 0 };
+	return x;
+}
+
+int exchange_set_line(struct exchange *x, const char *method, size_t mlen,
+		      const char *target, size_t tlen,
+		      const struct endpoint_rules *rules)
+{
+	size_t size = mlen + 1 + tlen + 1 +
+		      endpoint_name_max(rules, mlen, tlen);
+	char *p = x->names;
+
+	if (size > x->names_size) {
+		p = malloc(size);
+		if (!p)
+			return -ENOMEM;
+		free(x->names);
+		x->names = p;
+		x->names_size = size;
+	}
+	memcpy(p, method, mlen);
+	p[mlen] = '\0';
+	memcpy(p + mlen + 1, target, tlen);
+	p[mlen + 1 + tlen] = '\0';
+	x->req.method = p;
+	x->req.target = p + mlen + 1;
+	x->endpoint = p + mlen + 1 + tlen + 1;
+	endpoint_write(rules, x->req.method, x->req.target,
+		       x->names + mlen + 1 + tlen + 1);
+	return 0;
 }
 
 void exchange_clean(struct exchange *x)
 {
-	free(x->endpoint);
-	http_request_clean(&x->req);
-	http_response_clean(&x->resp);
+	exchange_release(x);
 	memset(x, 0, sizeof(*x));
+}
+
+void exchange_reset(struct exchange *x)
+{
+	char *names = x->names;
+	size_t size = x->names_size;
+
+	x->names = NULL;
+	exchange_clean(x);
+	x->names = names;
+	x->names_size = size;
 }
 
 void exchange_free(struct exchange *x)
 {
 	if (!x)
 		return;
-	exchange_clean(x);
+	exchange_release(x);
 	free(x);
 }

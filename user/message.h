@@ -5,7 +5,8 @@
  * and the exchange that pairs a captured request with the primary's
  * response. http1.c builds exchanges; replay.c builds candidate responses;
  * diff.c compares responses; the store records them. Each struct owns all
- * of its memory; *_clean() frees it and leaves a zeroed struct.
+ * of its memory (a request's method and target belong to its exchange);
+ * *_clean() frees it and leaves a zeroed struct.
  */
 #ifndef SHADOW_MESSAGE_H
 #define SHADOW_MESSAGE_H
@@ -14,9 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct endpoint_rules;
+
 struct header {
 	char *name;  /* as sent (case kept), NUL-terminated */
-	char *value; /* as sent, surrounding whitespace trimmed */
+	char *value; /* as sent, surrounding whitespace trimmed; in the
+		      * allocation of name (one per header, not two) */
 };
 
 /* Headers in the order they were sent; repeats kept. */
@@ -50,8 +54,8 @@ enum message_flags {
 };
 
 struct http_request {
-	char *method; /* "GET" */
-	char *target; /* request-target as sent: "/users/7?x=1" */
+	const char *method; /* "GET"; in the exchange's names */
+	const char *target; /* request-target as sent: "/users/7?x=1"; ditto */
 	uint8_t http_major, http_minor;
 	struct headers headers;
 	struct body body; /* transfer coding removed (de-chunked) */
@@ -70,11 +74,16 @@ struct exchange {
 	uint64_t seq; /* capture order, from 1 */
 	uint32_t tgid, fd, gen;
 	char client[64];   /* "127.0.0.1:53412" or "[::1]:53412", "" if unknown */
-	char *endpoint;    /* "GET /users/{id}" */
+	const char *endpoint; /* "GET /users/{id}"; in names */
 	struct http_request req;
 	struct http_response resp;
 	uint64_t t_first_req_ns;  /* CLOCK_MONOTONIC: first request byte read */
 	uint64_t t_last_resp_ns;  /* CLOCK_MONOTONIC: last response byte written */
+	/* What req.method, req.target and endpoint point into, one after the
+	 * other (exchange_set_line()): one allocation per request, not
+	 * three. Owned; names_size bytes. */
+	char *names;
+	size_t names_size;
 };
 
 /* Appends a copy of name/value. Returns 0 or -ENOMEM. */
@@ -95,7 +104,21 @@ void body_clean(struct body *b);
 
 void http_request_clean(struct http_request *r);
 void http_response_clean(struct http_response *r);
+/* Returns a zeroed heap exchange (exchange_free()), or NULL on ENOMEM. */
+struct exchange *exchange_new(void);
+/* Sets x's request line to copies of method (mlen bytes) and target (tlen
+ * bytes), and x->endpoint to the endpoint name they make under rules
+ * (borrowed, NULL ok: endpoint.h), replacing what x had; neither may
+ * point into x. Bytes past a NUL in either do not count. Returns 0 or
+ * -ENOMEM (x unchanged). */
+int exchange_set_line(struct exchange *x, const char *method, size_t mlen,
+		      const char *target, size_t tlen,
+		      const struct endpoint_rules *rules)
+	__attribute__((warn_unused_result));
 void exchange_clean(struct exchange *x);
+/* Empties x for another request like exchange_clean(), but keeps the
+ * memory of x->names for exchange_set_line() to reuse. */
+void exchange_reset(struct exchange *x);
 /* Frees a heap exchange and everything it owns; accepts NULL. */
 void exchange_free(struct exchange *x);
 

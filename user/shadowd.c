@@ -33,6 +33,7 @@
 #include "sample.h"
 #include "shadow_event.h"
 #include "store.h"
+#include "tally.h"
 #include "util/loop.h"
 
 #define SHADOWD_VERSION "0.1.0"
@@ -90,6 +91,7 @@ struct daemon {
 	struct diff_rules *rules;
 	struct store *store;
 	struct metrics *metrics;
+	struct tally *tally; /* per-endpoint counts on their way to both */
 	bool input_done; /* --from-capture reached its end */
 	long long poll_timer;
 	uint64_t captured, sampled, replayed, diverged, cand_errors, shed,
@@ -411,13 +413,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die("--host-header needs a host name");
 }
 
-/* Per-endpoint counting, in the store and the metrics alike. */
+/* Per-endpoint counting, in the store and the metrics alike: batched in
+ * the tally until the next store flush. */
 static void count(struct daemon *d, const char *ep, enum store_counter c,
 		  uint64_t n)
 {
-	if (store_count(d->store, ep, c, n) < 0)
-		d->store_errors++;
-	metrics_count(d->metrics, ep, c, n);
+	tally_count(d->tally, ep, c, n);
+}
+
+/* Hands the tally's sums to the store and the metrics. */
+static void count_flush(struct daemon *d)
+{
+	d->store_errors += tally_flush(d->tally);
 }
 
 static void record_paths(struct daemon *d, const char *ep,
@@ -525,6 +532,9 @@ static void on_replayed(void *ctx, struct replay_job *job)
 	struct daemon *d = ctx;
 	const char *ep = job->x->endpoint;
 
+	/* The store calls below name the endpoint directly: it must not
+	 * reach the store ahead of endpoints counted before it. */
+	count_flush(d);
 	switch (job->outcome) {
 	case REPLAY_OK:
 		judge(d, job);
@@ -563,7 +573,7 @@ static void on_exchange(void *ctx, struct exchange *x)
 	d->captured++;
 	count(d, x->endpoint, STORE_CAPTURED, 1);
 	if (!sample_decide(d->sample, x)) {
-		exchange_free(x);
+		http1_recycle(d->http1, x);
 		return;
 	}
 	if ((x->resp.flags & MESSAGE_UNCOPIED) ||
@@ -571,7 +581,7 @@ static void on_exchange(void *ctx, struct exchange *x)
 		/* The kernel left it unsampled and this decision disagrees:
 		 * the answer is gone. Never expected; counted as a loss. */
 		d->sample_mismatch++;
-		exchange_free(x);
+		http1_recycle(d->http1, x);
 		return;
 	}
 	d->sampled++;
@@ -709,8 +719,10 @@ static long tick(struct loop *l, long long id, void *ctx)
 static long flush_store(struct loop *l, long long id, void *ctx)
 {
 	struct daemon *d = ctx;
-	int rc = store_flush(d->store);
+	int rc;
 
+	count_flush(d);
+	rc = store_flush(d->store);
 	if (rc < 0 && d->o.verbose)
 		fprintf(stderr, "shadowd: store flush failed: %s (retrying)\n",
 			strerror(-rc));
@@ -851,6 +863,9 @@ static void open_store(struct daemon *d)
 
 	if (store_open(&sc, &d->store, err, sizeof(err)) < 0)
 		die("%s", err);
+	d->tally = tally_new(d->store, d->metrics);
+	if (!d->tally)
+		die("out of memory");
 }
 
 static void attach(struct daemon *d)
@@ -976,6 +991,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shadowd: --record %s: final write failed\n",
 			d.o.record);
 	capfile_close_reader(d.reader);
+	/* The last counts, with any of exchanges the connections closed
+	 * above handed on. */
+	count_flush(&d);
+	tally_free(d.tally);
 	store_close(d.store);
 	metrics_free(d.metrics);
 	sample_free(d.sample);

@@ -40,16 +40,14 @@ static struct exchange *make_exchange(uint64_t i)
 		return NULL;
 	snprintf(target, sizeof(target), "/users/%llu?full=1",
 		 (unsigned long long)(i % 1000));
-	x->req.method = strdup("GET");
-	x->req.target = strdup(target);
+	if (exchange_set_line(x, "GET", 3, target, strlen(target), NULL)) {
+		exchange_free(x);
+		return NULL;
+	}
 	for (size_t k = 0; k < 4; k++)
 		if (headers_add(&x->req.headers, h[k][0], strlen(h[k][0]),
 				h[k][1], strlen(h[k][1])))
 			break;
-	if (!x->req.method || !x->req.target) {
-		exchange_free(x);
-		return NULL;
-	}
 	return x;
 }
 

@@ -130,7 +130,8 @@ static void put(char **s, size_t *n, FILE *f, const char *k, const void *p,
 	(void)s;
 	(void)n;
 	fprintf(f, "%s[%zu]=", k, len);
-	fwrite(p, 1, len, f);
+	if (len) /* p may be NULL then: no body at all */
+		fwrite(p, 1, len, f);
 	fputc('\n', f);
 }
 

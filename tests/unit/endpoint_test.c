@@ -127,3 +127,34 @@ Test(endpoint, long_paths_are_cut)
 	free(n);
 	free(t);
 }
+
+/* endpoint_write() stays within endpoint_name_max(): one-byte identifiers
+ * (each grows to "{id}"), cut paths, and a long template named by a short
+ * target. */
+Test(endpoint, names_fit_endpoint_name_max)
+{
+	struct endpoint_rules *r = endpoint_rules_new();
+	char t[700], pattern[420], out[2200], err[128];
+	size_t n;
+
+	cr_assert(r);
+	for (size_t len = 0; len < sizeof(t); len += 7) {
+		for (size_t i = 0; i < len; i++)
+			t[i] = i % 2 ? '/' : '1';
+		t[len] = '\0';
+		n = endpoint_write(NULL, "GET", t, out);
+		cr_assert_eq(n, strlen(out));
+		cr_assert_leq(n + 1, endpoint_name_max(NULL, 3, len),
+			      "target of %zu bytes", len);
+	}
+	memcpy(pattern, "/{", 2);
+	memset(pattern + 2, 'p', 400);
+	memcpy(pattern + 402, "}", 2);
+	cr_assert_eq(endpoint_rules_add(r, pattern, err, sizeof(err)), 0,
+		     "%s", err);
+	n = endpoint_write(r, "GET", "/1", out);
+	cr_expect_eq(n, 4 + strlen(pattern));
+	cr_expect_eq(strncmp(out, "GET /{ppp", 9), 0, "%s", out);
+	cr_assert_leq(n + 1, endpoint_name_max(r, 3, 2));
+	endpoint_rules_free(r);
+}

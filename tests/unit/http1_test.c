@@ -882,6 +882,95 @@ Test(http1, stats_pointer_and_free_null)
 	http1_free(NULL);
 }
 
+/* ---- recycled exchanges ---- */
+
+struct recycler {
+	struct http1 *h;
+	char *desc[16];
+	size_t n;
+};
+
+static void describe_and_recycle(void *ctx, struct exchange *x)
+{
+	struct recycler *r = ctx;
+
+	cr_assert_lt(r->n, 16);
+	r->desc[r->n] = fixture_describe(x);
+	cr_assert_not_null(r->desc[r->n]);
+	r->n++;
+	http1_recycle(r->h, x);
+}
+
+/* Copied exchanges, request lines with uncopied answers, short and long
+ * targets, on one connection; the answers to copied requests carry their
+ * target as body. */
+static void feed_mixed(struct http1 *h)
+{
+	static const char *const copied[][2] = {
+		{ "POST /users/42?verbose=1 HTTP/1.1\r\nHost: a\r\n"
+		  "Content-Type: application/json\r\nContent-Length: 7\r\n"
+		  "\r\n{\"a\":1}",
+		  "HTTP/1.1 201 Created\r\nX-Id: 42\r\nContent-Length: 6\r\n"
+		  "\r\n/users" },
+		{ "GET /b HTTP/1.1\r\nHost: a\r\nX-Trace: 1\r\n\r\n",
+		  "HTTP/1.1 204 No Content\r\nX-B: b\r\n\r\n" },
+	};
+	struct conn_info info = { .tgid = 7, .fd = 9, .gen = 1 };
+	char line[400];
+	uint64_t ts = 1;
+	void *c;
+
+	strcpy(info.client, "127.0.0.1:5000");
+	c = http1_sink_ops.open(h, &info, ts);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 2; i++) {
+			http1_sink_ops.data(h, c, IN,
+					    (const uint8_t *)copied[i][0],
+					    strlen(copied[i][0]), ++ts);
+			http1_sink_ops.data(h, c, OUT,
+					    (const uint8_t *)copied[i][1],
+					    strlen(copied[i][1]), ++ts);
+			snprintf(line, sizeof(line), "%s /%0*d",
+				 i ? "HEAD" : "GET", round ? 300 : 1, 7);
+			http1_sink_ops.reqline(h, c, (const uint8_t *)line,
+					       strlen(line), 40, ++ts);
+			http1_sink_ops.skip(h, c, 100, ts + 1, ts + 2);
+			ts += 2;
+		}
+	}
+	http1_sink_ops.close(h, c, ++ts);
+}
+
+/* An exchange given back with http1_recycle() serves a later request: it
+ * must come back as clean as a new one, whatever it carried before. */
+Test(http1, recycled_exchanges_are_handed_on_as_new_ones)
+{
+	struct fixture_result fresh = { 0 };
+	struct recycler r = { 0 };
+	struct http1 *h = http1_new(NULL, fixture_collect, &fresh);
+
+	cr_assert_not_null(h);
+	feed_mixed(h);
+	http1_free(h);
+	r.h = http1_new(NULL, describe_and_recycle, &r);
+	cr_assert_not_null(r.h);
+	feed_mixed(r.h);
+	cr_assert_eq(http1_stats(r.h)->exchanges, 8);
+	http1_free(r.h);
+	cr_assert_eq(r.n, fresh.n);
+	for (size_t i = 0; i < r.n; i++) {
+		char *want = fixture_describe(fresh.x[i]);
+
+		cr_expect_str_eq(r.desc[i], want, "exchange %zu", i);
+		free(want);
+		free(r.desc[i]);
+	}
+	cr_expect_str_eq(fresh.x[3]->endpoint, "HEAD /{id}");
+	cr_expect(fresh.x[3]->req.flags & MESSAGE_HEAD_UNCOPIED);
+	cr_expect(fresh.x[3]->resp.flags & MESSAGE_UNCOPIED);
+	fixture_result_clean(&fresh);
+}
+
 /* ---- memory held by idle connections ---- */
 
 /* Heap bytes in use (glibc's accounting; sanitizers replace malloc). */

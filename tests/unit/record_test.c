@@ -16,9 +16,9 @@ static void make_exchange(struct exchange *x, struct http_response *cand)
 {
 	memset(x, 0, sizeof(*x));
 	memset(cand, 0, sizeof(*cand));
-	x->endpoint = strdup("GET /users/{id}");
-	x->req.method = strdup("GET");
-	x->req.target = strdup("/users/7?x=1");
+	cr_assert_eq(exchange_set_line(x, "GET", 3, "/users/7?x=1", 12, NULL),
+		     0);
+	cr_assert_str_eq(x->endpoint, "GET /users/{id}");
 	add_header(&x->req.headers, "Host", "api");
 	add_header(&x->req.headers, "Authorization", "Bearer s3cr3t");
 	cr_assert_eq(body_set(&x->req.body, "", 0), 0);

@@ -107,8 +107,8 @@ static struct exchange *mkx(const char *method, const char *target,
 	const char *n;
 
 	cr_assert_not_null(x);
-	x->req.method = strdup(method);
-	x->req.target = strdup(target);
+	cr_assert_eq(exchange_set_line(x, method, strlen(method), target,
+				       strlen(target), NULL), 0);
 	x->req.http_major = 1;
 	x->req.http_minor = 1;
 	if (body)

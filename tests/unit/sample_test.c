@@ -43,8 +43,8 @@ static void req(struct exchange *x, const char *method, const char *target,
 		const char *client)
 {
 	memset(x, 0, sizeof(*x));
-	x->req.method = strdup(method);
-	x->req.target = strdup(target);
+	cr_assert_eq(exchange_set_line(x, method, strlen(method), target,
+				       strlen(target), NULL), 0);
 	snprintf(x->client, sizeof(x->client), "%s", client);
 }
 
@@ -161,12 +161,12 @@ static int decide_users_raw(const char *spec, double rate, unsigned char *out,
 		struct exchange x = { 0 };
 
 		snprintf(target, sizeof(target), "/items/%zu", u * 7919 % 1000);
-		x.req.method = strdup(u % 2 ? "GET" : "HEAD");
-		x.req.target = strdup(target);
 		snprintf(x.client, sizeof(x.client), "127.0.0.1:1");
 		snprintf(cookie, sizeof(cookie), "theme=dark; uid=user-%zu",
 			 u);
-		if (!x.req.method || !x.req.target ||
+		if (exchange_set_line(&x, u % 2 ? "GET" : "HEAD",
+				      u % 2 ? 3 : 4, target, strlen(target),
+				      NULL) ||
 		    headers_add(&x.req.headers, "Cookie", 6, cookie,
 				strlen(cookie)))
 			rc = -1;

@@ -534,7 +534,7 @@ Test(uncopied, line_carrying_the_skip_before_it_counts_as_both)
 	cr_assert_eq(f.res.n, 6);
 	for (int i = 1; i <= 3; i++) {
 		const struct exchange *x = f.res.x[i];
-		char t[16];
+		char t[32];
 
 		snprintf(t, sizeof(t), "/users/%d", i);
 		cr_assert_str_eq(x->req.target, t);
