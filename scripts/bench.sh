@@ -25,6 +25,9 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "bench: port $1 never opened" >&2; exit 1; }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# spread: the lowest and highest of the values, "MIN-MAX" (the per-round
+# ratios' spread is this machine's noise; a change smaller is not seen).
+spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}'; }
 
 nginx_conf() { # nginx_conf NAME PORT [ssl]: one worker, small JSON
 	local d=$T/$1
@@ -99,7 +102,7 @@ else
 	node tests/servers/candidate.js "$P3" echo 500 >/dev/null 2>&1 & PIDS+=($!); wait_port "$P3"
 	URL=http://127.0.0.1:$P1/users/17
 	echo "== primary: nginx, 1 worker; wrk -t1 -c32 -d${SECS}s; $ROUNDS alternating rounds per mode"
-	printf '%-26s %10s %10s %7s %9s %9s %10s %8s %6s\n' mode detached attached ratio "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
+	printf '%-26s %10s %10s %7s %10s %9s %9s %10s %8s %6s\n' mode detached attached ratio "(spread)" "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
 	# The first row is the price of the hooks alone: the programs run on
 	# every socket read and write of every process, but no connection of
 	# the primary is tracked (--port names the candidate's port).
@@ -126,9 +129,9 @@ else
 			rss+=("$hwm")
 			losses+=("$lost/$gaps")
 		done
-		printf '%-26s %10.0f %10.0f %7.3f %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
+		printf '%-26s %10.0f %10.0f %7.3f %10s %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
 			"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
-			"$(printf '%s\n' "${ratios[@]}" | median)" \
+			"$(printf '%s\n' "${ratios[@]}" | median)" "$(printf '%s\n' "${ratios[@]}" | spread)" \
 			"$(printf '%s\n' "${p99d[@]}" | median)" "$(printf '%s\n' "${p99a[@]}" | median)" \
 			"$(printf '%s\n' "${cpus[@]}" | median)" \
 			"$(echo "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1) / 1024" | bc -l)" \
