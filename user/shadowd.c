@@ -532,9 +532,13 @@ static void on_replayed(void *ctx, struct replay_job *job)
 	struct daemon *d = ctx;
 	const char *ep = job->x->endpoint;
 
-	/* The store calls below name the endpoint directly: it must not
-	 * reach the store ahead of endpoints counted before it. */
-	count_flush(d);
+	/* Where the store is called below with the endpoint directly, it
+	 * must not reach the store ahead of endpoints counted before it: the
+	 * tally goes first. Shed and skipped exchanges (most of them when the
+	 * candidate is slow) are only counted. */
+	if (job->outcome == REPLAY_OK ||
+	    job->outcome == REPLAY_CANDIDATE_ERROR)
+		count_flush(d);
 	switch (job->outcome) {
 	case REPLAY_OK:
 		judge(d, job);
