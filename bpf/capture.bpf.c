@@ -184,6 +184,16 @@ struct {
 	__type(value, __u8);
 } srv_new SEC(".maps");
 
+/* ... and the local ports listened on at attach (of --port, if given): a
+ * socket on one of them made before attach (in a listener's queue then,
+ * accepted after) has no mark, and is a server-side one too ... */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
+
 /* ... and, once that I/O in a target named its fd, the connection it is,
  * until its end. Apart, so that the host's other servers churning the
  * first map never evict a tracked connection's way to its end. */
@@ -1077,11 +1087,24 @@ static __always_inline bool tcp_moved_before(struct sock *sk, __u8 dir,
 	return in || out;
 }
 
+/* Whether sk, unmarked, is a TCP connection on a port listened on at
+ * attach: made before attach, and accepted after. */
+static __always_inline bool queued_at_attach(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+
+	return (family == AF_INET || family == AF_INET6) &&
+	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	       bpf_map_lookup_elem(&listen_ports, &lport);
+}
+
 /* The tracked connection socket I/O on (tgid, fd) is on, for the socket
  * hooks, which see no accept() and no close(): a server-side socket (one
- * a listener made, see handle_sock_set_state) becomes a connection at its
- * first I/O in a target, announced then; a connection found at attach
- * learns its socket. NULL for any other socket. */
+ * a listener made, see handle_sock_set_state, or one in a listener's queue
+ * at attach) becomes a connection at its first I/O in a target, announced
+ * then; a connection found at attach learns its socket. NULL for any
+ * other socket. */
 static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 						    struct sock *sk, __u8 dir,
 						    long ret, bool peek)
@@ -1103,7 +1126,7 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 		/* The fd names another socket now: the old one's end ran
 		 * after the number was reused (another thread). */
 		conn_end(c, tgid, fd);
-	if (!bpf_map_lookup_elem(&srv_new, &skp))
+	if (!bpf_map_lookup_elem(&srv_new, &skp) && !queued_at_attach(sk))
 		return NULL;
 	st.sk = skp;
 	st.midstream = tcp_moved_before(sk, dir, ret, peek);

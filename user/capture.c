@@ -909,6 +909,17 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		bpf_map__update_elem(c->skel->maps.ports, &p, sizeof(p), &one,
 				     sizeof(one), BPF_ANY);
 	}
+	/* Ports listened on now: connections still in their listeners'
+	 * queues were made before attach, and are known by their port. */
+	for (size_t i = 0; i < tcp.n_listen; i++) {
+		__u16 p = tcp.listen[i];
+		__u8 one = 1;
+
+		if (cfg->n_ports && !port_in(cfg->ports, cfg->n_ports, p))
+			continue;
+		bpf_map__update_elem(c->skel->maps.listen_ports, &p, sizeof(p),
+				     &one, sizeof(one), BPF_ANY);
+	}
 	for (size_t i = 0; i < cfg->n_exes; i++) {
 		struct bpf_exe_key k = {};
 		struct stat st;

@@ -329,6 +329,26 @@ Test(capture, upstream_connections_of_a_proxy_are_not_captured)
 	client_free(&a);
 }
 
+/* A connection made before attach but still in its listener's queue then
+ * (accepted after): neither its accept() nor its birth is seen, and it is
+ * captured whole all the same. The server accepts only once signalled. */
+Test(capture, connection_queued_at_attach_is_captured)
+{
+	int port = start_python_mode("late");
+	struct client a;
+
+	client_connect(&a, port);
+	client_send(&a, "GET /queued HTTP/1.1\r\nHost: q\r\n\r\n", 33);
+	harness_attach(server.pid, 0);
+	cr_assert_eq(kill(server.pid, SIGUSR1), 0);
+	client_read_response(&a);
+	client_close(&a);
+	harness_drain(200);
+	cr_assert_not_null(harness_stream_of(a.lport), "not captured");
+	assert_same(&a, 0, 0);
+	client_free(&a);
+}
+
 /* A client that resets its connection: the server's end of it is seen
  * (its socket closes without a FIN from the server), whole. */
 Test(capture, python_connection_reset_by_the_client_ends)

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # A keep-alive HTTP/1.1 server on python's http.server for the capture
 # tests: /small (JSON), /big (1 MiB, Content-Length), POST echoes the
-# length of what it read. Usage: capture_server.py PORT [peek]
+# length of what it read. Usage: capture_server.py PORT [peek|late]
 # With "peek", each connection's first bytes are looked at with MSG_PEEK
-# before they are read (as servers that sniff for TLS do).
+# before they are read (as servers that sniff for TLS do). With "late", it
+# listens but accepts nothing until it gets SIGUSR1.
 import http.server
+import signal
 import socket
 import sys
 
@@ -44,4 +46,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     Handler.peek = sys.argv[2:3] == ["peek"]
-    http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    if sys.argv[2:3] == ["late"]:
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+        signal.pause()
+    server.serve_forever()
