@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "fixture.h"
 
+#include <criterion/criterion.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,4 +214,20 @@ void fixture_result_clean(struct fixture_result *res)
 		exchange_free(res->x[i]);
 	free(res->x);
 	memset(res, 0, sizeof(*res));
+}
+
+void fixture_tmpdir(char *dir, char *dbpath, const char *prefix)
+{
+	snprintf(dir, 64, "/tmp/%s.XXXXXX", prefix);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(dbpath, 128, "%s/shadow.db", dir);
+}
+
+void fixture_rmdir(const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", dir);
 }

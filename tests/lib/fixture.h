@@ -21,6 +21,11 @@ struct fixture_result {
 	struct http1_stats st;
 };
 
+/* Makes a fresh directory /tmp/<prefix>.XXXXXX for a test's files into
+ * dir (room for 64 bytes) and dbpath (128) its "shadow.db"; asserts. */
+void fixture_tmpdir(char *dir, char *dbpath, const char *prefix);
+/* Removes dir and everything in it (complains on stderr if it cannot). */
+void fixture_rmdir(const char *dir);
 /* Reads tests/data/<name> (relative to the repository root, or to
  * $SHADOW_TEST_DATA) into a malloc'd buffer. Returns 0 or -errno. */
 int fixture_load(const char *name, uint8_t **buf, size_t *len)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "diff.h"
+#include "fixture.h"
 #include "store.h"
 #include "storegen.h"
 #include "util/hist.h"
@@ -37,18 +38,12 @@ static char db[128];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/store_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(db, sizeof(db), "%s/shadow.db", dir);
+	fixture_tmpdir(dir, db, "store_test");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", dir);
+	fixture_rmdir(dir);
 }
 
 TestSuite(store, .init = setup, .fini = teardown);

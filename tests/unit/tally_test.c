@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "metrics.h"
 #include "store.h"
 #include "tally.h"
@@ -19,18 +20,12 @@ static char db[128];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/tally_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(db, sizeof(db), "%s/shadow.db", dir);
+	fixture_tmpdir(dir, db, "tally_test");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", dir);
+	fixture_rmdir(dir);
 }
 
 TestSuite(tally, .init = setup, .fini = teardown);
