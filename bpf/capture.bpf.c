@@ -1088,15 +1088,19 @@ static __always_inline bool tcp_moved_before(struct sock *sk, __u8 dir,
 }
 
 /* Whether sk, unmarked, is a TCP connection on a port listened on at
- * attach: made before attach, and accepted after. */
+ * attach: made before attach, and accepted after. Every I/O of a target's
+ * other sockets (a proxy's upstream ones) asks, so the port comes first,
+ * and sk (the tracepoint's own argument) is read directly. */
 static __always_inline bool queued_at_attach(struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 lport = sk->__sk_common.skc_num;
+	__u16 family;
 
+	if (!bpf_map_lookup_elem(&listen_ports, &lport))
+		return false;
+	family = sk->__sk_common.skc_family;
 	return (family == AF_INET || family == AF_INET6) &&
-	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	       bpf_map_lookup_elem(&listen_ports, &lport);
+	       sk->sk_protocol == IPPROTO_TCP;
 }
 
 /* The tracked connection socket I/O on (tgid, fd) is on, for the socket

@@ -374,21 +374,43 @@ Test(uncopied, connection_joined_midstream_is_counted_without_copies)
 }
 
 /* The head of a request the kernel left unsampled, as its line alone
- * (REQLINE): "GET target" standing for the whole head. */
-static void reqline(struct feed *f, const char *target)
+ * (REQLINE): "GET target" standing for the whole head. With skipped > 0
+ * it carries, as the kernel's usual form does (SHADOW_F_AFTER_SKIP), the
+ * SKIP of the skipped outbound bytes before it. */
+static void reqline_carrying(struct feed *f, const char *target,
+			     uint32_t skipped)
 {
-	char head[128], line[96];
-	struct shadow_event ev = { .ts_ns = f->ts += 10, .tgid = 7, .fd = 9,
-				   .gen = 1, .kind = SHADOW_EV_REQLINE,
-				   .dir = IN };
+	char head[128];
+	uint8_t payload[128];
+	struct shadow_skip_before b = { .offset = f->off[OUT],
+					.size = skipped };
+	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
+				   .kind = SHADOW_EV_REQLINE, .dir = IN };
+	int n;
 
+	if (skipped) {
+		b.ts_ns = f->ts += 10;
+		b.last_ts_ns = f->ts += 5;
+		f->off[OUT] += skipped;
+	}
+	ev.ts_ns = f->ts += 10;
 	snprintf(head, sizeof(head), GET("%s"), target);
-	snprintf(line, sizeof(line), "GET %s", target);
+	n = snprintf((char *)payload, sizeof(payload), "GET %s", target);
+	ev.len = n;
+	if (skipped) {
+		memcpy(payload + n, &b, sizeof(b));
+		ev.len += sizeof(b);
+		ev.flags = SHADOW_F_AFTER_SKIP;
+	}
 	ev.offset = f->off[IN];
-	ev.len = strlen(line);
 	ev.size = strlen(head);
 	f->off[IN] += ev.size;
-	cr_assert_eq(conn_table_feed(f->t, &ev, line), 0);
+	cr_assert_eq(conn_table_feed(f->t, &ev, payload), 0);
+}
+
+static void reqline(struct feed *f, const char *target)
+{
+	reqline_carrying(f, target, 0);
 }
 
 Test(uncopied, head_sent_as_its_line_pairs_with_the_uncopied_answer)
@@ -483,34 +505,8 @@ Test(uncopied, midstream_lines_and_skips_are_counted)
 }
 
 /* The kernel's usual form: the line of the next unsampled request
- * carries the SKIP of the answer before it (SHADOW_F_AFTER_SKIP), which
- * must count and pair exactly as the two records would. */
-static void reqline_after_skip(struct feed *f, const char *target,
-			       uint32_t skipped)
-{
-	char head[128];
-	uint8_t payload[128];
-	struct shadow_skip_before b = { .offset = f->off[OUT],
-					.size = skipped };
-	struct shadow_event ev = { .tgid = 7, .fd = 9, .gen = 1,
-				   .kind = SHADOW_EV_REQLINE, .dir = IN,
-				   .flags = SHADOW_F_AFTER_SKIP };
-	int n;
-
-	b.ts_ns = f->ts += 10;
-	b.last_ts_ns = f->ts += 5;
-	ev.ts_ns = f->ts += 10;
-	f->off[OUT] += skipped;
-	snprintf(head, sizeof(head), GET("%s"), target);
-	n = snprintf((char *)payload, sizeof(payload), "GET %s", target);
-	memcpy(payload + n, &b, sizeof(b));
-	ev.offset = f->off[IN];
-	ev.len = n + sizeof(b);
-	ev.size = strlen(head);
-	f->off[IN] += ev.size;
-	cr_assert_eq(conn_table_feed(f->t, &ev, payload), 0);
-}
-
+ * carries the SKIP of the answer before it, which must count and pair
+ * exactly as the two records would. */
 Test(uncopied, line_carrying_the_skip_before_it_counts_as_both)
 {
 	struct feed f;
@@ -519,8 +515,8 @@ Test(uncopied, line_carrying_the_skip_before_it_counts_as_both)
 	feed_start(&f);
 	exchange(&f, "/a");
 	reqline(&f, "/users/1");
-	reqline_after_skip(&f, "/users/2", 300);
-	reqline_after_skip(&f, "/users/3", 1000);
+	reqline_carrying(&f, "/users/2", 300);
+	reqline_carrying(&f, "/users/3", 1000);
 	cr_assert_eq(skip_at(&f, 0, 70), 0);
 	cs = conn_table_stats(f.t);
 	cr_assert_eq(cs->skips, 3);
