@@ -36,6 +36,9 @@ const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
  * exchange is sampled iff (XXH64(key) >> 11) < cfg_sample_below. */
 const volatile __u32 cfg_sample_key = 0;
 const volatile __u64 cfg_sample_below = 0;
+/* Written by user space while attached (enum shadow_shed): while set,
+ * sampled requests the daemon would shed anyway are passed over here. */
+volatile __u32 shed_now = 0;
 
 enum stat_idx {
 	STAT_LOST = 0,    /* records the ring buffer had no room for */
@@ -462,8 +465,6 @@ static __always_inline struct scratch *scratch_get(void)
 	return bpf_map_lookup_elem(&scratches, &cpu);
 }
 
-/* Emits a record of `fill` copied bytes followed by `lost` bytes that
- * could not be copied (size = fill + lost). */
 /* The header of the record in s: `len` payload bytes standing for the
  * `size` stream bytes the walk copied last (`fill` of them). */
 static __always_inline void walk_head(struct walk *w, struct scratch *s,
@@ -482,6 +483,8 @@ static __always_inline void walk_head(struct walk *w, struct scratch *s,
 	s->h.flags = 0;
 }
 
+/* Emits a record of the `fill` bytes copied followed by `lost` bytes that
+ * could not be copied (size = fill + lost). */
 static __always_inline void walk_emit(struct walk *w, struct scratch *s,
 				      __u64 lost)
 {
@@ -555,39 +558,57 @@ static long walk_chunk(__u32 i, struct walk *w)
 	return 0;
 }
 
-/* Whether the request read just copied to s (len bytes) leaves its
- * exchange unsampled: one whole request head whose key hashes at or over
- * the rate. Anything else is left to user space. When the method is one
- * that carries no body (GET, HEAD, OPTIONS), *line gets the length of
- * "METHOD SP target": all user space needs of the head (else 0). A global
- * function: the verifier walks its loops once, not once per caller's
- * path. */
-__noinline int request_unsampled(struct scratch *s, __u32 len, __u32 *line)
+/* What the kernel does with a request read it decides on. */
+enum req_decision {
+	REQ_COPY = 0,   /* sampled (or undecidable here): user space decides */
+	REQ_UNSAMPLED,  /* its answer is passed over */
+	REQ_SHED_QUEUE, /* sampled, but passed over: the daemon is shedding */
+	REQ_SHED_BREAKER,
+};
+
+/* The decision for the request read just copied to s (len bytes): only one
+ * whole request head is decided, unsampled when its key hashes at or over
+ * the rate, shed when sampled while the daemon sheds (and bodiless: the
+ * daemon must see everything else it sheds). When the method is one that
+ * carries no body (GET, HEAD, OPTIONS), *line gets the length of "METHOD SP
+ * target": all user space needs of the head (else 0). A global function:
+ * the verifier walks its loops once, not once per caller's path. */
+__noinline int request_decide(struct scratch *s, __u32 len, __u32 *line)
 {
+	__u32 shed = shed_now;
 	struct sk_request r;
+	bool sampled = true;
 	__u32 m;
 	__u64 h;
 
-	if (!s || !line || len > SK_REQ_MAX ||
-	    !sk_parse_request(s->data, len, &r))
-		return 0;
-	if (cfg_sample_below) {
+	if (!s || !line)
+		return REQ_COPY;
+	*line = 0;
+	/* At rate 1 there is nothing to decide unless shedding. */
+	if ((cfg_sample_below >= SK_ALL && shed == SHADOW_SHED_NONE) ||
+	    len > SK_REQ_MAX || !sk_parse_request(s->data, len, &r))
+		return REQ_COPY;
+	if (cfg_sample_below < SK_ALL) {
 		if (cfg_sample_key == SHADOW_SAMPLE_PATH)
 			h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
 		else
 			h = sk_xxh64(s->data, 0,
 				     r.method_len + 1 + r.target_len);
-		if ((h >> 11) < cfg_sample_below)
-			return 0;
+		sampled = (h >> 11) < cfg_sample_below;
 	}
+	if (sampled && shed == SHADOW_SHED_NONE)
+		return REQ_COPY;
 	m = sk_load32(s->data, 0);
-	*line = 0;
 	if ((r.method_len == 3 && (m & 0xffffff) == 0x544547) || /* GET */
 	    (r.method_len == 4 && m == 0x44414548) ||            /* HEAD */
 	    (r.method_len == 7 && m == 0x4954504f &&             /* OPTI */
 	     sk_load32(s->data, 3) == 0x534e4f49))               /* IONS */
 		*line = r.method_len + 1 + r.target_len;
-	return 1;
+	if (!sampled)
+		return REQ_UNSAMPLED;
+	if (!*line)
+		return REQ_COPY;
+	return shed == SHADOW_SHED_BREAKER ? REQ_SHED_BREAKER : REQ_SHED_QUEUE;
 }
 
 /* Ends a response passed over: one SKIP record stands for all of it, put
@@ -631,6 +652,7 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 	struct scratch *s;
 	__u64 left = w->left, fill = 0;
 	__u32 line = 0;
+	int d = REQ_COPY;
 
 	if (left > SHADOW_CHUNK_MAX || w->iovcnt > SMALL_IOV)
 		return false;
@@ -672,13 +694,16 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 	w->fill = fill;
 	w->off += fill;
 	w->left = 0;
-	if (decide)
-		c->skip_next = request_unsampled(s, fill, &line) == 1;
-	if (line && line <= fill) {
-		/* A bodiless head left unsampled: its request line stands for
+	if (decide) {
+		d = request_decide(s, fill, &line);
+		c->skip_next = d != REQ_COPY;
+	}
+	if (d != REQ_COPY && line && line <= fill) {
+		/* A bodiless head passed over: its request line stands for
 		 * all of it, and carries the answer passed over before it. */
 		__u32 len = line;
-		__u16 flags = 0;
+		__u16 flags = d == REQ_SHED_QUEUE ? SHADOW_F_SHED_QUEUE :
+			      d == REQ_SHED_BREAKER ? SHADOW_F_SHED_BREAKER : 0;
 
 		if (c->skipping) {
 			struct shadow_skip_before b = {
@@ -693,7 +718,7 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 			__builtin_memcpy(s->data + (line & (SK_REQ_MAX - 1)),
 					 &b, sizeof(b));
 			len += sizeof(b);
-			flags = SHADOW_F_AFTER_SKIP;
+			flags |= SHADOW_F_AFTER_SKIP;
 		}
 		walk_head(w, s, SHADOW_EV_REQLINE, fill, len, fill);
 		s->h.flags = flags;

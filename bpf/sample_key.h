@@ -19,6 +19,8 @@
 /* Offsets are masked to this window, reads are 8 bytes at most. */
 #define SK_MASK 8191u
 #define SK_BUF_MIN (SK_MASK + 1 + 8)
+/* sample_below(1): every key is sampled. */
+#define SK_ALL (1ull << 53)
 /* user/sample.c's SAMPLE_SEED: "shadow" in ASCII. */
 #define SK_SEED 0x736861646F77ull
 

@@ -69,7 +69,14 @@ enum shadow_event_flags {
 	 * SKIP of the previous answer, to be taken before the request line
 	 * (one record instead of two per unsampled exchange). */
 	SHADOW_F_AFTER_SKIP = 1u << 2,
+	/* REQLINE: the request was sampled, but the daemon was shedding when
+	 * the kernel read it (enum shadow_shed, written to the program's
+	 * shed_now while the replay queue is full or the candidate's breaker
+	 * open), so it was passed over like an unsampled one. */
+	SHADOW_F_SHED_QUEUE = 1u << 3,
+	SHADOW_F_SHED_BREAKER = 1u << 4,
 };
+
 
 struct shadow_event {
 	__u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
@@ -145,6 +152,14 @@ enum shadow_sample_key {
 	SHADOW_SAMPLE_NONE = 0,    /* user space decides; all is copied */
 	SHADOW_SAMPLE_REQUEST = 1, /* "METHOD SP target" */
 	SHADOW_SAMPLE_PATH = 2,    /* the target up to '?' */
+};
+
+/* Not a record either: why the kernel passes sampled requests over, which
+ * the daemon writes to the programs' shed_now while attached. */
+enum shadow_shed {
+	SHADOW_SHED_NONE = 0,
+	SHADOW_SHED_QUEUE = 1,   /* the replay queue is full */
+	SHADOW_SHED_BREAKER = 2, /* the candidate's breaker is open */
 };
 
 /* Capture file: this header, then records. */

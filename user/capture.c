@@ -993,6 +993,14 @@ int capture_poll(struct capture *c)
 	return (int)(c->records - before);
 }
 
+void capture_set_shed(struct capture *c, unsigned shed)
+{
+	if (c->skel->rodata->cfg_sample_key &&
+	    c->skel->bss->shed_now != shed)
+		__atomic_store_n(&c->skel->bss->shed_now, shed,
+				 __ATOMIC_RELAXED);
+}
+
 void capture_get_stats(struct capture *c, struct capture_stats *out)
 {
 	unsigned long long cons = 0, prod = 0;

@@ -35,9 +35,9 @@ struct capture_config {
 	size_t n_ports;
 	size_t ring_bytes;  /* power of two; 0 = 16 MiB */
 	bool verbose;       /* libbpf's messages and the verifier log */
-	/* Sampling decided in the kernel (capture_sample_config()): the key
-	 * (0: none, every response is copied) and the bound below which
-	 * (XXH64(key) >> 11) is sampled. */
+	/* Sampling decided in the kernel: the key (0: none, every response
+	 * is copied) and the bound below which (XXH64(key) >> 11) is
+	 * sampled (1 << 53: all). */
 	uint32_t sample_key; /* enum shadow_sample_key */
 	uint64_t sample_below;
 };
@@ -80,6 +80,13 @@ int capture_fd(const struct capture *c);
  * libssl files that targets mapped since. Returns records delivered or
  * -errno. */
 int capture_poll(struct capture *c);
+/* With sampling decided in the kernel (sample_key set): from now on, the
+ * sampled requests the daemon would shed anyway for reason `shed` (enum
+ * shadow_shed; SHADOW_SHED_NONE stops it) are passed over in the kernel
+ * like unsampled ones, their REQLINE records flagged SHADOW_F_SHED_*. Only
+ * bodiless heads read whole are passed over; the rest is copied as usual.
+ * A store into the programs' memory: cheap enough for every poll. */
+void capture_set_shed(struct capture *c, unsigned shed);
 /* Reads the counters (sums the kernel's per-CPU ones). */
 void capture_get_stats(struct capture *c, struct capture_stats *out);
 /* Whether SHADOWD_SYSCALL_HOOKS asks for the syscall-tracepoint data hooks

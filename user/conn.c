@@ -361,13 +361,13 @@ static void conn_skip(struct conn_table *t, struct conn *c,
 /* A request head of which the kernel copied the line alone (len bytes). */
 static void conn_reqline(struct conn_table *t, struct conn *c,
 			 const struct shadow_event *ev, const uint8_t *line,
-			 size_t len)
+			 size_t len, unsigned shed)
 {
 	if (!conn_align(t, c, SHADOW_DIR_IN, ev))
 		return;
 	t->st.reqlines++;
 	if (t->ops->reqline)
-		t->ops->reqline(t->ctx, c->state, line, len, ev->size,
+		t->ops->reqline(t->ctx, c->state, line, len, ev->size, shed,
 				ev->ts_ns);
 	else if (t->ops->gap)
 		t->ops->gap(t->ctx, c->state, SHADOW_DIR_IN, ev->size,
@@ -449,7 +449,15 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 	case SHADOW_EV_REQLINE: {
 		struct shadow_skip_before b;
 		size_t line = ev->len;
+		unsigned shed = SHADOW_SHED_NONE;
 
+		if (ev->flags & SHADOW_F_SHED_QUEUE)
+			shed = SHADOW_SHED_QUEUE;
+		if (ev->flags & SHADOW_F_SHED_BREAKER) {
+			if (shed)
+				goto bad;
+			shed = SHADOW_SHED_BREAKER;
+		}
 		if (ev->flags & SHADOW_F_AFTER_SKIP) {
 			if (line < sizeof(b))
 				goto bad;
@@ -479,7 +487,7 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 			sk.len = sizeof(last);
 			conn_skip(t, c, &sk, &last);
 		}
-		conn_reqline(t, c, ev, payload, line);
+		conn_reqline(t, c, ev, payload, line, shed);
 		return 0;
 	}
 	case SHADOW_EV_LOST:

@@ -47,10 +47,12 @@ struct conn_sink_ops {
 		     uint64_t last_ns);
 	/* The next n inbound bytes are one whole request head without a
 	 * body, left unsampled by the kernel, which copied only its
-	 * "METHOD SP target" (line[0..len), borrowed). May be NULL: they are
-	 * then a gap. */
+	 * "METHOD SP target" (line[0..len), borrowed); or sampled and passed
+	 * over all the same while the daemon was shedding: `shed` (enum
+	 * shadow_shed) says why, SHADOW_SHED_NONE when unsampled. May be
+	 * NULL: they are then a gap. */
 	void (*reqline)(void *ctx, void *state, const uint8_t *line,
-			size_t len, uint64_t n, uint64_t ts_ns);
+			size_t len, uint64_t n, unsigned shed, uint64_t ts_ns);
 	/* The client closed the connection (the target read end-of-file),
 	 * then the target closed it, and every byte of both streams up to the
 	 * close was handed on (no loss at the end). Called just before

@@ -1361,10 +1361,11 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 
 /* A request head the kernel sent as its line alone (conn.h, reqline): a
  * whole request, bodiless, with a method and a target and no headers,
- * marked MESSAGE_HEAD_UNCOPIED. The kernel saw it begin and end a read:
- * the start line a hunt resyncs at. */
+ * marked MESSAGE_HEAD_UNCOPIED (and MESSAGE_SHED_* when it was sampled
+ * but shed). The kernel saw it begin and end a read: the start line a hunt
+ * resyncs at. */
 static void sink_reqline(void *ctx, void *state, const uint8_t *line,
-			 size_t len, uint64_t n, uint64_t ts)
+			 size_t len, uint64_t n, unsigned shed, uint64_t ts)
 {
 	struct h1_conn *c = state;
 	const uint8_t *sp = memchr(line, ' ', len);
@@ -1391,6 +1392,10 @@ static void sink_reqline(void *ctx, void *state, const uint8_t *line,
 		r->http_major = 1;
 		r->http_minor = 1;
 		r->flags |= MESSAGE_HEAD_UNCOPIED;
+		if (shed == SHADOW_SHED_QUEUE)
+			r->flags |= MESSAGE_SHED_QUEUE;
+		else if (shed == SHADOW_SHED_BREAKER)
+			r->flags |= MESSAGE_SHED_BREAKER;
 		if (exchange_set_line(s->x, (const char *)line, ml,
 				      (const char *)line + ml + !!sp,
 				      len - ml - !!sp,

@@ -51,6 +51,11 @@ enum message_flags {
 	/* Request only: the kernel copied its request line alone (an
 	 * unsampled bodiless head): method and target, no headers. */
 	MESSAGE_HEAD_UNCOPIED = 1u << 4,
+	/* Request only, with MESSAGE_HEAD_UNCOPIED: sampled, but passed over
+	 * by the kernel all the same, the daemon shedding at the time (its
+	 * replay queue full, or the candidate's breaker open). */
+	MESSAGE_SHED_QUEUE = 1u << 5,
+	MESSAGE_SHED_BREAKER = 1u << 6,
 };
 
 struct http_request {

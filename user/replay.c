@@ -104,6 +104,7 @@ struct replay {
 	struct job *flying;            /* in flight (doubly linked) */
 	unsigned consecutive_failures;
 	bool probe_inflight;
+	bool queue_closed; /* filled up, not yet drained to half */
 	bool pumping;
 	bool delivering; /* in check_done() */
 	bool closing;
@@ -767,6 +768,8 @@ static struct job *queue_pop(struct replay *r)
 		r->qtail = NULL;
 	j->next = NULL;
 	r->stats.queued--;
+	if (r->stats.queued <= r->max_queue / 2)
+		r->queue_closed = false;
 	return j;
 }
 
@@ -1383,7 +1386,10 @@ static void pump_soon(struct replay *r)
 
 /* ---- public ----------------------------------------------------------- */
 
-void replay_submit(struct replay *r, struct exchange *x)
+/* Takes exchange x in: shed for reason `shed` (REPLAY_SHED_*) if given,
+ * else decided here. */
+static void submit(struct replay *r, struct exchange *x,
+		   enum replay_outcome shed)
 {
 	struct job *j;
 
@@ -1403,15 +1409,39 @@ void replay_submit(struct replay *r, struct exchange *x)
 		finish_unsent(r, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
 	} else if (!r->replay_unsafe && !is_safe(x->req.method)) {
 		finish_unsent(r, j, REPLAY_UNSAFE_SKIPPED, REPLAY_ERR_NONE);
-	} else if (breaker_blocks(r)) {
+	} else if (shed == REPLAY_SHED_BREAKER ||
+		   (shed != REPLAY_SHED_QUEUE && breaker_blocks(r))) {
 		finish_unsent(r, j, REPLAY_SHED_BREAKER,
 			      REPLAY_ERR_BREAKER_OPEN);
+	} else if (shed == REPLAY_SHED_QUEUE) {
+		finish_unsent(r, j, REPLAY_SHED_QUEUE, REPLAY_ERR_NONE);
 	} else if (r->stats.queued >= r->max_queue) {
+		/* Closed to the kernel's copies until half of it drains. */
+		r->queue_closed = true;
 		finish_unsent(r, j, REPLAY_SHED_QUEUE, REPLAY_ERR_NONE);
 	} else {
 		queue_push(r, j, false);
 		pump(r);
 	}
+}
+
+void replay_submit(struct replay *r, struct exchange *x)
+{
+	submit(r, x, REPLAY_OK);
+}
+
+void replay_submit_shed(struct replay *r, struct exchange *x,
+			enum replay_outcome why)
+{
+	submit(r, x, why == REPLAY_SHED_BREAKER ? REPLAY_SHED_BREAKER
+						 : REPLAY_SHED_QUEUE);
+}
+
+enum replay_outcome replay_shedding(const struct replay *r)
+{
+	if (breaker_blocks(r))
+		return REPLAY_SHED_BREAKER;
+	return r->queue_closed ? REPLAY_SHED_QUEUE : REPLAY_OK;
 }
 
 int replay_recheck(struct replay *r, struct replay_job *job)

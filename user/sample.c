@@ -48,10 +48,10 @@ uint64_t sample_below(double rate)
 	return (uint64_t)ceil(rate * 0x1.0p53);
 }
 
-bool sample_in_request_line(const struct sample *s)
+bool sample_in_kernel(const struct sample *s)
 {
-	return s->rate < 1 &&
-	       (s->kind == SAMPLE_KEY_REQUEST || s->kind == SAMPLE_KEY_PATH);
+	return !(s->rate > 0 && s->rate < 1) ||
+	       s->kind == SAMPLE_KEY_REQUEST || s->kind == SAMPLE_KEY_PATH;
 }
 
 int sample_new(double rate, const char *spec, struct sample **out, char *err,

@@ -85,8 +85,8 @@ double sample_value(const void *key, size_t len);
  * ceil(rate * 2^53) (0 for rate 0, 2^53 for rate 1). */
 uint64_t sample_below(double rate);
 /* Whether the kernel can decide for s: the key is `request` or `path`
- * (both in the request line) and the rate below 1. */
-bool sample_in_request_line(const struct sample *s);
+ * (both in the request line), or the rate is 0 or 1 (no key needed). */
+bool sample_in_kernel(const struct sample *s);
 
 const struct sample_stats *sample_stats(const struct sample *s);
 enum sample_key_kind sample_kind(const struct sample *s);

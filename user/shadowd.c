@@ -577,7 +577,19 @@ static void on_exchange(void *ctx, struct exchange *x)
 	d->captured++;
 	count(d, x->endpoint, STORE_CAPTURED, 1);
 	if (!sample_decide(d->sample, x)) {
+		/* Passed over as shed, so sampled as the kernel saw it. */
+		if (x->req.flags & (MESSAGE_SHED_QUEUE | MESSAGE_SHED_BREAKER))
+			d->sample_mismatch++;
 		http1_recycle(d->http1, x);
+		return;
+	}
+	if (x->req.flags & (MESSAGE_SHED_QUEUE | MESSAGE_SHED_BREAKER)) {
+		/* Sampled, and passed over by the kernel while shedding. */
+		d->sampled++;
+		count(d, x->endpoint, STORE_SAMPLED, 1);
+		replay_submit_shed(d->replay, x,
+				   x->req.flags & MESSAGE_SHED_BREAKER ?
+				   REPLAY_SHED_BREAKER : REPLAY_SHED_QUEUE);
 		return;
 	}
 	if ((x->resp.flags & MESSAGE_UNCOPIED) ||
@@ -615,11 +627,25 @@ static void on_event(void *ctx, const struct shadow_event *ev,
  * 1 ms ones, for ~20% more daemon CPU per exchange. */
 #define POLL_BUSY_MS 1
 
+/* Tells the kernel what the replayer would shed now (a full queue, an
+ * open breaker), so that it passes those requests over instead of copying
+ * them for nothing: a slow or failing candidate must not cost the primary
+ * more than capture does. */
+static void shed_sync(struct daemon *d)
+{
+	enum replay_outcome o = replay_shedding(d->replay);
+
+	capture_set_shed(d->cap, o == REPLAY_SHED_BREAKER ? SHADOW_SHED_BREAKER :
+				 o == REPLAY_SHED_QUEUE ? SHADOW_SHED_QUEUE :
+				 SHADOW_SHED_NONE);
+}
+
 static long poll_capture(struct loop *l, long long id, void *ctx)
 {
 	struct daemon *d = ctx;
 	int n = capture_poll(d->cap);
 
+	shed_sync(d);
 	/* Busy: poll often; idle: back off to 100 ms (the kernel still forces
 	 * a wakeup when the ring buffer fills). */
 	if (n > 0)
@@ -634,6 +660,7 @@ static void on_ring_ready(struct loop *l, int fd, unsigned events, void *ctx)
 	struct daemon *d = ctx;
 
 	capture_poll(d->cap);
+	shed_sync(d);
 	d->poll_delay_ms = POLL_BUSY_MS;
 }
 
@@ -881,10 +908,11 @@ static void attach(struct daemon *d)
 		.ports = d->o.ports, .n_ports = o->n_ports,
 		.verbose = o->verbose > 1,
 	};
-	/* With the key in the request line the kernel decides, and copies
-	 * no unsampled response; a recording keeps every byte instead, so
-	 * that it can be replayed at any rate. */
-	bool in_kernel = sample_in_request_line(d->sample) && !o->record;
+	/* With the key in the request line (or a rate of 0 or 1) the kernel
+	 * decides, copies no unsampled response, and passes over what the
+	 * daemon sheds; a recording keeps every byte instead, so that it can
+	 * be replayed at any rate. */
+	bool in_kernel = sample_in_kernel(d->sample) && !o->record;
 	struct capture_stats st;
 	char err[512], ports[256] = "";
 	int rc;

@@ -573,6 +573,58 @@ Test(capture, kernel_sampling_node)
 	kernel_sampling_run(port, server.pid, true);
 }
 
+/* What the daemon would shed anyway (its replay queue full, the breaker
+ * open) the kernel passes over while told to, at --sample 1 too: a GET's
+ * head as its line flagged with the reason, its answer uncopied. A POST
+ * (a body) is still copied whole, and once told to stop, everything is
+ * copied again. Without the telling, all of it is copied. */
+Test(capture, kernel_passes_over_what_the_daemon_sheds)
+{
+	static const unsigned plan[] = {
+		SHADOW_SHED_NONE, SHADOW_SHED_QUEUE, SHADOW_SHED_QUEUE,
+		SHADOW_SHED_QUEUE, SHADOW_SHED_BREAKER, SHADOW_SHED_BREAKER,
+		SHADOW_SHED_BREAKER, SHADOW_SHED_NONE, SHADOW_SHED_NONE,
+	};
+	int port = start_python();
+	uint16_t p = port;
+	struct capture_config cfg = {
+		.pids = &server.pid, .n_pids = 1, .ports = &p, .n_ports = 1,
+		.sample_key = SHADOW_SAMPLE_REQUEST,
+		.sample_below = sample_below(1),
+	};
+	const struct harness_stream *hs;
+	struct client c;
+
+	harness_attach_cfg(&cfg);
+	client_connect(&c, port);
+	for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]); i++) {
+		size_t in0 = c.sent.n, out0 = c.recvd.n;
+		bool post = i == 5;
+		char path[32];
+		size_t line;
+
+		snprintf(path, sizeof(path), "/small?k=%zu", i);
+		capture_set_shed(harness_cap, plan[i]);
+		client_request(&c, post ? "POST" : "GET", path, post ? 300 : 0);
+		if (plan[i] == SHADOW_SHED_NONE || post)
+			continue;
+		/* As the capture stands for it: the line, then zeros. */
+		line = strlen("GET ") + strlen(path);
+		memset(c.sent.p + in0 + line, 0, c.sent.n - in0 - line);
+		memset(c.recvd.p + out0, 0, c.recvd.n - out0);
+	}
+	capture_set_shed(harness_cap, SHADOW_SHED_NONE);
+	client_close(&c);
+	harness_drain(200);
+	hs = harness_stream_of(c.lport);
+	assert_same(&c, 0, 0);
+	cr_assert_eq(hs->reqlines, 5);
+	cr_assert_eq(hs->skips, 5);
+	cr_assert_eq(hs->shed[SHADOW_SHED_QUEUE], 3);
+	cr_assert_eq(hs->shed[SHADOW_SHED_BREAKER], 2);
+	client_free(&c);
+}
+
 /* wrk -c32 against nginx for 5 s: every record arrives (no loss, no gap). */
 Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 {

@@ -4,7 +4,8 @@
 # every exchange sampled: the primary's clients never wait for it (their
 # p99 stays far below the candidate's delay, no request fails), every
 # replay ends as a timeout counted under its class, nothing is reported as
-# a divergence, and nothing the primary served is lost.
+# a divergence, and nothing the primary served is lost. What is shed (the
+# queue full, the breaker open) is passed over in the kernel, uncopied.
 . "$(dirname "$0")/lib.sh"
 require_root
 
@@ -25,12 +26,14 @@ p99_ms() {
 }
 
 detached=$(wrk_run "$T/wrk-detached.txt")
+PM=$(free_port)
 start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" --timeout 100 \
-	-s 1 -o "$T/s.db" || { not_ok "shadowd attaches" "$(cat "$T/shadowd.log")"; finish; exit; }
+	-s 1 -o "$T/s.db" --metrics "127.0.0.1:$PM" || { not_ok "shadowd attaches" "$(cat "$T/shadowd.log")"; finish; exit; }
 ok "shadowd attaches; the candidate answers after 500 ms, --timeout 100"
 attached=$(wrk_run "$T/wrk-attached.txt")
 requests=$(awk '/requests in/ {print $1}' "$T/wrk-attached.txt")
 sleep 0.5 # the last replays time out
+curl -s "http://127.0.0.1:$PM/metrics" > "$T/metrics.txt"
 stop_shadowd
 "$DUMP" --store "$T/s.db" stats --json > "$T/stats.json"
 echo "# primary req/s detached $detached, attached $attached" \
@@ -59,6 +62,11 @@ assert_py "what could not be sent is shed, and counted" "$T/stats.json" \
 	't = j["totals"]; t["sampled"] == t["replayed"] + t["shed"] + t["unsafe_skipped"] and t["sampled"] == t["captured"]'
 assert_py "no lost events or gaps" "$T/stats.json" \
 	'j["capture"]["lost_events"] == 0 and j["capture"]["gaps"] == 0'
+uncopied=$(awk '/^request_shadow_capture_uncopied_total/ {print $2}' "$T/metrics.txt")
+mismatch=$(awk '/^request_shadow_sample_mismatch_total/ {print $2}' "$T/metrics.txt")
+assert_py "most of what was shed was passed over in the kernel, uncopied (${uncopied:-none})" "$T/stats.json" \
+	"j['totals']['shed'] > 0 and ${uncopied:-0} >= 0.5 * j['totals']['shed']"
+check "the kernel and user space agree on what is sampled" test "${mismatch:-x}" = 0
 said=$(sed -nE 's/.* ([0-9]+) replayed, .* ([0-9]+) candidate errors, ([0-9]+) shed.*/\1 \2 \3/p' "$T/shadowd.log")
 assert_py "shadowd's summary says what the store says (replayed, errors, shed: $said)" "$T/stats.json" \
 	"t = j['totals']; '%d %d %d' % (t['replayed'], t['candidate_errors'], t['shed']) == '$said'"

@@ -93,13 +93,15 @@ static void sink_skip(void *ctx, void *state, uint64_t n, uint64_t ts,
 /* A head sent as its request line alone stands in the inbound bytes as
  * the line, then zero bytes up to its size. */
 static void sink_reqline(void *ctx, void *state, const uint8_t *line,
-			 size_t len, uint64_t n, uint64_t ts)
+			 size_t len, uint64_t n, unsigned shed, uint64_t ts)
 {
 	struct harness_stream *s = state;
 	uint8_t *zeros = calloc(1, n - len + 1);
 
 	cr_assert_not_null(zeros);
+	cr_assert_leq(shed, SHADOW_SHED_BREAKER);
 	s->reqlines++;
+	s->shed[shed]++;
 	harness_bytes_add(&s->dir[0], line, len);
 	harness_bytes_add(&s->dir[0], zeros, n - len);
 	free(zeros);

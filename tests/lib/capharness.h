@@ -38,6 +38,7 @@ struct harness_stream {
 	uint64_t gaps;
 	uint64_t skips; /* uncopied answers: zero bytes in dir[1] */
 	uint64_t reqlines; /* heads sent as their line: line + zeros */
+	uint64_t shed[3];  /* ... of which by enum shadow_shed */
 	struct harness_bytes dir[2]; /* enum shadow_dir */
 };
 

@@ -933,7 +933,8 @@ static void feed_mixed(struct http1 *h)
 			snprintf(line, sizeof(line), "%s /%0*d",
 				 i ? "HEAD" : "GET", round ? 300 : 1, 7);
 			http1_sink_ops.reqline(h, c, (const uint8_t *)line,
-					       strlen(line), 40, ++ts);
+					       strlen(line), 40,
+					       SHADOW_SHED_NONE, ++ts);
 			http1_sink_ops.skip(h, c, 100, ts + 1, ts + 2);
 			ts += 2;
 		}

@@ -614,6 +614,87 @@ Test(replay, full_queue_sheds)
 	env_stop(&e);
 }
 
+/* Runs the loop until at most n jobs wait (5 s at most). */
+static void run_until_queued(struct env *e, size_t n)
+{
+	uint64_t end = loop_now_ms() + 5000;
+
+	while (replay_stats(e->r)->queued > n && loop_now_ms() < end)
+		if (loop_run_once(e->loop, 100) < 0)
+			break;
+	cr_expect_leq(replay_stats(e->r)->queued, n);
+}
+
+/* What the daemon tells the kernel to pass over: a full queue stays
+ * closed until half of it has drained, not for one slot at a time. */
+Test(replay, full_queue_sheds_until_half_of_it_drains)
+{
+	struct env e;
+	struct replay_config cfg = { .max_inflight = 1, .max_queue = 4 };
+	const struct replay_stats *st;
+	size_t n;
+
+	env_start(&e, "echo", 40);
+	env_replay(&e, &cfg);
+	st = replay_stats(e.r);
+	for (int i = 0; i < 5; i++)
+		replay_submit(e.r, mkx("GET", "/q", NULL, NULL));
+	cr_expect_eq(st->queued, 4);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_OK, "full, but not refused");
+	replay_submit(e.r, mkx("GET", "/q", NULL, NULL));
+	cr_expect_eq(e.c.n, 1);
+	cr_expect_eq(e.c.res[0].outcome, REPLAY_SHED_QUEUE);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_SHED_QUEUE);
+	run_until_queued(&e, 3);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_SHED_QUEUE,
+		     "one slot free: still closed");
+	/* A request passed over in the kernel meanwhile: shed, never sent. */
+	n = e.c.n;
+	replay_submit_shed(e.r, mkx("GET", "/k", NULL, NULL),
+			   REPLAY_SHED_QUEUE);
+	cr_expect_eq(e.c.n, n + 1);
+	cr_expect_eq(e.c.res[n].outcome, REPLAY_SHED_QUEUE);
+	cr_expect_eq(st->shed_queue, 2);
+	run_until_queued(&e, 2);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_OK, "half drained: open");
+	drain(&e, 5000);
+	cr_expect_eq(e.c.n, 7);
+	cr_expect_eq(st->replayed, 5);
+	cr_expect_eq(st->submitted, 7);
+	env_stop(&e);
+}
+
+/* What the kernel passes over is counted under the reason it was given,
+ * unless it would not have been replayed at all. */
+Test(replay, shed_in_the_kernel_is_counted_by_reason)
+{
+	struct env e;
+	struct replay_config cfg = { 0 };
+	const struct replay_stats *st;
+
+	env_start(&e, NULL, 0); /* nothing listens: nothing may be sent */
+	env_replay(&e, &cfg);
+	st = replay_stats(e.r);
+	replay_submit_shed(e.r, mkx("GET", "/a", NULL, NULL),
+			   REPLAY_SHED_BREAKER);
+	replay_submit_shed(e.r, mkx("HEAD", "/b", NULL, NULL),
+			   REPLAY_SHED_QUEUE);
+	replay_submit_shed(e.r, mkx("POST", "/c", "x", NULL),
+			   REPLAY_SHED_QUEUE);
+	cr_expect_eq(e.c.n, 3);
+	cr_expect_eq(e.c.res[0].outcome, REPLAY_SHED_BREAKER);
+	cr_expect_eq(e.c.res[0].error, REPLAY_ERR_BREAKER_OPEN);
+	cr_expect_eq(e.c.res[1].outcome, REPLAY_SHED_QUEUE);
+	cr_expect_eq(e.c.res[2].outcome, REPLAY_UNSAFE_SKIPPED);
+	cr_expect_eq(st->shed_breaker, 1);
+	cr_expect_eq(st->shed_queue, 1);
+	cr_expect_eq(st->unsafe_skipped, 1);
+	cr_expect_eq(st->replayed + st->inflight + st->queued, 0);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_OK,
+		     "the kernel's sheds do not close anything");
+	env_stop(&e);
+}
+
 Test(replay, rate_limit_spaces_replays)
 {
 	struct env e;
@@ -666,6 +747,7 @@ Test(replay, breaker_opens_half_opens_and_closes)
 	cr_expect_eq(st->errors[REPLAY_ERR_REFUSED], 3);
 	cr_assert_eq(st->breaker, REPLAY_BREAKER_OPEN);
 	cr_expect_eq(st->breaker_opened, 1);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_SHED_BREAKER);
 
 	/* Open: shed at once, never sent. */
 	replay_submit(e.r, mkx("GET", "/b", NULL, NULL));
@@ -679,7 +761,10 @@ Test(replay, breaker_opens_half_opens_and_closes)
 	/* After the pause: one probe; it fails, so open again. */
 	run_for(&e, 250);
 	cr_assert_eq(st->breaker, REPLAY_BREAKER_HALF_OPEN);
+	cr_expect_eq(replay_shedding(e.r), REPLAY_OK, "a probe may go");
 	replay_submit(e.r, mkx("GET", "/b", NULL, NULL));
+	cr_expect_eq(replay_shedding(e.r), REPLAY_SHED_BREAKER,
+		     "the probe is out");
 	replay_submit(e.r, mkx("GET", "/b", NULL, NULL));
 	drain(&e, 3000);
 	cr_assert_eq(e.c.n, 7);

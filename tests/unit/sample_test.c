@@ -282,3 +282,32 @@ Test(sample, rate_one_takes_all_rate_zero_none_and_stats_count)
 	sample_free(none);
 	sample_free(half);
 }
+
+/* Where the kernel can make the decision: a key in the request line at
+ * any rate, any key at rate 0 (none) or 1 (all), never a header's key in
+ * between (the kernel does not see headers whole). */
+Test(sample, the_kernel_decides_when_the_key_or_the_rate_allows)
+{
+	static const struct {
+		double rate;
+		const char *spec;
+		bool in_kernel;
+	} cases[] = {
+		{ 0.5, "request", true },     { 0.01, "path", true },
+		{ 0.5, "header:X-U", false }, { 0.5, "client-ip", false },
+		{ 0.5, "cookie:s", false },   { 0.5, "query:u", false },
+		{ 1, "header:X-U", true },    { 0, "cookie:s", true },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sample *s;
+		char err[64];
+
+		cr_assert_eq(sample_new(cases[i].rate, cases[i].spec, &s, err,
+					sizeof(err)), 0, "%s", err);
+		cr_expect_eq(sample_in_kernel(s), cases[i].in_kernel,
+			     "--sample %g --sample-key %s", cases[i].rate,
+			     cases[i].spec);
+		sample_free(s);
+	}
+}

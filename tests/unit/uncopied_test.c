@@ -376,9 +376,10 @@ Test(uncopied, connection_joined_midstream_is_counted_without_copies)
 /* The head of a request the kernel left unsampled, as its line alone
  * (REQLINE): "GET target" standing for the whole head. With skipped > 0
  * it carries, as the kernel's usual form does (SHADOW_F_AFTER_SKIP), the
- * SKIP of the skipped outbound bytes before it. */
-static void reqline_carrying(struct feed *f, const char *target,
-			     uint32_t skipped)
+ * SKIP of the skipped outbound bytes before it; flags adds to the
+ * record's. */
+static void reqline_flagged(struct feed *f, const char *target,
+			    uint32_t skipped, uint16_t flags)
 {
 	char head[128];
 	uint8_t payload[128];
@@ -402,10 +403,17 @@ static void reqline_carrying(struct feed *f, const char *target,
 		ev.len += sizeof(b);
 		ev.flags = SHADOW_F_AFTER_SKIP;
 	}
+	ev.flags |= flags;
 	ev.offset = f->off[IN];
 	ev.size = strlen(head);
 	f->off[IN] += ev.size;
 	cr_assert_eq(conn_table_feed(f->t, &ev, payload), 0);
+}
+
+static void reqline_carrying(struct feed *f, const char *target,
+			     uint32_t skipped)
+{
+	reqline_flagged(f, target, skipped, 0);
 }
 
 static void reqline(struct feed *f, const char *target)
@@ -538,6 +546,41 @@ Test(uncopied, line_carrying_the_skip_before_it_counts_as_both)
 		cr_assert(x->resp.flags & MESSAGE_UNCOPIED);
 	}
 	cr_assert_eq(f.res.st.parse_errors, 0);
+	fixture_result_clean(&f.res);
+}
+
+/* Sampled requests the kernel passed over while the daemon was shedding
+ * reach it flagged with the reason, so that they count as sampled and
+ * shed, not as unsampled; a record giving both reasons is malformed. */
+Test(uncopied, lines_passed_over_while_shedding_say_why)
+{
+	struct feed f;
+	uint8_t payload[16] = "GET /x";
+	struct shadow_event bad = { .tgid = 7, .fd = 9, .gen = 1,
+				    .kind = SHADOW_EV_REQLINE, .dir = IN,
+				    .flags = SHADOW_F_SHED_QUEUE |
+					     SHADOW_F_SHED_BREAKER,
+				    .len = 6, .size = 30 };
+	const unsigned shed = MESSAGE_SHED_QUEUE | MESSAGE_SHED_BREAKER;
+
+	feed_start(&f);
+	exchange(&f, "/a");
+	reqline_flagged(&f, "/q", 0, SHADOW_F_SHED_QUEUE);
+	reqline_flagged(&f, "/b", 120, SHADOW_F_SHED_BREAKER);
+	reqline_carrying(&f, "/u", 80);
+	cr_assert_eq(skip_at(&f, 0, 70), 0);
+	cr_assert_eq(conn_table_feed(f.t, &bad, payload), -EINVAL);
+	cr_assert_eq(conn_table_stats(f.t)->bad_records, 1);
+	tail_and_end(&f);
+
+	assert_paired(&f.res);
+	cr_assert_eq(f.res.n, 6);
+	cr_assert_eq(f.res.x[0]->req.flags & shed, 0);
+	cr_assert_eq(f.res.x[1]->req.flags & shed, MESSAGE_SHED_QUEUE);
+	cr_assert_eq(f.res.x[2]->req.flags & shed, MESSAGE_SHED_BREAKER);
+	cr_assert_eq(f.res.x[3]->req.flags & shed, 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert(f.res.x[i]->resp.flags & MESSAGE_UNCOPIED);
 	fixture_result_clean(&f.res);
 }
 
