@@ -577,7 +577,8 @@ __noinline int request_decide(struct scratch *s, __u32 len, __u32 *line)
 {
 	__u32 shed = shed_now;
 	struct sk_request r;
-	bool sampled = true;
+	/* At rate 0 or 1 the key need not be hashed. */
+	bool sampled = cfg_sample_below >= SK_ALL;
 	__u32 m;
 	__u64 h;
 
@@ -588,7 +589,7 @@ __noinline int request_decide(struct scratch *s, __u32 len, __u32 *line)
 	if ((cfg_sample_below >= SK_ALL && shed == SHADOW_SHED_NONE) ||
 	    len > SK_REQ_MAX || !sk_parse_request(s->data, len, &r))
 		return REQ_COPY;
-	if (cfg_sample_below < SK_ALL) {
+	if (cfg_sample_below && cfg_sample_below < SK_ALL) {
 		if (cfg_sample_key == SHADOW_SAMPLE_PATH)
 			h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
 		else

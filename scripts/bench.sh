@@ -106,36 +106,46 @@ else
 	# The first row is the price of the hooks alone: the programs run on
 	# every socket read and write of every process, but no connection of
 	# the primary is tracked (--port names the candidate's port).
-	for mode in "hooks only, nothing tracked|-s 0 -P $P2|$P2" \
-		"capture only (--sample 0)|-s 0 -P $P1|$P2" \
-		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2" \
-		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"; do
-		IFS='|' read -r name flags cport <<<"$mode"
-		[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
-		ratios=() dets=() atts=() p99d=() p99a=() cpus=() rss=() losses=()
-		for r in $(seq 1 "$ROUNDS"); do
+	MODE_LIST=("hooks only, nothing tracked|-s 0 -P $P2|$P2"
+		"capture only (--sample 0)|-s 0 -P $P1|$P2"
+		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2"
+		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3")
+	# Rounds on the outside, modes inside: each attached run follows its
+	# own detached one, and every mode is measured in every minute of the
+	# run, so that the rows compare with one another too.
+	declare -A ratios dets atts p99d p99a cpus rss losses
+	for r in $(seq 1 "$ROUNDS"); do
+		for m in "${!MODE_LIST[@]}"; do
+			IFS='|' read -r name flags cport <<<"${MODE_LIST[$m]}"
+			[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
 			read -r d_rps d_p99 <<<"$(wrk_run "$URL")"
 			# shellcheck disable=SC2086
 			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
 			read -r a_rps a_p99 <<<"$(wrk_run "$URL")"
 			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
-			ratios+=("$(echo "$a_rps / $d_rps" | bc -l)")
-			dets+=("$d_rps"); atts+=("$a_rps"); p99d+=("$d_p99"); p99a+=("$a_p99")
+			ratios[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
+			dets[$m]+="$d_rps "; atts[$m]+="$a_rps "
+			p99d[$m]+="$d_p99 "; p99a[$m]+="$a_p99 "
 			if [ "$captured" -gt 0 ]; then
-				cpus+=("$(echo "$cpu * 10000 / $captured" | bc -l)")
+				cpus[$m]+="$(echo "$cpu * 10000 / $captured" | bc -l) "
 			else
-				cpus+=(nan) # nothing captured: no per-exchange cost
+				cpus[$m]+="nan " # nothing captured: no per-exchange cost
 			fi
-			rss+=("$hwm")
-			losses+=("$lost/$gaps")
+			rss[$m]+="$hwm "
+			losses[$m]+="$lost/$gaps "
 		done
+	done
+	col() { tr ' ' '\n' | grep -v '^$'; }
+	for m in "${!MODE_LIST[@]}"; do
+		name=${MODE_LIST[$m]%%|*}
+		[ -n "${ratios[$m]:-}" ] || continue
 		printf '%-26s %10.0f %10.0f %7.3f %10s %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
-			"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
-			"$(printf '%s\n' "${ratios[@]}" | median)" "$(printf '%s\n' "${ratios[@]}" | spread)" \
-			"$(printf '%s\n' "${p99d[@]}" | median)" "$(printf '%s\n' "${p99a[@]}" | median)" \
-			"$(printf '%s\n' "${cpus[@]}" | median)" \
-			"$(echo "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1) / 1024" | bc -l)" \
-			"$(printf '%s ' "${losses[@]}")"
+			"$(col <<<"${dets[$m]}" | median)" "$(col <<<"${atts[$m]}" | median)" \
+			"$(col <<<"${ratios[$m]}" | median)" "$(col <<<"${ratios[$m]}" | spread)" \
+			"$(col <<<"${p99d[$m]}" | median)" "$(col <<<"${p99a[$m]}" | median)" \
+			"$(col <<<"${cpus[$m]}" | median)" \
+			"$(echo "$(col <<<"${rss[$m]}" | sort -g | tail -1) / 1024" | bc -l)" \
+			"${losses[$m]}"
 	done
 
 	# What an unrelated process pays per syscall, detached and attached.
