@@ -51,9 +51,9 @@ CONF
 	wait_port "$2"
 }
 
-# wrk_run URL: prints "RPS P99_MS"
+# wrk_run URL [WRK ARGS...]: prints "RPS P99_MS"
 wrk_run() {
-	wrk -t1 -c32 -d"${SECS}s" --latency "$1" 2>/dev/null | awk '
+	wrk -t1 -c32 -d"${SECS}s" --latency "${@:2}" "$1" 2>/dev/null | awk '
 		/Requests\/sec/ {rps=$2}
 		/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
 		END {print rps, p99}'
@@ -102,12 +102,13 @@ else
 	node tests/servers/candidate.js "$P3" echo 500 >/dev/null 2>&1 & PIDS+=($!); wait_port "$P3"
 	URL=http://127.0.0.1:$P1/users/17
 	echo "== primary: nginx, 1 worker; wrk -t1 -c32 -d${SECS}s; $ROUNDS alternating rounds per mode"
-	printf '%-26s %10s %10s %7s %10s %9s %9s %10s %8s %6s\n' mode detached attached ratio "(spread)" "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
+	printf '%-30s %10s %10s %7s %10s %9s %9s %10s %8s %6s\n' mode detached attached ratio "(spread)" "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
 	# The first row is the price of the hooks alone: the programs run on
 	# every socket read and write of every process, but no connection of
 	# the primary is tracked (--port names the candidate's port).
 	MODE_LIST=("hooks only, nothing tracked|-s 0 -P $P2|$P2"
 		"capture only (--sample 0)|-s 0 -P $P1|$P2"
+		"capture only, 450-byte heads|-s 0 -P $P1|$P2|-s scripts/bench-headers.lua"
 		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2"
 		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3")
 	# Rounds on the outside, modes inside: each attached run follows its
@@ -116,12 +117,14 @@ else
 	declare -A ratios dets atts p99d p99a cpus rss losses
 	for r in $(seq 1 "$ROUNDS"); do
 		for m in "${!MODE_LIST[@]}"; do
-			IFS='|' read -r name flags cport <<<"${MODE_LIST[$m]}"
+			IFS='|' read -r name flags cport wargs <<<"${MODE_LIST[$m]}"
 			[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
-			read -r d_rps d_p99 <<<"$(wrk_run "$URL")"
+			# shellcheck disable=SC2086
+			read -r d_rps d_p99 <<<"$(wrk_run "$URL" $wargs)"
 			# shellcheck disable=SC2086
 			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
-			read -r a_rps a_p99 <<<"$(wrk_run "$URL")"
+			# shellcheck disable=SC2086
+			read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
 			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
 			ratios[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
 			dets[$m]+="$d_rps "; atts[$m]+="$a_rps "
@@ -139,7 +142,7 @@ else
 	for m in "${!MODE_LIST[@]}"; do
 		name=${MODE_LIST[$m]%%|*}
 		[ -n "${ratios[$m]:-}" ] || continue
-		printf '%-26s %10.0f %10.0f %7.3f %10s %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
+		printf '%-30s %10.0f %10.0f %7.3f %10s %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
 			"$(col <<<"${dets[$m]}" | median)" "$(col <<<"${atts[$m]}" | median)" \
 			"$(col <<<"${ratios[$m]}" | median)" "$(col <<<"${ratios[$m]}" | spread)" \
 			"$(col <<<"${p99d[$m]}" | median)" "$(col <<<"${p99a[$m]}" | median)" \
