@@ -789,6 +789,32 @@ static void deliver(struct replay *r, struct job *j)
 	job_free(r, j);
 }
 
+/* Counts an exchange that is not going to be sent. */
+static void count_unsent(struct replay *r, enum replay_outcome o,
+			 enum replay_error e)
+{
+	switch (o) {
+	case REPLAY_SHED_QUEUE:
+		r->stats.shed_queue++;
+		break;
+	case REPLAY_SHED_BREAKER:
+		r->stats.shed_breaker++;
+		r->stats.errors[REPLAY_ERR_BREAKER_OPEN]++;
+		break;
+	case REPLAY_UNSAFE_SKIPPED:
+		r->stats.unsafe_skipped++;
+		break;
+	case REPLAY_CANDIDATE_ERROR:
+		r->stats.replayed++;
+		r->stats.candidate_errors++;
+		r->stats.errors[e]++;
+		break;
+	default:
+		r->stats.dropped++;
+		break;
+	}
+}
+
 /* Ends a job that is not going to be sent (or whose recheck is not). */
 static void finish_unsent(struct replay *r, struct job *j,
 			  enum replay_outcome o, enum replay_error e)
@@ -798,26 +824,7 @@ static void finish_unsent(struct replay *r, struct job *j,
 	} else {
 		j->pub.outcome = o;
 		j->pub.error = e;
-		switch (o) {
-		case REPLAY_SHED_QUEUE:
-			r->stats.shed_queue++;
-			break;
-		case REPLAY_SHED_BREAKER:
-			r->stats.shed_breaker++;
-			r->stats.errors[REPLAY_ERR_BREAKER_OPEN]++;
-			break;
-		case REPLAY_UNSAFE_SKIPPED:
-			r->stats.unsafe_skipped++;
-			break;
-		case REPLAY_CANDIDATE_ERROR:
-			r->stats.replayed++;
-			r->stats.candidate_errors++;
-			r->stats.errors[e]++;
-			break;
-		default:
-			r->stats.dropped++;
-			break;
-		}
+		count_unsent(r, o, e);
 	}
 	deliver(r, j);
 }
@@ -1386,10 +1393,7 @@ static void pump_soon(struct replay *r)
 
 /* ---- public ----------------------------------------------------------- */
 
-/* Takes exchange x in: shed for reason `shed` (REPLAY_SHED_*) if given,
- * else decided here. */
-static void submit(struct replay *r, struct exchange *x,
-		   enum replay_outcome shed)
+void replay_submit(struct replay *r, struct exchange *x)
 {
 	struct job *j;
 
@@ -1409,12 +1413,9 @@ static void submit(struct replay *r, struct exchange *x,
 		finish_unsent(r, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
 	} else if (!r->replay_unsafe && !is_safe(x->req.method)) {
 		finish_unsent(r, j, REPLAY_UNSAFE_SKIPPED, REPLAY_ERR_NONE);
-	} else if (shed == REPLAY_SHED_BREAKER ||
-		   (shed != REPLAY_SHED_QUEUE && breaker_blocks(r))) {
+	} else if (breaker_blocks(r)) {
 		finish_unsent(r, j, REPLAY_SHED_BREAKER,
 			      REPLAY_ERR_BREAKER_OPEN);
-	} else if (shed == REPLAY_SHED_QUEUE) {
-		finish_unsent(r, j, REPLAY_SHED_QUEUE, REPLAY_ERR_NONE);
 	} else if (r->stats.queued >= r->max_queue) {
 		/* Closed to the kernel's copies until half of it drains. */
 		r->queue_closed = true;
@@ -1425,16 +1426,18 @@ static void submit(struct replay *r, struct exchange *x,
 	}
 }
 
-void replay_submit(struct replay *r, struct exchange *x)
+enum replay_outcome replay_shed(struct replay *r, const struct exchange *x,
+				enum replay_outcome why)
 {
-	submit(r, x, REPLAY_OK);
-}
+	enum replay_outcome o = why == REPLAY_SHED_BREAKER ? REPLAY_SHED_BREAKER
+							   : REPLAY_SHED_QUEUE;
 
-void replay_submit_shed(struct replay *r, struct exchange *x,
-			enum replay_outcome why)
-{
-	submit(r, x, why == REPLAY_SHED_BREAKER ? REPLAY_SHED_BREAKER
-						 : REPLAY_SHED_QUEUE);
+	r->stats.submitted++;
+	if (!r->replay_unsafe && x->req.method && !is_safe(x->req.method))
+		o = REPLAY_UNSAFE_SKIPPED;
+	count_unsent(r, o, o == REPLAY_SHED_BREAKER ? REPLAY_ERR_BREAKER_OPEN
+						    : REPLAY_ERR_NONE);
+	return o;
 }
 
 enum replay_outcome replay_shedding(const struct replay *r)

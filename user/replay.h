@@ -172,11 +172,13 @@ void replay_free(struct replay *r);
 /* Takes ownership of x (heap, freed with exchange_free()) and replays it;
  * the done callback reports the outcome, possibly before this returns. */
 void replay_submit(struct replay *r, struct exchange *x);
-/* The same for an exchange the kernel passed over, uncopied, because
- * replay_shedding() said `why` (REPLAY_SHED_QUEUE or _BREAKER): counted
- * as shed for that reason (or unsafe_skipped), never sent. */
-void replay_submit_shed(struct replay *r, struct exchange *x,
-			enum replay_outcome why);
+/* An exchange the kernel passed over, uncopied, because replay_shedding()
+ * said `why` (REPLAY_SHED_QUEUE or _BREAKER): counted as submitted and
+ * shed for that reason (or unsafe_skipped, as replay_submit() would have),
+ * and that outcome returned. x stays the caller's; no callback runs (most
+ * exchanges go this way when the candidate is slow). */
+enum replay_outcome replay_shed(struct replay *r, const struct exchange *x,
+				enum replay_outcome why);
 /* Whether a new exchange would be shed, and why: REPLAY_SHED_BREAKER while
  * the breaker blocks, REPLAY_SHED_QUEUE from the moment the queue was
  * found full until half of it has drained (so that the kernel, told to

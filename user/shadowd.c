@@ -527,6 +527,27 @@ cleanup:
 	diff_result_clean(&res);
 }
 
+/* An exchange never sent (replay_outcome o: skipped as unsafe, or shed),
+ * on endpoint ep: only counted. */
+static void count_unsent(struct daemon *d, const char *ep,
+			 enum replay_outcome o)
+{
+	switch (o) {
+	case REPLAY_UNSAFE_SKIPPED:
+		d->unsafe_skipped++;
+		count(d, ep, STORE_UNSAFE_SKIPPED, 1);
+		break;
+	case REPLAY_SHED_BREAKER:
+		/* Never sent: shed, not a candidate error of its own. */
+		metrics_candidate_error(d->metrics, "breaker_open");
+		__attribute__((fallthrough));
+	default:
+		d->shed++;
+		count(d, ep, STORE_SHED, 1);
+		break;
+	}
+}
+
 static void on_replayed(void *ctx, struct replay_job *job)
 {
 	struct daemon *d = ctx;
@@ -555,17 +576,8 @@ static void on_replayed(void *ctx, struct replay_job *job)
 		metrics_count(d->metrics, ep, STORE_CANDIDATE_ERRORS, 1);
 		metrics_candidate_error(d->metrics, replay_error_name(job->error));
 		break;
-	case REPLAY_UNSAFE_SKIPPED:
-		d->unsafe_skipped++;
-		count(d, ep, STORE_UNSAFE_SKIPPED, 1);
-		break;
-	case REPLAY_SHED_BREAKER:
-		/* Never sent: shed, not a candidate error of its own. */
-		metrics_candidate_error(d->metrics, "breaker_open");
-		__attribute__((fallthrough));
 	default:
-		d->shed++;
-		count(d, ep, STORE_SHED, 1);
+		count_unsent(d, ep, job->outcome);
 		break;
 	}
 }
@@ -587,9 +599,12 @@ static void on_exchange(void *ctx, struct exchange *x)
 		/* Sampled, and passed over by the kernel while shedding. */
 		d->sampled++;
 		count(d, x->endpoint, STORE_SAMPLED, 1);
-		replay_submit_shed(d->replay, x,
-				   x->req.flags & MESSAGE_SHED_BREAKER ?
-				   REPLAY_SHED_BREAKER : REPLAY_SHED_QUEUE);
+		count_unsent(d, x->endpoint,
+			     replay_shed(d->replay, x,
+					 x->req.flags & MESSAGE_SHED_BREAKER ?
+					 REPLAY_SHED_BREAKER :
+					 REPLAY_SHED_QUEUE));
+		http1_recycle(d->http1, x);
 		return;
 	}
 	if ((x->resp.flags & MESSAGE_UNCOPIED) ||

@@ -632,6 +632,7 @@ Test(replay, full_queue_sheds_until_half_of_it_drains)
 	struct env e;
 	struct replay_config cfg = { .max_inflight = 1, .max_queue = 4 };
 	const struct replay_stats *st;
+	struct exchange *x;
 	size_t n;
 
 	env_start(&e, "echo", 40);
@@ -648,26 +649,36 @@ Test(replay, full_queue_sheds_until_half_of_it_drains)
 	run_until_queued(&e, 3);
 	cr_expect_eq(replay_shedding(e.r), REPLAY_SHED_QUEUE,
 		     "one slot free: still closed");
-	/* A request passed over in the kernel meanwhile: shed, never sent. */
+	/* A request passed over in the kernel meanwhile: counted as shed,
+	 * never sent, no callback. */
 	n = e.c.n;
-	replay_submit_shed(e.r, mkx("GET", "/k", NULL, NULL),
-			   REPLAY_SHED_QUEUE);
-	cr_expect_eq(e.c.n, n + 1);
-	cr_expect_eq(e.c.res[n].outcome, REPLAY_SHED_QUEUE);
+	x = mkx("GET", "/k", NULL, NULL);
+	cr_expect_eq(replay_shed(e.r, x, REPLAY_SHED_QUEUE), REPLAY_SHED_QUEUE);
+	exchange_free(x);
+	cr_expect_eq(e.c.n, n);
 	cr_expect_eq(st->shed_queue, 2);
 	run_until_queued(&e, 2);
 	cr_expect_eq(replay_shedding(e.r), REPLAY_OK, "half drained: open");
 	drain(&e, 5000);
-	cr_expect_eq(e.c.n, 7);
+	cr_expect_eq(e.c.n, 6);
 	cr_expect_eq(st->replayed, 5);
 	cr_expect_eq(st->submitted, 7);
 	env_stop(&e);
 }
 
 /* What the kernel passes over is counted under the reason it was given,
- * unless it would not have been replayed at all. */
+ * unless it would not have been replayed at all; nothing is sent, no
+ * callback runs. */
 Test(replay, shed_in_the_kernel_is_counted_by_reason)
 {
+	static const struct {
+		const char *method, *body;
+		enum replay_outcome why, outcome;
+	} cases[] = {
+		{ "GET", NULL, REPLAY_SHED_BREAKER, REPLAY_SHED_BREAKER },
+		{ "HEAD", NULL, REPLAY_SHED_QUEUE, REPLAY_SHED_QUEUE },
+		{ "POST", "x", REPLAY_SHED_QUEUE, REPLAY_UNSAFE_SKIPPED },
+	};
 	struct env e;
 	struct replay_config cfg = { 0 };
 	const struct replay_stats *st;
@@ -675,18 +686,18 @@ Test(replay, shed_in_the_kernel_is_counted_by_reason)
 	env_start(&e, NULL, 0); /* nothing listens: nothing may be sent */
 	env_replay(&e, &cfg);
 	st = replay_stats(e.r);
-	replay_submit_shed(e.r, mkx("GET", "/a", NULL, NULL),
-			   REPLAY_SHED_BREAKER);
-	replay_submit_shed(e.r, mkx("HEAD", "/b", NULL, NULL),
-			   REPLAY_SHED_QUEUE);
-	replay_submit_shed(e.r, mkx("POST", "/c", "x", NULL),
-			   REPLAY_SHED_QUEUE);
-	cr_expect_eq(e.c.n, 3);
-	cr_expect_eq(e.c.res[0].outcome, REPLAY_SHED_BREAKER);
-	cr_expect_eq(e.c.res[0].error, REPLAY_ERR_BREAKER_OPEN);
-	cr_expect_eq(e.c.res[1].outcome, REPLAY_SHED_QUEUE);
-	cr_expect_eq(e.c.res[2].outcome, REPLAY_UNSAFE_SKIPPED);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct exchange *x = mkx(cases[i].method, "/a", cases[i].body,
+					 NULL);
+
+		cr_expect_eq(replay_shed(e.r, x, cases[i].why),
+			     cases[i].outcome, "%s", cases[i].method);
+		exchange_free(x);
+	}
+	cr_expect_eq(e.c.n, 0);
+	cr_expect_eq(st->submitted, 3);
 	cr_expect_eq(st->shed_breaker, 1);
+	cr_expect_eq(st->errors[REPLAY_ERR_BREAKER_OPEN], 1);
 	cr_expect_eq(st->shed_queue, 1);
 	cr_expect_eq(st->unsafe_skipped, 1);
 	cr_expect_eq(st->replayed + st->inflight + st->queued, 0);
