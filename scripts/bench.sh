@@ -114,7 +114,7 @@ else
 	# Rounds on the outside, modes inside: each attached run follows its
 	# own detached one, and every mode is measured in every minute of the
 	# run, so that the rows compare with one another too.
-	declare -A ratios dets atts p99d p99a cpus rss losses
+	declare -A row_ratio row_det row_att row_p99d row_p99a row_cpu row_rss row_loss
 	for r in $(seq 1 "$ROUNDS"); do
 		for m in "${!MODE_LIST[@]}"; do
 			IFS='|' read -r name flags cport wargs <<<"${MODE_LIST[$m]}"
@@ -126,29 +126,29 @@ else
 			# shellcheck disable=SC2086
 			read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
 			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
-			ratios[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
-			dets[$m]+="$d_rps "; atts[$m]+="$a_rps "
-			p99d[$m]+="$d_p99 "; p99a[$m]+="$a_p99 "
+			row_ratio[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
+			row_det[$m]+="$d_rps "; row_att[$m]+="$a_rps "
+			row_p99d[$m]+="$d_p99 "; row_p99a[$m]+="$a_p99 "
 			if [ "$captured" -gt 0 ]; then
-				cpus[$m]+="$(echo "$cpu * 10000 / $captured" | bc -l) "
+				row_cpu[$m]+="$(echo "$cpu * 10000 / $captured" | bc -l) "
 			else
-				cpus[$m]+="nan " # nothing captured: no per-exchange cost
+				row_cpu[$m]+="nan " # nothing captured: no per-exchange cost
 			fi
-			rss[$m]+="$hwm "
-			losses[$m]+="$lost/$gaps "
+			row_rss[$m]+="$hwm "
+			row_loss[$m]+="$lost/$gaps "
 		done
 	done
 	col() { tr ' ' '\n' | grep -v '^$'; }
 	for m in "${!MODE_LIST[@]}"; do
 		name=${MODE_LIST[$m]%%|*}
-		[ -n "${ratios[$m]:-}" ] || continue
+		[ -n "${row_ratio[$m]:-}" ] || continue
 		printf '%-30s %10.0f %10.0f %7.3f %10s %7.2fms %7.2fms %10.3f %8.1f %6s\n' "$name" \
-			"$(col <<<"${dets[$m]}" | median)" "$(col <<<"${atts[$m]}" | median)" \
-			"$(col <<<"${ratios[$m]}" | median)" "$(col <<<"${ratios[$m]}" | spread)" \
-			"$(col <<<"${p99d[$m]}" | median)" "$(col <<<"${p99a[$m]}" | median)" \
-			"$(col <<<"${cpus[$m]}" | median)" \
-			"$(echo "$(col <<<"${rss[$m]}" | sort -g | tail -1) / 1024" | bc -l)" \
-			"${losses[$m]}"
+			"$(col <<<"${row_det[$m]}" | median)" "$(col <<<"${row_att[$m]}" | median)" \
+			"$(col <<<"${row_ratio[$m]}" | median)" "$(col <<<"${row_ratio[$m]}" | spread)" \
+			"$(col <<<"${row_p99d[$m]}" | median)" "$(col <<<"${row_p99a[$m]}" | median)" \
+			"$(col <<<"${row_cpu[$m]}" | median)" \
+			"$(echo "$(col <<<"${row_rss[$m]}" | sort -g | tail -1) / 1024" | bc -l)" \
+			"${row_loss[$m]}"
 	done
 
 	# What an unrelated process pays per syscall, detached and attached.
