@@ -40,14 +40,14 @@ enum shadow_event_kind {
 	SHADOW_EV_LOST = 5,
 	/* An outbound range the kernel did not copy: the whole answer to the
 	 * request read just before it, which the sampling decided in the
-	 * kernel left unsampled. `offset` and `size` give the range, ts_ns
+	 * kernel left unsampled (or shed). `offset` and `size` give the range, ts_ns
 	 * its first write. Payload: struct shadow_skip. */
 	SHADOW_EV_SKIP = 6,
 	/* Inbound: a request head the kernel did not copy whole. Its
 	 * payload, "METHOD SP target", stands for the `size` bytes at
 	 * `offset`: exactly one request head, of a method without a body
-	 * (GET, HEAD, OPTIONS), that the kernel left unsampled. A SKIP for
-	 * its answer follows, unless a later read of the same request undid
+	 * (GET, HEAD, OPTIONS), that the kernel left unsampled (or shed:
+	 * SHADOW_F_SHED_*). A SKIP for its answer follows, unless a later read of the same request undid
 	 * the decision (the answer is then copied). With SHADOW_F_AFTER_SKIP
 	 * the record also carries the SKIP of the answer before it. */
 	SHADOW_EV_REQLINE = 7,
@@ -76,7 +76,6 @@ enum shadow_event_flags {
 	SHADOW_F_SHED_QUEUE = 1u << 3,
 	SHADOW_F_SHED_BREAKER = 1u << 4,
 };
-
 
 struct shadow_event {
 	__u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */

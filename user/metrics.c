@@ -66,10 +66,12 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	  "splice, io_uring): not captured." },
 	{ "capture_uncopied_total", "counter",
 	  "Responses the kernel passed over uncopied: their request was left "
-	  "unsampled there (--sample-key request or path)." },
+	  "unsampled there, or shed while the replay queue was full or the "
+	  "breaker open." },
 	{ "sample_mismatch_total", "counter",
-	  "Exchanges the kernel left unsampled that user space would have "
-	  "replayed: lost, never expected (also in parse errors)." },
+	  "Exchanges the kernel decided otherwise than user space (left "
+	  "unsampled what it would replay, or shed what it would not "
+	  "sample): never expected (also in parse errors)." },
 };
 
 struct metrics {
