@@ -20,6 +20,7 @@ cleanup() {
 	for f in "$T"/*/nginx.pid; do [ -f "$f" ] && kill "$(cat "$f" 2>/dev/null)" 2>/dev/null; done
 	sleep 0.3
 	rm -rf "$T"
+	[ "$(id -u)" -eq 0 ] && sysctl -qw kernel.bpf_stats_enabled=0 2>/dev/null
 }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -160,6 +161,32 @@ else
 		echo "getppid_ns_detached: $d"
 		echo "getppid_ns_attached: $a"
 	fi
+	# The programs' own time per request, from the kernel's BPF run-time
+	# counters: steadier than the ratios, which swing with the scheduler.
+	# It counts the hooks on wrk's reads and writes too (~0.1 us each,
+	# they return at the target check).
+	if [ -z "$MODES" ] || [[ kernel =~ $MODES ]]; then
+		echo "== kernel time per request in the programs (bpf_stats, wrk -d${SECS}s)"
+		for kr in "capture only|-s 0" "1% sampling|-s 0.01"; do
+			IFS='|' read -r name flags <<<"$kr"
+			sysctl -qw kernel.bpf_stats_enabled=1
+			# shellcheck disable=SC2086
+			start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" $flags || exit 1
+			n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
+			bpftool prog show -j | python3 -c '
+import json, sys
+runs = {}
+for p in json.load(sys.stdin):
+    if p.get("name", "").startswith("handle_") and p.get("run_cnt"):
+        runs[p["name"]] = (p["run_time_ns"], p["run_cnt"])
+n = int(sys.argv[2])
+total = sum(t for t, _ in runs.values())
+each = ", ".join("%s %.0f ns x %.2f" % (k[7:], t / c, c / n) for k, (t, c) in sorted(runs.items()) if c >= n / 100)
+print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, each))' "$name" "${n:-0}"
+			stop_shadowd > /dev/null
+			sysctl -qw kernel.bpf_stats_enabled=0
+		done
+	fi
 	[ -n "$MODES" ] && exit 0
 	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
@@ -213,4 +240,8 @@ done | tee "$T/offline.txt"
 if [ -n "${wrk_max:-}" ]; then
 	rps=$(awk '/^replay_per_sec:/ {print $2}' "$T/offline.txt")
 	[ -n "$rps" ] && echo "replay_vs_wrk_ratio: $(echo "$rps / $wrk_max" | bc -l | xargs printf '%.3f')"
+	# libcurl alone, same requests, same run: the most any replayer on
+	# libcurl gets here (tests/bench/replay_bench.c, run_ceiling).
+	rps=$(awk '/^curl_ceiling_per_sec:/ {print $2}' "$T/offline.txt")
+	[ -n "$rps" ] && echo "curl_ceiling_vs_wrk_ratio: $(echo "$rps / $wrk_max" | bc -l | xargs printf '%.3f')"
 fi

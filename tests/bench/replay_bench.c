@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Replays per second against a local nginx candidate that answers
- * `return 200 '{"ok":true}'`: the replayer kept busy for a few seconds
- * (max_inflight 64, GET with a few headers), completions counted.
- * Prints `replay_per_sec: N` (and the port and errors for the record).
+ * `return 200 '{"ok":true}'`: the replayer kept busy (max_inflight 64,
+ * GET with a few headers), completions counted. In alternating stretches
+ * of the same run, libcurl alone sends the same requests on as many
+ * connections (run_ceiling): what a replayer built on libcurl can reach
+ * on this machine at best, measured side by side.
+ * Prints `replay_per_sec: N`, `curl_ceiling_per_sec: N`, their ratio, the
+ * CPU each spent per request, errors, and the candidate's port.
  * Usage: replay_bench [SECONDS] [MAX_INFLIGHT]
  */
 #include <errno.h>
@@ -13,10 +17,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "message.h"
 #include "replay.h"
 #include "servers.h"
 #include "util/loop.h"
+
+/* Stretches of each, alternating. */
+#define ROUNDS 3
 
 struct bench {
 	struct replay *r;
@@ -101,17 +110,154 @@ static int write_conf(const char *dir, int port)
 	return 0;
 }
 
+/* What one stretch of requests gave: completions, failures, seconds from
+ * the first send to the last completion, CPU seconds of this process. */
+struct tally {
+	uint64_t ok, failed;
+	double secs, cpu;
+};
+
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Our replayer, kept busy for `seconds`. */
+static int run_replay(struct loop *l, const char *url, double seconds,
+		      unsigned inflight, struct tally *t)
+{
+	struct replay_config cfg = { .max_inflight = inflight,
+				     .max_queue = 4096, .timeout_ms = 5000,
+				     .candidate_url = url };
+	struct bench b = { 0 };
+	double cpu0 = cpu_now();
+	char err[256];
+
+	if (replay_new(l, &cfg, on_done, &b, &b.r, err, sizeof(err))) {
+		fprintf(stderr, "replay_bench: %s\n", err);
+		return -1;
+	}
+	b.end_ms = loop_now_ms() + (uint64_t)(seconds * 1000);
+	b.t_first = b.t_last = loop_now_ns();
+	for (unsigned i = 0; i < inflight * 2; i++) {
+		struct exchange *x = make_exchange(i);
+
+		if (x)
+			replay_submit(b.r, x);
+	}
+	while (loop_now_ms() < b.end_ms + 5000 &&
+	       (replay_stats(b.r)->inflight || replay_stats(b.r)->queued))
+		if (loop_run_once(l, 100) < 0)
+			break;
+	replay_free(b.r);
+	t->ok += b.ok;
+	t->failed += b.failed;
+	t->secs += (double)(b.t_last - b.t_first) / 1e9;
+	t->cpu += cpu_now() - cpu0;
+	return 0;
+}
+
+static size_t sink(char *p, size_t size, size_t n, void *ud)
+{
+	return size * n;
+}
+
+/* libcurl alone, driven the way its documentation shows: handles reused,
+ * curl_multi_perform() and curl_multi_poll(), the same requests with the
+ * same headers as make_exchange()'s (and the "Expect:" the replayer adds),
+ * the body thrown away. No replayer built on libcurl does less per
+ * request: this is the ceiling the replayer is measured against. */
+static int run_ceiling(const char *url, double seconds, unsigned inflight,
+		       struct tally *t)
+{
+	static const char *const h[] = { "Host: bench.local",
+					 "User-Agent: bench/1.0",
+					 "Accept: application/json",
+					 "X-Request-Id: 0123456789abcdef",
+					 "Expect:" };
+	CURLM *m = curl_multi_init();
+	struct curl_slist *hl = NULL, *nl;
+	uint64_t n = 0, end, t0;
+	double cpu0 = cpu_now();
+	char target[128];
+	int running, rc = -1;
+
+	if (!m)
+		return -1;
+	for (size_t k = 0; k < sizeof(h) / sizeof(h[0]); k++) {
+		nl = curl_slist_append(hl, h[k]);
+		if (!nl)
+			goto out;
+		hl = nl;
+	}
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)inflight);
+	t0 = loop_now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	for (unsigned i = 0; i < inflight; i++) {
+		CURL *e = curl_easy_init();
+
+		if (!e)
+			goto out;
+		snprintf(target, sizeof(target), "%s/users/%llu?full=1", url,
+			 (unsigned long long)(n++ % 1000));
+		curl_easy_setopt(e, CURLOPT_URL, target);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+		curl_multi_add_handle(m, e);
+	}
+	for (;;) {
+		CURLMsg *msg;
+		int left;
+
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left))) {
+			CURL *e = msg->easy_handle;
+			long status = 0;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+			if (msg->data.result == CURLE_OK && status == 200)
+				t->ok++;
+			else
+				t->failed++;
+			curl_multi_remove_handle(m, e);
+			if (loop_now_ns() >= end) {
+				curl_easy_cleanup(e);
+				continue;
+			}
+			snprintf(target, sizeof(target), "%s/users/%llu?full=1",
+				 url, (unsigned long long)(n++ % 1000));
+			curl_easy_setopt(e, CURLOPT_URL, target);
+			curl_multi_add_handle(m, e);
+		}
+		if (!running && loop_now_ns() >= end)
+			break;
+		curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	t->secs += (double)(loop_now_ns() - t0) / 1e9;
+	t->cpu += cpu_now() - cpu0;
+	rc = 0;
+out:
+	curl_multi_cleanup(m);
+	curl_slist_free_all(hl);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 3;
 	unsigned inflight = argc > 2 ? (unsigned)atoi(argv[2]) : 64;
-	char dir[] = "/tmp/replay_bench_XXXXXX", conf[600], url[64], err[256];
+	char dir[] = "/tmp/replay_bench_XXXXXX", conf[600], url[64];
 	struct servers_proc ngx = { 0 };
-	struct bench b = { 0 };
+	struct tally rp = { 0 }, ce = { 0 };
 	struct loop *l = NULL;
 	int port, rc = 1;
-	struct replay_config cfg = { .max_inflight = inflight,
-				     .max_queue = 4096, .timeout_ms = 5000 };
 
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -134,41 +280,28 @@ int main(int argc, char **argv)
 		}
 	}
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	cfg.candidate_url = url;
-	if (loop_new(&l) ||
-	    replay_new(l, &cfg, on_done, &b, &b.r, err, sizeof(err))) {
-		fprintf(stderr, "replay_bench: %s\n", err);
+	if (loop_new(&l))
 		goto cleanup;
-	}
-	b.end_ms = loop_now_ms() + (uint64_t)(seconds * 1000);
-	b.t_first = loop_now_ns();
-	for (unsigned i = 0; i < inflight * 2; i++) {
-		struct exchange *x = make_exchange(i);
-
-		if (x)
-			replay_submit(b.r, x);
-	}
-	while (loop_now_ms() < b.end_ms + 5000 &&
-	       (replay_stats(b.r)->inflight || replay_stats(b.r)->queued))
-		if (loop_run_once(l, 100) < 0)
-			break;
-	printf("replay_per_sec: %.0f\n",
-	       (double)b.ok * 1e9 / (double)(b.t_last - b.t_first));
-	printf("replay_errors: %llu\n", (unsigned long long)b.failed);
-	{
-		struct rusage ru;
-		double cpu;
-
-		getrusage(RUSAGE_SELF, &ru);
-		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-		      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-		printf("replay_cpu_us_per_replay: %.1f us\n",
-		       b.ok ? cpu * 1e6 / (double)b.ok : 0);
-	}
+	/* Alternating stretches, so that both see the same machine. */
+	for (int round = 0; round < ROUNDS; round++)
+		if (run_replay(l, url, seconds / ROUNDS, inflight, &rp) ||
+		    run_ceiling(url, seconds / ROUNDS, inflight, &ce))
+			goto cleanup;
+	printf("replay_per_sec: %.0f\n", rp.secs ? (double)rp.ok / rp.secs : 0);
+	printf("replay_errors: %llu\n", (unsigned long long)rp.failed);
+	printf("replay_cpu_us_per_replay: %.1f us\n",
+	       rp.ok ? rp.cpu * 1e6 / (double)rp.ok : 0);
+	printf("curl_ceiling_per_sec: %.0f\n",
+	       ce.secs ? (double)ce.ok / ce.secs : 0);
+	printf("curl_ceiling_errors: %llu\n", (unsigned long long)ce.failed);
+	printf("curl_ceiling_cpu_us_per_request: %.1f us\n",
+	       ce.ok ? ce.cpu * 1e6 / (double)ce.ok : 0);
+	if (rp.secs && ce.ok)
+		printf("replay_vs_curl_ceiling: %.3f\n",
+		       ((double)rp.ok / rp.secs) / ((double)ce.ok / ce.secs));
 	printf("replay_candidate_port: %d\n", port);
-	rc = b.ok ? 0 : 1;
+	rc = rp.ok && ce.ok && !rp.failed && !ce.failed ? 0 : 1;
 cleanup:
-	replay_free(b.r);
 	loop_free(l);
 	servers_stop(&ngx);
 	{
