@@ -86,8 +86,10 @@ struct replay {
 	long timeout_ms;
 	unsigned max_inflight;
 	size_t max_queue;
-	double rate, burst, tokens;
+	double rate; /* --rate, 0 for none */
+	double tokens;
 	uint64_t tokens_ns;
+	double occ_us; /* a candidate call's time in flight, averaged */
 	bool replay_unsafe;
 	char *host_header;
 	struct headers set; /* from set_headers */
@@ -237,6 +239,43 @@ cleanup:
 	return rc;
 }
 
+/* 10 ms worth of tokens at `rate`, at least one: smooth, yet a 1 ms timer
+ * keeps up with high rates. */
+static double token_burst(double rate)
+{
+	return rate / 100 > 1 ? rate / 100 : 1;
+}
+
+/* The rate replays go out at: --rate, and, once the candidate's calls
+ * take long, no faster than slots free up (max_inflight calls per call
+ * time) with a quarter to spare. Replays to a slow candidate then go out
+ * evenly instead of in waves of max_inflight sent together, answered
+ * together, and diffed and refilled in one burst of daemon work that a
+ * busy primary shares a core with. It never holds a slot idle for long,
+ * and a fast candidate is not held at all: 10 ms worth of tokens is more
+ * than max_inflight whenever a call takes under 12.5 ms. 0: no limit. */
+#define PACE_SPARE 1.25
+
+static double send_rate(const struct replay *r)
+{
+	double pace = r->occ_us > 0 ? PACE_SPARE * r->max_inflight * 1e6 /
+					      r->occ_us
+				    : 0;
+
+	if (r->rate > 0 && (pace <= 0 || r->rate < pace))
+		return r->rate;
+	return pace;
+}
+
+/* Learns how long a candidate call holds its slot (a running average
+ * over the last ~8 calls; a timeout counts its full wait). */
+static void pace_learn(struct replay *r, curl_off_t total_us)
+{
+	double us = total_us > 0 ? (double)total_us : 1;
+
+	r->occ_us = r->occ_us > 0 ? r->occ_us + (us - r->occ_us) / 8 : us;
+}
+
 static int copy_config(struct replay *r, const struct replay_config *c,
 		       char *err, size_t errlen)
 {
@@ -263,10 +302,7 @@ static int copy_config(struct replay *r, const struct replay_config *c,
 					  : REPLAY_DEFAULT_INFLIGHT;
 	r->max_queue = c->max_queue ? c->max_queue : REPLAY_DEFAULT_QUEUE;
 	r->rate = c->rate > 0 ? c->rate : 0;
-	/* 10 ms worth of tokens: smooth, yet a 1 ms timer can keep up
-	 * with high rates. */
-	r->burst = r->rate / 100 > 1 ? r->rate / 100 : 1;
-	r->tokens = r->burst;
+	r->tokens = token_burst(r->rate);
 	r->tokens_ns = loop_now_ns();
 	r->replay_unsafe = c->replay_unsafe;
 	r->insecure = c->insecure;
@@ -924,6 +960,7 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 		j->pub.recheck_ms = ms;
 		j->pub.recheck = g->resp;
 		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
+		pace_learn(r, total);
 	} else {
 		j->pub.outcome = e == REPLAY_ERR_NONE ? REPLAY_OK
 						      : REPLAY_CANDIDATE_ERROR;
@@ -938,6 +975,7 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 			r->stats.errors[e]++;
 		}
 		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
+		pace_learn(r, total);
 	}
 	memset(&g->resp, 0, sizeof(g->resp));
 	free(g->target);
@@ -1298,23 +1336,24 @@ static long on_token_timer(struct loop *l, long long id, void *ctx)
 /* Takes a rate token, or arms a timer for when one will be there. */
 static bool take_token(struct replay *r)
 {
+	double rate = send_rate(r), burst = token_burst(rate);
 	uint64_t now;
 	long long id;
 	long wait;
 
-	if (r->rate <= 0)
+	if (rate <= 0)
 		return true;
 	now = loop_now_ns();
-	r->tokens += (double)(now - r->tokens_ns) * r->rate / 1e9;
+	r->tokens += (double)(now - r->tokens_ns) * rate / 1e9;
 	r->tokens_ns = now;
-	if (r->tokens > r->burst)
-		r->tokens = r->burst;
+	if (r->tokens > burst)
+		r->tokens = burst;
 	if (r->tokens >= 1) {
 		r->tokens -= 1;
 		return true;
 	}
 	if (!r->token_timer) {
-		wait = (long)ceil((1 - r->tokens) * 1000 / r->rate);
+		wait = (long)ceil((1 - r->tokens) * 1000 / rate);
 		id = loop_timer_add(r->loop, wait > 0 ? wait : 1,
 				    on_token_timer, r);
 		if (id > 0)

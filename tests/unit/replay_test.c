@@ -34,6 +34,7 @@ struct result {
 	enum replay_error recheck_error;
 	char *x_echo; /* candidate's X-Echo header */
 	unsigned inflight_seen;
+	uint64_t done_ms; /* when the callback came */
 };
 
 struct collector {
@@ -55,6 +56,7 @@ static void on_done(void *ctx, struct replay_job *job)
 		c->max_inflight_seen = st->inflight;
 	cr_assert_lt(c->n, 64);
 	res = &c->res[c->n++];
+	res->done_ms = loop_now_ms();
 	res->outcome = job->outcome;
 	res->error = job->error;
 	res->rechecks = job->rechecks;
@@ -726,6 +728,34 @@ Test(replay, rate_limit_spaces_replays)
 	/* One token at once, then one per 20 ms. */
 	cr_expect_geq(el, 390, "21 replays at 50/s took %ld ms", el);
 	cr_expect_lt(el, 1500, "21 replays at 50/s took %ld ms", el);
+	env_stop(&e);
+}
+
+Test(replay, slow_candidate_gets_replays_spread_out_not_in_waves)
+{
+	struct env e;
+	struct replay_config cfg = { .max_inflight = 8 };
+	uint64_t t0;
+	long span, el;
+
+	env_start(&e, "echo", 200);
+	env_replay(&e, &cfg);
+	t0 = loop_now_ms();
+	for (int i = 0; i < 24; i++)
+		replay_submit(e.r, mkx("GET", "/w", NULL, NULL));
+	drain(&e, 10000);
+	el = (long)(loop_now_ms() - t0);
+	cr_assert_eq(e.c.n, 24);
+	for (int i = 0; i < 24; i++)
+		cr_expect_eq(e.c.res[i].outcome, REPLAY_OK);
+	/* The first 8 go out together, nothing being known of the
+	 * candidate yet, and come back together. Their slots are refilled
+	 * one by one, at 1.25 x 8 per 200 ms (one per 20 ms), so the next 8
+	 * come back over ~140 ms rather than within a few. */
+	span = (long)(e.c.res[15].done_ms - e.c.res[8].done_ms);
+	cr_expect_geq(span, 70, "the second 8 came back within %ld ms", span);
+	/* Spread, not held back: three rounds of 200 ms and the spreading. */
+	cr_expect_lt(el, 2000, "24 replays, 8 at a time, took %ld ms", el);
 	env_stop(&e);
 }
 
