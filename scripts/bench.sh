@@ -100,7 +100,10 @@ else
 	P1=$(port); P2=$(port); P3=$(port)
 	nginx_conf primary "$P1"; MASTER=$(cat "$T/primary/nginx.pid" 2>/dev/null || pgrep -f "nginx -p $T/primary" | head -1)
 	nginx_conf candidate "$P2"
-	node tests/servers/candidate.js "$P3" echo 500 >/dev/null 2>&1 & PIDS+=($!); wait_port "$P3"
+	# The slow candidate answers the primary's body after 500 ms, for a few
+	# us of CPU (tests/bench/slow_candidate.c); its headers differ (no
+	# Server), so every replay that comes back is a divergence to store.
+	.output/tests/bench/slow_candidate "$P3" 500 '{"id":17,"name":"alice","items":[1,2,3],"ok":true}' & PIDS+=($!); wait_port "$P3"
 	URL=http://127.0.0.1:$P1/users/17
 	echo "== primary: nginx, 1 worker; wrk -t1 -c32 -d${SECS}s; $ROUNDS alternating rounds per mode"
 	printf '%-30s %10s %10s %7s %10s %9s %9s %10s %8s %6s\n' mode detached attached ratio "(spread)" "p99 det" "p99 att" "cpu s/10k" "rss MiB" lost/gaps
