@@ -1679,7 +1679,8 @@ int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* SSL_read/SSL_write and friends, in whichever libssl files user space
- * attached these to (system-wide, one set per file): only targets count. */
+ * attached these to (per target process, which other processes mapping
+ * the same file do not see): only targets count still. */
 static __always_inline void ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr,
 				      __u8 kind)
 {

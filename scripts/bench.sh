@@ -207,6 +207,13 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 	printf 'https_detached_rps: %.0f\nhttps_attached_rps: %.0f\nhttps_ratio: %.3f (captured %s in the last run, lost/gaps %s/%s)\n' \
 		"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
 		"$(printf '%s\n' "${ratios[@]}" | median)" "$captured" "$lost" "$gaps"
+	# What a process that is no target pays per SSL call while the
+	# target's libssl is hooked (the hooks go into the targets only).
+	d=$(.output/tests/bench/ssl_call_bench | awk '{print $2}')
+	start_shadowd -p "$TLSMASTER" -P "$P4" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+	a=$(.output/tests/bench/ssl_call_bench | awk '{print $2}')
+	stop_shadowd > /dev/null
+	echo "ssl_write_ns_other_process: $d detached, $a attached"
 
 	echo "== 10k open keep-alive connections to the primary, capture attached"
 	start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1

@@ -53,17 +53,25 @@ enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
 /* Generations of connections found at attach: disjoint from the kernel's. */
 #define MIDSTREAM_GEN_BASE 0x80000000u
 
-/* Most distinct libssl files hooked, and how often targets' maps are
- * looked at again for new ones (new pids every second, all every 10 s:
- * a process may load libssl long after it started). */
-#define TLS_LIBS_MAX 32
-#define TLS_SCAN_NEW_NS 1000000000ull
+/* How often targets' maps are looked at again for libssl: new pids every
+ * 250 ms (a worker forked meanwhile is hooked by then: its SSL calls
+ * before that are not seen, and its connections count as undecoded until
+ * an SSL call reads from the socket), all every 10 s (a process may load
+ * libssl long after it started, and targets come and go). */
+#define TLS_SCAN_NEW_NS 250000000ull
 #define TLS_SCAN_ALL_NS 10000000000ull
 
-/* One hooked libssl file: its uprobes, system-wide. */
-struct tls_lib {
+/* A libssl file one target has mapped, hooked for that process only. A
+ * system-wide uprobe would put its breakpoint in every process that maps
+ * the library, and each of their SSL calls would trap into the kernel to
+ * be turned away by the target check: the load generator's, a sidecar's,
+ * other services'. `failed`: the file could not be hooked (no SSL_read or
+ * SSL_write in it), remembered so that it is not tried again. */
+struct tls_hook {
 	dev_t dev;
 	ino_t ino;
+	pid_t pid;
+	bool failed;
 	struct bpf_link *links[10];
 	unsigned n_links;
 };
@@ -83,11 +91,10 @@ struct capture {
 	/* The ring's position pages, mapped read-only for the fill level
 	 * (libbpf 1.1 has no accessor for them). */
 	unsigned long *cons_pos, *prod_pos;
-	/* TLS: hooked libssl files, and the target pids whose maps were
-	 * read (sorted), with when that was last done. */
-	struct tls_lib tls_libs[TLS_LIBS_MAX];
-	unsigned n_tls_libs;
-	uint64_t tls_attach_failed;
+	/* TLS: libssl files hooked per target, and the target pids whose
+	 * maps were read (sorted), with when that was last done. */
+	struct tls_hook *tls_hooks;
+	size_t n_tls_hooks, cap_tls_hooks;
 	pid_t *scanned;
 	size_t n_scanned, cap_scanned;
 	uint64_t last_scan_ns, last_full_scan_ns;
@@ -538,11 +545,40 @@ static int pid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Attaches the SSL uprobes to one libssl file, system-wide (the programs
- * filter by target). SSL_read and SSL_write are required; the _ex forms
- * (OpenSSL >= 1.1.1) and SSL_do_handshake are used when present. */
+static void tls_hook_drop(struct tls_hook *h)
+{
+	for (unsigned i = 0; i < h->n_links; i++)
+		bpf_link__destroy(h->links[i]);
+	h->n_links = 0;
+}
+
+/* Distinct libssl files hooked (or, `failed`, not hookable). */
+static unsigned tls_files(const struct capture *c, bool failed)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < c->n_tls_hooks; i++) {
+		const struct tls_hook *h = &c->tls_hooks[i];
+		bool seen = false;
+
+		if (failed ? !h->failed : !h->n_links)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = c->tls_hooks[j].dev == h->dev &&
+			       c->tls_hooks[j].ino == h->ino &&
+			       (failed ? c->tls_hooks[j].failed
+				       : c->tls_hooks[j].n_links > 0);
+		n += !seen;
+	}
+	return n;
+}
+
+/* Attaches the SSL uprobes to one libssl file for one target (the
+ * programs filter by target again). SSL_read and SSL_write are required;
+ * the _ex forms (OpenSSL >= 1.1.1) and SSL_do_handshake are used when
+ * present. */
 static void tls_attach_lib(struct capture *c, const char *path,
-			   const struct stat *st)
+			   const struct stat *st, pid_t pid)
 {
 	const struct {
 		struct bpf_program *prog;
@@ -556,20 +592,29 @@ static void tls_attach_lib(struct capture *c, const char *path,
 		{ c->skel->progs.handle_ssl_do_handshake, "SSL_do_handshake",
 		  false },
 	};
-	struct tls_lib *lib;
+	struct tls_hook *h;
+	int err;
 
-	for (unsigned i = 0; i < c->n_tls_libs; i++)
-		if (c->tls_libs[i].dev == st->st_dev &&
-		    c->tls_libs[i].ino == st->st_ino)
+	for (size_t i = 0; i < c->n_tls_hooks; i++) {
+		h = &c->tls_hooks[i];
+		if (h->dev == st->st_dev && h->ino == st->st_ino &&
+		    (h->pid == pid || h->failed))
 			return;
-	if (c->n_tls_libs == TLS_LIBS_MAX) {
-		c->tls_attach_failed++;
-		return;
 	}
-	lib = &c->tls_libs[c->n_tls_libs];
-	memset(lib, 0, sizeof(*lib));
-	lib->dev = st->st_dev;
-	lib->ino = st->st_ino;
+	if (c->n_tls_hooks == c->cap_tls_hooks) {
+		size_t cap = c->cap_tls_hooks ? c->cap_tls_hooks * 2 : 16;
+		struct tls_hook *v = realloc(c->tls_hooks, cap * sizeof(*v));
+
+		if (!v)
+			return; /* tried again at the next scan */
+		c->tls_hooks = v;
+		c->cap_tls_hooks = cap;
+	}
+	h = &c->tls_hooks[c->n_tls_hooks];
+	memset(h, 0, sizeof(*h));
+	h->dev = st->st_dev;
+	h->ino = st->st_ino;
+	h->pid = pid;
 	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
 		/* The return probe first: an entry without its return would
 		 * leave a marker behind. */
@@ -580,28 +625,48 @@ static void tls_attach_lib(struct capture *c, const char *path,
 				c->skel->progs.handle_ssl_return : hooks[i].prog;
 			struct bpf_link *l;
 
-			l = bpf_program__attach_uprobe_opts(prog, -1, path, 0,
+			l = bpf_program__attach_uprobe_opts(prog, pid, path, 0,
 							    &opts);
 			if (!l) {
 				if (hooks[i].required)
 					goto failed;
 				break;
 			}
-			lib->links[lib->n_links++] = l;
+			h->links[h->n_links++] = l;
 		}
 	}
-	c->n_tls_libs++;
+	c->n_tls_hooks++;
 	return;
 failed:
+	err = errno;
+	tls_hook_drop(h);
+	/* Gone meanwhile: nothing to remember. */
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return;
 	fprintf(stderr, "shadowd: %s: cannot hook SSL_read/SSL_write (%s); "
 		"TLS through it is counted as not decoded\n", path,
-		strerror(errno));
-	for (unsigned i = 0; i < lib->n_links; i++)
-		bpf_link__destroy(lib->links[i]);
-	lib->n_links = 0;
+		strerror(err));
 	/* Remember it, hookless, so it is not tried again. */
-	c->n_tls_libs++;
-	c->tls_attach_failed++;
+	h->failed = true;
+	c->n_tls_hooks++;
+}
+
+/* Lets go of the hooks of processes that are no longer targets. */
+static void tls_prune(struct capture *c)
+{
+	for (size_t i = 0; i < c->n_tls_hooks;) {
+		struct tls_hook *h = &c->tls_hooks[i];
+		__u8 v;
+
+		if (h->failed ||
+		    bpf_map__lookup_elem(c->skel->maps.targets, &h->pid,
+					 sizeof(__u32), &v, sizeof(v), 0) == 0) {
+			i++;
+			continue;
+		}
+		tls_hook_drop(h);
+		*h = c->tls_hooks[--c->n_tls_hooks];
+	}
 }
 
 /* Finds the libssl files pid has mapped (through its root, so a library
@@ -631,7 +696,7 @@ static void tls_scan_pid(struct capture *c, pid_t pid)
 		snprintf(full, sizeof(full), "/proc/%d/root%s", pid, file);
 		if (stat(full, &st) < 0)
 			continue;
-		tls_attach_lib(c, full, &st);
+		tls_attach_lib(c, full, &st, pid);
 	}
 	fclose(f);
 }
@@ -643,8 +708,10 @@ static void tls_scan(struct capture *c, bool all)
 	__u32 key = 0, next;
 	bool first = true;
 
-	if (all)
+	if (all) {
 		c->n_scanned = 0;
+		tls_prune(c);
+	}
 	while (bpf_map__get_next_key(c->skel->maps.targets,
 				     first ? NULL : &key, &next,
 				     sizeof(next)) == 0) {
@@ -1015,10 +1082,8 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->tls_unlinked = stat_sum(c, STAT_TLS_UNLINKED);
 	out->unhooked = stat_sum(c, STAT_UNHOOKED);
 	out->uncopied = stat_sum(c, STAT_UNCOPIED);
-	for (unsigned i = 0; i < c->n_tls_libs; i++)
-		if (c->tls_libs[i].n_links)
-			out->tls_libs++;
-	out->tls_attach_failed = c->tls_attach_failed;
+	out->tls_libs = tls_files(c, false);
+	out->tls_attach_failed = tls_files(c, true);
 	out->midstream = c->midstream;
 	out->sendfile_unavailable = c->sendfile_unavailable;
 	out->records = c->records;
@@ -1047,9 +1112,9 @@ void capture_close(struct capture *c)
 	if (c->prod_pos)
 		munmap(c->prod_pos, sysconf(_SC_PAGESIZE));
 	ring_buffer__free(c->rb);
-	for (unsigned i = 0; i < c->n_tls_libs; i++)
-		for (unsigned j = 0; j < c->tls_libs[i].n_links; j++)
-			bpf_link__destroy(c->tls_libs[i].links[j]);
+	for (size_t i = 0; i < c->n_tls_hooks; i++)
+		tls_hook_drop(&c->tls_hooks[i]);
+	free(c->tls_hooks);
 	free(c->scanned);
 	capture_bpf__destroy(c->skel);
 	free(c);

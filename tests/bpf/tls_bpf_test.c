@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -410,6 +411,78 @@ Test(tls, nginx_https_20_curl_and_keepalive_three)
 	cr_assert_eq(st.tls_undecoded, 0);
 	cr_assert_eq(st.tls_unlinked, 0);
 	cr_assert_eq(st.lost, 0);
+}
+
+/* The first byte of the code at `off` in process pid's mapping of the
+ * file called like `lib` (its first mapping, the one at file offset 0). */
+static int code_byte(pid_t pid, const char *lib, uintptr_t off)
+{
+	const char *base = strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib;
+	char path[64], line[512];
+	uintptr_t start = 0, foff;
+	uint8_t b;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (!start && fgets(line, sizeof(line), f)) {
+		char *file = strchr(line, '/'), *nl;
+		uintptr_t lo;
+
+		if (!file || sscanf(line, "%lx-%*x %*s %lx", &lo, &foff) != 2 ||
+		    foff)
+			continue;
+		nl = strchr(file, '\n');
+		if (nl)
+			*nl = '\0';
+		if (!strcmp(strrchr(file, '/') + 1, base))
+			start = lo;
+	}
+	fclose(f);
+	cr_assert_neq(start, 0, "process %d has no %s mapped", pid, base);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(pread(fd, &b, 1, (off_t)(start + off)), 1);
+	close(fd);
+	return b;
+}
+
+/* The SSL hooks go into the targets only: a process that maps the same
+ * libssl and is no target (here the test itself, a client) must not trap
+ * into the kernel on every SSL call, as it would under a system-wide
+ * uprobe. A breakpoint is an int3 (0xcc) written over the function's
+ * first byte in that process's memory. */
+Test(tls, only_targets_carry_the_ssl_breakpoints)
+{
+	int port = start_nginx();
+	struct capture_stats st;
+	uintptr_t off;
+	Dl_info di;
+
+	harness_attach(server.pid, port);
+	capture_get_stats(harness_cap, &st);
+	cr_assert_geq(st.tls_libs, 1, "no libssl hooked");
+	ossl_load();
+	cr_assert(dladdr((void *)ossl.read, &di) && di.dli_fname);
+	off = (uintptr_t)ossl.read - (uintptr_t)di.dli_fbase;
+	cr_expect_eq(code_byte(server.pid, di.dli_fname, off), 0xcc,
+		     "the target's SSL_read carries no breakpoint");
+	cr_expect_neq(code_byte(getpid(), di.dli_fname, off), 0xcc,
+		      "SSL_read traps in a process that is no target");
+	/* And the target's calls are still seen. */
+	{
+		struct client c;
+
+		client_connect(&c, port);
+		client_request(&c, "GET", "/small", 0);
+		client_close(&c);
+		harness_drain(50);
+		assert_same(&c, 0, 0);
+		client_free(&c);
+	}
 }
 
 /* Exact plaintext both ways over keep-alive: a 1 MiB response (many TLS
