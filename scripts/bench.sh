@@ -170,11 +170,12 @@ else
 	# they return at the target check).
 	if [ -z "$MODES" ] || [[ kernel =~ $MODES ]]; then
 		echo "== kernel time per request in the programs (bpf_stats, wrk -d${SECS}s)"
-		for kr in "capture only|-s 0" "1% sampling|-s 0.01"; do
+		for kr in "hooks only|-s 0 -P $P2" "capture only|-s 0 -P $P1" \
+			"1% sampling|-s 0.01 -P $P1"; do
 			IFS='|' read -r name flags <<<"$kr"
 			sysctl -qw kernel.bpf_stats_enabled=1
 			# shellcheck disable=SC2086
-			start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" $flags || exit 1
+			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$P2" $flags || exit 1
 			n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
 			bpftool prog show -j | python3 -c '
 import json, sys
