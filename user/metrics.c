@@ -72,6 +72,10 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 	  "Exchanges the kernel decided otherwise than user space (left "
 	  "unsampled what it would replay, or shed what it would not "
 	  "sample): never expected (also in parse errors)." },
+	{ "replay_send_rate", "gauge",
+	  "Replays per second the sending is held to now: --rate, or, to a "
+	  "slow candidate, max-inflight per average call time with a quarter "
+	  "to spare (0: not held)." },
 };
 
 struct metrics {

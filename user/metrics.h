@@ -37,6 +37,7 @@ enum metrics_gauge {
 	METRICS_UNHOOKED,       /* counter: socket I/O the hooks cannot read */
 	METRICS_UNCOPIED,       /* counter: unsampled answers not copied */
 	METRICS_SAMPLE_MISMATCH, /* counter: kernel and user space disagreed */
+	METRICS_SEND_RATE,      /* gauge: replays/s sending is held to, 0: none */
 	METRICS_N_GAUGES
 };
 

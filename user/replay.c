@@ -1524,6 +1524,11 @@ const struct replay_stats *replay_stats(const struct replay *r)
 	return &r->stats;
 }
 
+double replay_send_rate(const struct replay *r)
+{
+	return send_rate(r);
+}
+
 int replay_new(struct loop *l, const struct replay_config *cfg,
 	       replay_done_fn done, void *ctx, struct replay **out, char *err,
 	       size_t errlen)

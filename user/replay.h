@@ -155,6 +155,11 @@ struct replay_stats {
 	enum replay_breaker_state breaker;
 };
 
+/* Replays per second the sending is held to now: --rate, or, while the
+ * candidate's calls take long, max_inflight per average call time with a
+ * quarter to spare, whichever is lower. 0: not held. */
+double replay_send_rate(const struct replay *r);
+
 /* Validates the config (URLs parse, scheme http/https, host present, no
  * query or fragment in a base URL, cacert readable, set_headers are
  * "Name: value", numbers sane) and sets up curl on the loop. Returns 0 and

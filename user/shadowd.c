@@ -749,6 +749,7 @@ static void publish_counters(struct daemon *d)
 	metrics_set(d->metrics, METRICS_QUEUE_DEPTH, rs->queued);
 	metrics_set(d->metrics, METRICS_INFLIGHT, rs->inflight);
 	metrics_set(d->metrics, METRICS_BREAKER_OPEN, rs->breaker != 0);
+	metrics_set(d->metrics, METRICS_SEND_RATE, replay_send_rate(d->replay));
 }
 
 static long tick(struct loop *l, long long id, void *ctx)

@@ -740,10 +740,14 @@ Test(replay, slow_candidate_gets_replays_spread_out_not_in_waves)
 
 	env_start(&e, "echo", 200);
 	env_replay(&e, &cfg);
+	cr_expect_eq(replay_send_rate(e.r), 0, "held before any call came back");
 	t0 = loop_now_ms();
 	for (int i = 0; i < 24; i++)
 		replay_submit(e.r, mkx("GET", "/w", NULL, NULL));
 	drain(&e, 10000);
+	/* 1.25 x 8 calls per ~200 ms; shown as the metric replay_send_rate. */
+	cr_expect(replay_send_rate(e.r) > 20 && replay_send_rate(e.r) < 51,
+		  "send rate %.1f/s", replay_send_rate(e.r));
 	el = (long)(loop_now_ms() - t0);
 	cr_assert_eq(e.c.n, 24);
 	for (int i = 0; i < 24; i++)
