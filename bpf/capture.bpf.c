@@ -39,6 +39,10 @@ const volatile __u64 cfg_sample_below = 0;
 /* Written by user space while attached (enum shadow_shed): while set,
  * sampled requests the daemon would shed anyway are passed over here. */
 volatile __u32 shed_now = 0;
+/* Written by user space once it has hooked a libssl for some target: from
+ * then on, socket I/O that is no tracked connection's may still be an SSL
+ * call's, whose fd the call needs (io_conn). */
+volatile __u32 tls_hooked = 0;
 
 enum stat_idx {
 	STAT_LOST = 0,    /* records the ring buffer had no room for */
@@ -196,6 +200,18 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } listen_ports SEC(".maps");
+
+/* ... and, by port, every local port those can have: the ports above,
+ * and the ports of the sockets listeners made since (a transparent proxy's
+ * may differ from its listener's). I/O on a socket with any other local
+ * port, a target's connections to its database or a proxy's upstream ones,
+ * is no server-side connection's and returns before any hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} srv_ports SEC(".maps");
 
 /* ... and, once that I/O in a target named its fd, the connection it is,
  * until its end. Apart, so that the host's other servers churning the
@@ -358,6 +374,23 @@ static __always_inline bool is_target(__u32 tgid)
 	return v && ((*v >> (tgid % 64)) & 1);
 }
 
+static __always_inline bool srv_port(__u16 port)
+{
+	__u32 k = port;
+	__u8 *v = bpf_map_lookup_elem(&srv_ports, &k);
+
+	return v && *v;
+}
+
+static __always_inline void srv_port_add(__u16 port)
+{
+	__u32 k = port;
+	__u8 *v = bpf_map_lookup_elem(&srv_ports, &k);
+
+	if (v && !*v)
+		*v = 1;
+}
+
 static __always_inline void target_mark(__u32 tgid, bool on)
 {
 	__u32 word = tgid / 64;
@@ -390,6 +423,9 @@ static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir,
 	/* Cleartext from its first bytes: no SSL call ever runs on it. */
 	if (c && c->tls == TLS_PLAIN)
 		return c;
+	/* Nothing to tie to an SSL call while no libssl is hooked. */
+	if (!c && !tls_hooked)
+		return NULL;
 	sc = bpf_map_lookup_elem(&ssl_calls, &id);
 	if (sc && !sc->has_fd) {
 		sc->fd = fd;
@@ -1140,12 +1176,15 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 						    long ret, bool peek)
 {
 	struct conn_key k = { .tgid = tgid, .fd = fd };
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
-	struct conn_state st = {};
+	struct conn_state *c, st = {};
 	__u64 skp = (__u64)sk;
 
+	c = bpf_map_lookup_elem(&conns, &k);
 	if (c && c->sk == skp)
 		return c;
+	/* Not the tracked one: no lookup more unless it can be a server's. */
+	if (!c && !srv_port(sk->__sk_common.skc_num))
+		return NULL;
 	if (c && !c->sk) {
 		/* Found at attach by user space: its socket, from now on. */
 		c->sk = skp;
@@ -1320,6 +1359,7 @@ int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
 		    (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport)))
 			return 0;
 		bpf_map_update_elem(&srv_new, &skp, &one, BPF_ANY);
+		srv_port_add(lport);
 		return 0;
 	}
 	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&

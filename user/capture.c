@@ -106,6 +106,18 @@ static uint32_t kernel_dev(dev_t d)
 	return (major(d) << 20) | minor(d);
 }
 
+/* Marks a local port server-side connections can have (the programs'
+ * srv_ports; I/O on sockets with other local ports returns at once). One
+ * element per port: nothing the kernel sets is written over. */
+static void srv_port_add(struct capture *c, __u16 port)
+{
+	__u32 k = port;
+	__u8 one = 1;
+
+	bpf_map__update_elem(c->skel->maps.srv_ports, &k, sizeof(k), &one,
+			     sizeof(one), BPF_ANY);
+}
+
 static bool verbose_libbpf;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
@@ -447,6 +459,7 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 				/* Announce before the kernel can see its bytes. */
 				c->fn(c->ctx, &rec.h, &rec.o);
 				c->records++;
+				srv_port_add(c, s->lport);
 				bpf_map__update_elem(c->skel->maps.conns, &k,
 						     sizeof(k), &st, sizeof(st),
 						     BPF_NOEXIST);
@@ -636,6 +649,9 @@ static void tls_attach_lib(struct capture *c, const char *path,
 		}
 	}
 	c->n_tls_hooks++;
+	/* From now on, socket I/O outside tracked connections may be an
+	 * SSL call's (bpf/capture.bpf.c, io_conn). */
+	__atomic_store_n(&c->skel->bss->tls_hooked, 1, __ATOMIC_RELEASE);
 	return;
 failed:
 	err = errno;
@@ -986,6 +1002,7 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 			continue;
 		bpf_map__update_elem(c->skel->maps.listen_ports, &p, sizeof(p),
 				     &one, sizeof(one), BPF_ANY);
+		srv_port_add(c, p);
 	}
 	for (size_t i = 0; i < cfg->n_exes; i++) {
 		struct bpf_exe_key k = {};
