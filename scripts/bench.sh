@@ -239,20 +239,14 @@ PY
 	wait "$CONNS"
 	stop_shadowd > /dev/null
 
-	echo "== replay throughput against an nginx candidate vs wrk's maximum on it"
-	read -r wrk_max _ <<<"$(wrk_run "http://127.0.0.1:$P2/users/17")"
-	echo "wrk_max_on_candidate: $wrk_max"
 fi
 
 echo "== offline (one core)"
-for b in http1_bench json_diff_bench store_bench replay_bench; do
+for b in http1_bench json_diff_bench store_bench; do
 	[ -x ".output/tests/bench/$b" ] && ".output/tests/bench/$b"
-done | tee "$T/offline.txt"
-if [ -n "${wrk_max:-}" ]; then
-	rps=$(awk '/^replay_per_sec:/ {print $2}' "$T/offline.txt")
-	[ -n "$rps" ] && echo "replay_vs_wrk_ratio: $(echo "$rps / $wrk_max" | bc -l | xargs printf '%.3f')"
-	# libcurl alone, same requests, same run: the most any replayer on
-	# libcurl gets here (tests/bench/replay_bench.c, run_ceiling).
-	rps=$(awk '/^curl_ceiling_per_sec:/ {print $2}' "$T/offline.txt")
-	[ -n "$rps" ] && echo "curl_ceiling_vs_wrk_ratio: $(echo "$rps / $wrk_max" | bc -l | xargs printf '%.3f')"
-fi
+done
+# Replays against an nginx candidate, beside libcurl alone with the same
+# requests (the most any replayer on libcurl gets here) and wrk on the same
+# nginx: three 2 s stretches of each, in turn.
+echo "== replay against an nginx candidate, libcurl alone, wrk (side by side)"
+.output/tests/bench/replay_bench 6

@@ -5,7 +5,8 @@
  * GET with a few headers), completions counted. In alternating stretches
  * of the same run, libcurl alone sends the same requests on as many
  * connections (run_ceiling): what a replayer built on libcurl can reach
- * on this machine at best, measured side by side.
+ * on this machine at best; and wrk -t1 -c32 on the same nginx (run_wrk):
+ * all three measured side by side, in turn, three times.
  * Prints `replay_per_sec: N`, `curl_ceiling_per_sec: N`, their ratio, the
  * CPU each spent per request, errors, and the candidate's port.
  * Usage: replay_bench [SECONDS] [MAX_INFLIGHT]
@@ -249,13 +250,40 @@ out:
 	return rc;
 }
 
+/* wrk's rate on the same nginx for `seconds` (-t1 -c32, as make bench
+ * runs it): what the candidate serves a load generator at most. 0 with a
+ * message if wrk cannot be run. */
+static int run_wrk(const char *url, double seconds, struct tally *t)
+{
+	char cmd[256], line[256];
+	double rps = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "wrk -t1 -c32 -d%.0fs %s/users/17 2>/dev/null",
+		 seconds < 1 ? 1 : seconds, url);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "Requests/sec: %lf", &rps);
+	if (pclose(f) != 0 || rps <= 0) {
+		fprintf(stderr, "replay_bench: wrk did not run\n");
+		return -1;
+	}
+	t->ok += (uint64_t)(rps * (seconds < 1 ? 1 : (int)(seconds + 0.5)));
+	t->secs += seconds < 1 ? 1 : (int)(seconds + 0.5);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 3;
 	unsigned inflight = argc > 2 ? (unsigned)atoi(argv[2]) : 64;
 	char dir[] = "/tmp/replay_bench_XXXXXX", conf[600], url[64];
 	struct servers_proc ngx = { 0 };
-	struct tally rp = { 0 }, ce = { 0 };
+	struct tally rp = { 0 }, ce = { 0 }, wk = { 0 };
+	bool have_wrk = true;
 	struct loop *l = NULL;
 	int port, rc = 1;
 
@@ -283,10 +311,13 @@ int main(int argc, char **argv)
 	if (loop_new(&l))
 		goto cleanup;
 	/* Alternating stretches, so that both see the same machine. */
-	for (int round = 0; round < ROUNDS; round++)
+	for (int round = 0; round < ROUNDS; round++) {
 		if (run_replay(l, url, seconds / ROUNDS, inflight, &rp) ||
 		    run_ceiling(url, seconds / ROUNDS, inflight, &ce))
 			goto cleanup;
+		if (have_wrk && run_wrk(url, seconds / ROUNDS, &wk))
+			have_wrk = false;
+	}
 	printf("replay_per_sec: %.0f\n", rp.secs ? (double)rp.ok / rp.secs : 0);
 	printf("replay_errors: %llu\n", (unsigned long long)rp.failed);
 	printf("replay_cpu_us_per_replay: %.1f us\n",
@@ -299,6 +330,15 @@ int main(int argc, char **argv)
 	if (rp.secs && ce.ok)
 		printf("replay_vs_curl_ceiling: %.3f\n",
 		       ((double)rp.ok / rp.secs) / ((double)ce.ok / ce.secs));
+	if (have_wrk && wk.ok) {
+		double w = (double)wk.ok / wk.secs;
+
+		printf("wrk_per_sec: %.0f\n", w);
+		printf("replay_vs_wrk: %.3f\n",
+		       rp.secs ? (double)rp.ok / rp.secs / w : 0);
+		printf("curl_ceiling_vs_wrk: %.3f\n",
+		       ce.secs ? (double)ce.ok / ce.secs / w : 0);
+	}
 	printf("replay_candidate_port: %d\n", port);
 	rc = rp.ok && ce.ok && !rp.failed && !ce.failed ? 0 : 1;
 cleanup:
