@@ -238,7 +238,6 @@ PY
 	echo "shadowd_rss_10k_connections_mib: $(echo "$rss / 1024" | bc -l | xargs printf '%.1f') ($(cat "$T/conns.txt"))"
 	wait "$CONNS"
 	stop_shadowd > /dev/null
-
 fi
 
 echo "== offline (one core)"
