@@ -1176,10 +1176,10 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 						    long ret, bool peek)
 {
 	struct conn_key k = { .tgid = tgid, .fd = fd };
-	struct conn_state *c, st = {};
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
+	struct conn_state st = {};
 	__u64 skp = (__u64)sk;
 
-	c = bpf_map_lookup_elem(&conns, &k);
 	if (c && c->sk == skp)
 		return c;
 	/* Not the tracked one: no lookup more unless it can be a server's. */

@@ -959,8 +959,6 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 		j->pub.recheck_error = e;
 		j->pub.recheck_ms = ms;
 		j->pub.recheck = g->resp;
-		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
-		pace_learn(r, total);
 	} else {
 		j->pub.outcome = e == REPLAY_ERR_NONE ? REPLAY_OK
 						      : REPLAY_CANDIDATE_ERROR;
@@ -974,14 +972,16 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 			r->stats.candidate_errors++;
 			r->stats.errors[e]++;
 		}
-		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
-		pace_learn(r, total);
 	}
 	memset(&g->resp, 0, sizeof(g->resp));
 	free(g->target);
 	g->target = NULL;
-	if (g->kind == LEG_CANDIDATE)
+	if (g->kind == LEG_CANDIDATE) {
+		/* A first call or a recheck: the candidate answered. */
+		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
+		pace_learn(r, total);
 		j->probe = false;
+	}
 	if (--j->pending == 0) {
 		flying_del(r, j);
 		deliver(r, j);

@@ -53,7 +53,7 @@ struct replay_config {
 	const char *candidate_url;     /* http:// or https:// base URL */
 	const char *noise_primary_url; /* NULL: no second primary */
 	long timeout_ms;               /* whole shadow leg; <= 0: 2000 */
-	unsigned max_inflight;         /* jobs in flight; 0: 64 (paced: send_rate) */
+	unsigned max_inflight;         /* jobs in flight; 0: 64 (paced: replay_send_rate) */
 	size_t max_queue;              /* jobs waiting; 0: 1024 */
 	double rate;                   /* replays per second; <= 0: no limit */
 	bool replay_unsafe;            /* replay methods other than GET/HEAD/OPTIONS */

@@ -250,10 +250,10 @@ out:
 	return rc;
 }
 
-/* wrk's rate on the same nginx for `seconds` (-t1 -c32, as make bench
- * runs it): what the candidate serves a load generator at most. 0 with a
- * message if wrk cannot be run. */
-static int run_wrk(const char *url, double seconds, struct tally *t)
+/* wrk's requests/s on the same nginx over `seconds` (at least 1; -t1
+ * -c32, as make bench runs it): what the candidate serves a load
+ * generator at most. 0, with a message, if wrk cannot be run. */
+static double run_wrk(const char *url, double seconds)
 {
 	char cmd[256], line[256];
 	double rps = 0;
@@ -264,16 +264,14 @@ static int run_wrk(const char *url, double seconds, struct tally *t)
 		 seconds < 1 ? 1 : seconds, url);
 	f = popen(cmd, "r");
 	if (!f)
-		return -1;
+		return 0;
 	while (fgets(line, sizeof(line), f))
 		sscanf(line, "Requests/sec: %lf", &rps);
 	if (pclose(f) != 0 || rps <= 0) {
 		fprintf(stderr, "replay_bench: wrk did not run\n");
-		return -1;
+		return 0;
 	}
-	t->ok += (uint64_t)(rps * (seconds < 1 ? 1 : (int)(seconds + 0.5)));
-	t->secs += seconds < 1 ? 1 : (int)(seconds + 0.5);
-	return 0;
+	return rps;
 }
 
 int main(int argc, char **argv)
@@ -282,7 +280,8 @@ int main(int argc, char **argv)
 	unsigned inflight = argc > 2 ? (unsigned)atoi(argv[2]) : 64;
 	char dir[] = "/tmp/replay_bench_XXXXXX", conf[600], url[64];
 	struct servers_proc ngx = { 0 };
-	struct tally rp = { 0 }, ce = { 0 }, wk = { 0 };
+	struct tally rp = { 0 }, ce = { 0 };
+	double wrk_sum = 0, w;
 	bool have_wrk = true;
 	struct loop *l = NULL;
 	int port, rc = 1;
@@ -315,8 +314,11 @@ int main(int argc, char **argv)
 		if (run_replay(l, url, seconds / ROUNDS, inflight, &rp) ||
 		    run_ceiling(url, seconds / ROUNDS, inflight, &ce))
 			goto cleanup;
-		if (have_wrk && run_wrk(url, seconds / ROUNDS, &wk))
-			have_wrk = false;
+		if (have_wrk) {
+			w = run_wrk(url, seconds / ROUNDS);
+			have_wrk = w > 0;
+			wrk_sum += w;
+		}
 	}
 	printf("replay_per_sec: %.0f\n", rp.secs ? (double)rp.ok / rp.secs : 0);
 	printf("replay_errors: %llu\n", (unsigned long long)rp.failed);
@@ -330,9 +332,8 @@ int main(int argc, char **argv)
 	if (rp.secs && ce.ok)
 		printf("replay_vs_curl_ceiling: %.3f\n",
 		       ((double)rp.ok / rp.secs) / ((double)ce.ok / ce.secs));
-	if (have_wrk && wk.ok) {
-		double w = (double)wk.ok / wk.secs;
-
+	if (have_wrk) {
+		w = wrk_sum / ROUNDS;
 		printf("wrk_per_sec: %.0f\n", w);
 		printf("replay_vs_wrk: %.3f\n",
 		       rp.secs ? (double)rp.ok / rp.secs / w : 0);
