@@ -133,12 +133,55 @@ struct exe_key {
 	__u32 _pad;
 };
 
-/* One record being filled. data is twice the largest payload so that the
- * verifier can see every copy stays inside it (a fill below one chunk plus a
- * piece of at most one chunk). */
+/* State of one syscall's walk over its buffer or iovecs. The pieces are
+ * copied back to back into one record of up to SHADOW_CHUNK_MAX bytes, so
+ * a writev of headers and body costs one ring-buffer record, not two. */
+struct walk {
+	__u64 base;    /* iovec array (iovcnt > 0) or the buffer */
+	__u64 cur;     /* user address of the current piece */
+	__u64 cur_left; /* bytes left in the current piece */
+	__u64 left;    /* bytes of the syscall's return still to copy */
+	__u64 off;     /* stream offset of the next byte to copy */
+	__u64 ts;      /* one timestamp for the whole syscall */
+	__u32 fill;    /* bytes in the record being filled */
+	__u32 iov_idx;
+	__u32 iovcnt;
+	__u32 chunks;  /* records emitted */
+	__u32 tgid, fd, gen;
+	__u8 dir;
+};
+
+/* One syscall's bytes to copy, set by the hook for io_copy(). */
+struct io_args {
+	__u64 buf;    /* user buffer, or user iovec array when iovcnt > 0 */
+	__s64 ret;    /* bytes the syscall moved, or its error */
+	__u32 tgid, fd;
+	__u32 iovcnt;
+	__u8 dir;
+	__u8 peek;    /* MSG_PEEK: the bytes stay queued */
+	__u8 _pad[2];
+};
+
+/* Requests read with at most this many iovecs are copied in one pass. */
+#define SMALL_IOV 4
+
+/* What the data hooks work in, per CPU, instead of their stacks (which
+ * the verifier adds up along calls and caps at 512 bytes): the record
+ * being filled, whose data is twice the largest payload so that the
+ * verifier can see every copy stays inside it (a fill below one chunk
+ * plus a piece of at most one chunk); the walk over a syscall's pieces;
+ * its arguments; the iovecs of a small request; the request line parsed.
+ * Only process-context programs use it (inet_sock_set_state, in softirq,
+ * does not). An SSL uprobe's program may be preempted while it holds it:
+ * `busy` then turns the other program away, and its bytes are a gap. */
 struct scratch {
 	struct shadow_event h;
 	__u8 data[SHADOW_CHUNK_MAX * 2];
+	struct walk w;
+	struct io_args io;
+	struct iovec iov[SMALL_IOV];
+	struct sk_request req;
+	__u32 busy;
 };
 
 struct {
@@ -292,6 +335,8 @@ struct {
 } stats SEC(".maps");
 
 __u32 gen_seq = 0;
+/* A new connection's state before its fields are set, copied into conns. */
+static const struct conn_state conn_zero = {};
 
 static __always_inline void stat_inc(__u32 idx)
 {
@@ -476,29 +521,30 @@ static __always_inline bool first_bytes_tls(__u64 buf, __u32 iovcnt, long ret,
 	       b[2] <= 0x04;
 }
 
-/* State of one syscall's walk over its buffer or iovecs. The pieces are
- * copied back to back into one record of up to SHADOW_CHUNK_MAX bytes, so
- * a writev of headers and body costs one ring-buffer record, not two. */
-struct walk {
-	__u64 base;    /* iovec array (iovcnt > 0) or the buffer */
-	__u64 cur;     /* user address of the current piece */
-	__u64 cur_left; /* bytes left in the current piece */
-	__u64 left;    /* bytes of the syscall's return still to copy */
-	__u64 off;     /* stream offset of the next byte to copy */
-	__u64 ts;      /* one timestamp for the whole syscall */
-	__u32 fill;    /* bytes in the record being filled */
-	__u32 iov_idx;
-	__u32 iovcnt;
-	__u32 chunks;  /* records emitted */
-	__u32 tgid, fd, gen;
-	__u8 dir;
-};
-
 static __always_inline struct scratch *scratch_get(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 
 	return bpf_map_lookup_elem(&scratches, &cpu);
+}
+
+/* The CPU's scratch for one syscall's copy, or NULL (counted) when
+ * another program holds it; give it back with scratch_release(). */
+static __always_inline struct scratch *scratch_claim(void)
+{
+	struct scratch *s = scratch_get();
+
+	if (!s || s->busy) {
+		stat_inc(STAT_ACTIVE_FULL);
+		return NULL;
+	}
+	s->busy = 1;
+	return s;
+}
+
+static __always_inline void scratch_release(struct scratch *s)
+{
+	s->busy = 0;
 }
 
 /* The header of the record in s: `len` payload bytes standing for the
@@ -537,13 +583,17 @@ static __always_inline void walk_emit(struct walk *w, struct scratch *s,
 	w->chunks++;
 }
 
-static long walk_chunk(__u32 i, struct walk *w)
+/* One step of bpf_loop() over the walk in the CPU's scratch: a piece, or
+ * the step to the next iovec. */
+static long walk_chunk(__u32 i, void *unused)
 {
 	struct scratch *s = scratch_get();
+	struct walk *w;
 	__u64 n, fill;
 
 	if (!s)
 		return 1;
+	w = &s->w;
 	if (!w->left) {
 		walk_emit(w, s, 0);
 		return 1;
@@ -594,6 +644,12 @@ static long walk_chunk(__u32 i, struct walk *w)
 	return 0;
 }
 
+/* Copies what is left of the walk in s, record by record. */
+static __always_inline void walk_all(void)
+{
+	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, NULL, 0);
+}
+
 /* What the kernel does with a request read it decides on. */
 enum req_decision {
 	REQ_COPY = 0,   /* sampled (or undecidable here): user space decides */
@@ -602,50 +658,74 @@ enum req_decision {
 	REQ_SHED_BREAKER,
 };
 
+/* request_decide()'s answer: the decision in the low byte, the length of
+ * the request line above it. */
+#define REQ_DECISION(v) ((v) & 0xff)
+#define REQ_LINE(v) ((__u32)(v) >> 8)
+
+/* Whether s->data[0, len) is one whole request head, parsed into s->req.
+ * A global function: the verifier walks its loops once, not once per
+ * caller's path, and its frame is its own. */
+__noinline int request_parse(struct scratch *s, __u32 len)
+{
+	if (!s)
+		return 0;
+	return sk_parse_request(s->data, len, &s->req);
+}
+
+/* XXH64 of the request's sampling key (cfg_sample_key), parsed into
+ * s->req, the high bits of which decide. */
+__noinline __u64 request_key_hash(struct scratch *s)
+{
+	struct sk_request *r;
+
+	if (!s)
+		return 0;
+	r = &s->req;
+	if (cfg_sample_key == SHADOW_SAMPLE_PATH)
+		return sk_xxh64(s->data, r->method_len + 1, r->path_len);
+	return sk_xxh64(s->data, 0, r->method_len + 1 + r->target_len);
+}
+
 /* The decision for the request read just copied to s (len bytes): only one
  * whole request head is decided, unsampled when its key hashes at or over
  * the rate, shed when sampled while the daemon sheds (and bodiless: the
  * daemon must see everything else it sheds). When the method is one that
- * carries no body (GET, HEAD, OPTIONS), *line gets the length of "METHOD SP
- * target": all user space needs of the head (else 0). A global function:
- * the verifier walks its loops once, not once per caller's path. */
-__noinline int request_decide(struct scratch *s, __u32 len, __u32 *line)
+ * carries no body (GET, HEAD, OPTIONS), the answer carries the length of
+ * "METHOD SP target" (REQ_LINE): all user space needs of the head (else
+ * 0). Inline, so that the parse and the hash below are each called from
+ * the copy's frame, not one from the other's. */
+static __always_inline int request_decide(struct scratch *s, __u32 len)
 {
-	__u32 shed = shed_now;
-	struct sk_request r;
+	__u32 shed = shed_now, line = 0;
 	/* At rate 0 or 1 the key need not be hashed. */
 	bool sampled = cfg_sample_below >= SK_ALL;
+	struct sk_request *r;
 	__u32 m;
-	__u64 h;
 
-	if (!s || !line)
+	if (!s)
 		return REQ_COPY;
-	*line = 0;
+	r = &s->req;
 	/* At rate 1 there is nothing to decide unless shedding. */
 	if ((cfg_sample_below >= SK_ALL && shed == SHADOW_SHED_NONE) ||
-	    len > SK_REQ_MAX || !sk_parse_request(s->data, len, &r))
+	    len > SK_REQ_MAX || !request_parse(s, len))
 		return REQ_COPY;
-	if (cfg_sample_below && cfg_sample_below < SK_ALL) {
-		if (cfg_sample_key == SHADOW_SAMPLE_PATH)
-			h = sk_xxh64(s->data, r.method_len + 1, r.path_len);
-		else
-			h = sk_xxh64(s->data, 0,
-				     r.method_len + 1 + r.target_len);
-		sampled = (h >> 11) < cfg_sample_below;
-	}
+	if (cfg_sample_below && cfg_sample_below < SK_ALL)
+		sampled = (request_key_hash(s) >> 11) < cfg_sample_below;
 	if (sampled && shed == SHADOW_SHED_NONE)
 		return REQ_COPY;
 	m = sk_load32(s->data, 0);
-	if ((r.method_len == 3 && (m & 0xffffff) == 0x544547) || /* GET */
-	    (r.method_len == 4 && m == 0x44414548) ||            /* HEAD */
-	    (r.method_len == 7 && m == 0x4954504f &&             /* OPTI */
-	     sk_load32(s->data, 3) == 0x534e4f49))               /* IONS */
-		*line = r.method_len + 1 + r.target_len;
+	if ((r->method_len == 3 && (m & 0xffffff) == 0x544547) || /* GET */
+	    (r->method_len == 4 && m == 0x44414548) ||            /* HEAD */
+	    (r->method_len == 7 && m == 0x4954504f &&             /* OPTI */
+	     sk_load32(s->data, 3) == 0x534e4f49))                /* IONS */
+		line = (r->method_len + 1 + r->target_len) & (SK_REQ_MAX - 1);
 	if (!sampled)
-		return REQ_UNSAMPLED;
-	if (!*line)
+		return REQ_UNSAMPLED | line << 8;
+	if (!line)
 		return REQ_COPY;
-	return shed == SHADOW_SHED_BREAKER ? REQ_SHED_BREAKER : REQ_SHED_QUEUE;
+	return (shed == SHADOW_SHED_BREAKER ? REQ_SHED_BREAKER : REQ_SHED_QUEUE) |
+	       line << 8;
 }
 
 /* Ends a response passed over: one SKIP record stands for all of it, put
@@ -656,59 +736,59 @@ static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
 	struct {
 		struct shadow_event h;
 		struct shadow_skip s;
-	} rec = {};
+	} *rec;
 
 	if (!c->skipping)
 		return;
 	c->skipping = 0;
-	rec.h.ts_ns = c->skip_ts[0];
-	rec.h.offset = c->skip_from;
-	rec.h.tgid = tgid;
-	rec.h.fd = fd;
-	rec.h.gen = c->gen;
-	rec.h.len = sizeof(rec.s);
-	rec.h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
-	rec.h.kind = SHADOW_EV_SKIP;
-	rec.h.dir = SHADOW_DIR_OUT;
-	rec.s.last_ts_ns = c->skip_ts[1];
 	stat_inc(STAT_UNCOPIED);
 	/* Lost, it leaves a gap in the outbound stream: still visible. */
-	output(&rec, sizeof(rec));
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		stat_inc(STAT_LOST);
+		return;
+	}
+	rec->h.ts_ns = c->skip_ts[0];
+	rec->h.offset = c->skip_from;
+	rec->h.tgid = tgid;
+	rec->h.fd = fd;
+	rec->h.gen = c->gen;
+	rec->h.len = sizeof(rec->s);
+	rec->h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+	rec->h.kind = SHADOW_EV_SKIP;
+	rec->h.dir = SHADOW_DIR_OUT;
+	rec->h.flags = 0;
+	rec->s.last_ts_ns = c->skip_ts[1];
+	bpf_ringbuf_submit(rec, wake_flag());
 }
 
 /* The common case in one pass, without bpf_loop's call per piece: at most
  * one record's worth of bytes in a buffer or in up to SMALL_IOV iovecs
- * (a request read; headers and body written together). Returns false,
- * having emitted nothing, when the walk is needed. */
-#define SMALL_IOV 4
-
-static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
+ * (a request read; headers and body written together), walked by s->w.
+ * Returns false, having emitted nothing, when the walk is needed. */
+static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 				       bool decide)
 {
-	struct iovec iov[SMALL_IOV];
-	struct scratch *s;
+	struct walk *w = &s->w;
 	__u64 left = w->left, fill = 0;
-	__u32 line = 0;
 	int d = REQ_COPY;
+	__u32 line = 0;
 
 	if (left > SHADOW_CHUNK_MAX || w->iovcnt > SMALL_IOV)
-		return false;
-	s = scratch_get();
-	if (!s)
 		return false;
 	if (!w->iovcnt) {
 		if (bpf_probe_read_user(s->data, left, (void *)w->cur) < 0)
 			return false;
 		fill = left;
 	} else {
-		__u64 sz = w->iovcnt * sizeof(iov[0]);
+		__u64 sz = w->iovcnt * sizeof(s->iov[0]);
 
-		if (sz > sizeof(iov) ||
-		    bpf_probe_read_user(iov, sz, (void *)w->base) < 0)
+		if (sz > sizeof(s->iov) ||
+		    bpf_probe_read_user(s->iov, sz, (void *)w->base) < 0)
 			return false;
 #pragma unroll
 		for (int i = 0; i < SMALL_IOV; i++) {
-			__u64 n = iov[i].iov_len;
+			__u64 n = s->iov[i].iov_len;
 
 			if (!left || i >= w->iovcnt)
 				break;
@@ -720,7 +800,7 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 				n = SHADOW_CHUNK_MAX;
 			if (bpf_probe_read_user(s->data +
 						(fill & (SHADOW_CHUNK_MAX - 1)),
-						n, iov[i].iov_base) < 0)
+						n, s->iov[i].iov_base) < 0)
 				return false;
 			fill += n;
 			left -= n;
@@ -732,7 +812,10 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 	w->off += fill;
 	w->left = 0;
 	if (decide) {
-		d = request_decide(s, fill, &line);
+		int v = request_decide(s, fill);
+
+		d = REQ_DECISION(v);
+		line = REQ_LINE(v);
 		c->skip_next = d != REQ_COPY;
 	}
 	if (d != REQ_COPY && line && line <= fill) {
@@ -743,18 +826,16 @@ static __always_inline bool copy_small(struct walk *w, struct conn_state *c,
 			      d == REQ_SHED_BREAKER ? SHADOW_F_SHED_BREAKER : 0;
 
 		if (c->skipping) {
-			struct shadow_skip_before b = {
-				.offset = c->skip_from,
-				.size = c->off[SHADOW_DIR_OUT] - c->skip_from,
-				.ts_ns = c->skip_ts[0],
-				.last_ts_ns = c->skip_ts[1],
-			};
+			struct shadow_skip_before *b =
+				(void *)(s->data + (line & (SK_REQ_MAX - 1)));
 
+			b->offset = c->skip_from;
+			b->size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+			b->ts_ns = c->skip_ts[0];
+			b->last_ts_ns = c->skip_ts[1];
 			c->skipping = 0;
 			stat_inc(STAT_UNCOPIED);
-			__builtin_memcpy(s->data + (line & (SK_REQ_MAX - 1)),
-					 &b, sizeof(b));
-			len += sizeof(b);
+			len += sizeof(*b);
 			flags |= SHADOW_F_AFTER_SKIP;
 		}
 		walk_head(w, s, SHADOW_EV_REQLINE, fill, len, fill);
@@ -775,55 +856,70 @@ static __always_inline void open_emit(__u32 tgid, __u32 fd, __u32 gen,
 	struct {
 		struct shadow_event h;
 		struct shadow_open o;
-	} rec = {};
+	} *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 
-	rec.h.ts_ns = bpf_ktime_get_ns();
-	rec.h.tgid = tgid;
-	rec.h.fd = fd;
-	rec.h.gen = gen;
-	rec.h.len = sizeof(rec.o);
-	rec.h.kind = SHADOW_EV_OPEN;
-	rec.h.flags = flags;
-	rec.o.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	rec.o.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	rec.o.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (rec.o.family == AF_INET) {
-		BPF_CORE_READ_INTO(rec.o.laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(rec.o.raddr, sk, __sk_common.skc_daddr);
+	if (!rec) {
+		stat_inc(STAT_LOST);
+		return;
+	}
+	__builtin_memset(rec, 0, sizeof(*rec));
+	rec->h.ts_ns = bpf_ktime_get_ns();
+	rec->h.tgid = tgid;
+	rec->h.fd = fd;
+	rec->h.gen = gen;
+	rec->h.len = sizeof(rec->o);
+	rec->h.kind = SHADOW_EV_OPEN;
+	rec->h.flags = flags;
+	rec->o.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	rec->o.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	rec->o.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (rec->o.family == AF_INET) {
+		BPF_CORE_READ_INTO(rec->o.laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(rec->o.raddr, sk, __sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(rec.o.laddr, sk,
+		BPF_CORE_READ_INTO(rec->o.laddr, sk,
 				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(rec.o.raddr, sk,
+		BPF_CORE_READ_INTO(rec->o.raddr, sk,
 				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-	output(&rec, sizeof(rec));
+	bpf_ringbuf_submit(rec, wake_flag());
 }
 
 /* Ends tracked connection c on (tgid, fd): the answer it was passing over,
- * then its CLOSE with the final offsets; it is forgotten. */
-static __always_inline void conn_end(struct conn_state *c, __u32 tgid,
-				     __u32 fd)
+ * then its CLOSE with the final offsets; it is forgotten. A global
+ * function: its records are in its own frame, off the copy's. */
+__noinline int conn_end(struct conn_state *c, __u32 tgid, __u32 fd)
 {
 	struct conn_key k = { .tgid = tgid, .fd = fd };
 	struct {
 		struct shadow_event h;
 		struct shadow_close c;
-	} rec = {};
+	} *rec;
 
+	if (!c)
+		return 0;
 	skip_end(c, tgid, fd);
-	rec.h.ts_ns = bpf_ktime_get_ns();
-	rec.h.tgid = tgid;
-	rec.h.fd = fd;
-	rec.h.gen = c->gen;
-	rec.h.kind = SHADOW_EV_CLOSE;
-	rec.h.len = sizeof(rec.c);
-	rec.c.final_offset[0] = c->off[0];
-	rec.c.final_offset[1] = c->off[1];
-	rec.c.flags = c->close_flags;
 	if (c->tls == TLS_PENDING)
 		stat_inc(STAT_TLS_UNDECODED);
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		stat_inc(STAT_LOST);
+		bpf_map_delete_elem(&conns, &k);
+		return 0;
+	}
+	__builtin_memset(rec, 0, sizeof(*rec));
+	rec->h.ts_ns = bpf_ktime_get_ns();
+	rec->h.tgid = tgid;
+	rec->h.fd = fd;
+	rec->h.gen = c->gen;
+	rec->h.kind = SHADOW_EV_CLOSE;
+	rec->h.len = sizeof(rec->c);
+	rec->c.final_offset[0] = c->off[0];
+	rec->c.final_offset[1] = c->off[1];
+	rec->c.flags = c->close_flags;
 	bpf_map_delete_elem(&conns, &k);
-	output(&rec, sizeof(rec));
+	bpf_ringbuf_submit(rec, wake_flag());
+	return 0;
 }
 
 /* ret bytes written on a cleartext connection whose sampling the kernel
@@ -856,30 +952,38 @@ static __always_inline bool answer_passed_over(struct conn_state *c, long ret)
 	return true;
 }
 
-/* The bytes one socket I/O moved on tracked connection c: ret bytes at buf
- * (or over iovcnt iovecs at buf), copied as DATA records at the stream's
- * next offset. A peek only shows the first bytes (TLS detection); 0 bytes
- * inbound is the client's EOF. */
-static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
-				    __u32 fd, __u64 buf, __u32 iovcnt,
-				    __u8 dir, long ret, bool peek)
+/* The bytes one socket I/O moved on tracked connection c, as s->io says:
+ * ret bytes at buf (or over iovcnt iovecs at buf), copied as DATA records
+ * at the stream's next offset. A peek only shows the first bytes (TLS
+ * detection); 0 bytes inbound is the client's EOF. s is claimed by the
+ * caller. A global function, verified once for all its callers. */
+__noinline int io_copy(struct conn_state *c, struct scratch *s)
 {
-	struct walk w = {};
+	struct io_args *a;
+	struct walk *w;
 	bool decide = false;
+	__s64 ret;
+	__u8 dir;
 
+	if (!c || !s)
+		return 0;
+	a = &s->io;
+	w = &s->w;
+	ret = a->ret;
+	dir = a->dir & 1;
 	if (ret < 0)
-		return;
+		return 0;
 	if (ret == 0) {
-		if (dir == SHADOW_DIR_IN && !peek)
+		if (dir == SHADOW_DIR_IN && !a->peek)
 			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
-		return;
+		return 0;
 	}
 	if (c->tls == TLS_UNKNOWN && dir == SHADOW_DIR_IN)
-		c->tls = first_bytes_tls(buf, iovcnt, ret, c->midstream) ?
+		c->tls = first_bytes_tls(a->buf, a->iovcnt, ret, c->midstream) ?
 			 TLS_PENDING : TLS_PLAIN;
 	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
-	if (peek || c->tls >= TLS_PENDING)
-		return;
+	if (a->peek || c->tls >= TLS_PENDING)
+		return 0;
 	if (cfg_sample_key && c->tls == TLS_PLAIN) {
 		if (dir == SHADOW_DIR_IN) {
 			/* The answer passed over ends here: its SKIP goes
@@ -894,27 +998,60 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
 			 * passed over yet. */
 			c->skip_next = 0;
 		} else if (answer_passed_over(c, ret)) {
-			return;
+			return 0;
 		}
 	}
-	w.dir = dir & 1;
-	w.off = __sync_fetch_and_add(&c->off[w.dir], ret);
-	w.base = buf;
-	w.iovcnt = iovcnt;
-	if (!w.iovcnt) {
-		w.cur = buf;
-		w.cur_left = ret;
+	w->dir = dir;
+	w->off = __sync_fetch_and_add(&c->off[dir], ret);
+	w->base = a->buf;
+	w->iovcnt = a->iovcnt;
+	w->iov_idx = 0;
+	w->cur = a->iovcnt ? 0 : a->buf;
+	w->cur_left = a->iovcnt ? 0 : ret;
+	w->left = ret;
+	w->fill = 0;
+	w->chunks = 0;
+	w->ts = bpf_ktime_get_ns();
+	w->tgid = a->tgid;
+	w->fd = a->fd;
+	w->gen = c->gen;
+	if (!copy_small(s, c, decide)) {
+		skip_end(c, a->tgid, a->fd);
+		walk_all();
 	}
-	w.left = ret;
-	w.ts = bpf_ktime_get_ns();
-	w.tgid = tgid;
-	w.fd = fd;
-	w.gen = c->gen;
-	if (!copy_small(&w, c, decide)) {
-		skip_end(c, tgid, fd);
-		bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w,
-			 0);
+	return 0;
+}
+
+/* Copies ret bytes of one I/O on tracked connection c (see io_copy), in
+ * the CPU's scratch; with the scratch taken, they are a gap. */
+static __always_inline void io_copy_claimed(struct conn_state *c, __u32 tgid,
+					    __u32 fd, __u64 buf, __u32 iovcnt,
+					    __u8 dir, long ret, bool peek)
+{
+	struct scratch *s;
+
+	if (ret < 0)
+		return;
+	if (ret == 0) {
+		if (dir == SHADOW_DIR_IN && !peek)
+			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
+		return;
 	}
+	s = scratch_claim();
+	if (!s) {
+		if (ret > 0 && !peek)
+			__sync_fetch_and_add(&c->off[dir & 1], ret);
+		return;
+	}
+	s->io.buf = buf;
+	s->io.ret = ret;
+	s->io.tgid = tgid;
+	s->io.fd = fd;
+	s->io.iovcnt = iovcnt;
+	s->io.dir = dir;
+	s->io.peek = peek;
+	io_copy(c, s);
+	scratch_release(s);
 }
 
 /* A file's path, found by walking its dentries up to the root (crossing
@@ -922,19 +1059,20 @@ static __always_inline void io_copy(struct conn_state *c, __u32 tgid,
  * deeper than PATH_DEPTH or paths longer than SHADOW_PATH_MAX give "". */
 #define PATH_DEPTH 32
 
-struct path_walk {
-	struct dentry *cur;
-	struct mount *mnt;
-	__u32 n;
-	__u32 pos;   /* bytes of the path built so far */
-	bool rooted; /* the walk reached the root */
-};
-
-/* Per CPU: the dentries walked (the file's first), and the path built
- * (twice its limit, so that each name's copy is bounded). */
+/* Per CPU, the walk's state: the dentries walked (the file's first), and
+ * the path built (twice its limit, so that each name's copy is bounded).
+ * In a map rather than in the loops' context on the stack, the verifier
+ * takes the counters as unknown and checks each step once, instead of
+ * once per value they could have reached. */
 struct path_wide {
 	struct dentry *d[PATH_DEPTH];
 	char path[SHADOW_PATH_MAX * 2];
+	struct dentry *cur;
+	struct mount *mnt;
+	__u32 n;
+	__u32 pos;    /* bytes of the path built so far */
+	__u32 rooted; /* the walk reached the root */
+	__u32 _pad;
 };
 
 struct {
@@ -944,69 +1082,74 @@ struct {
 	__type(value, struct path_wide);
 } path_wide SEC(".maps");
 
-static long path_up(__u32 i, struct path_walk *w)
+static long path_up(__u32 i, void *unused)
 {
-	struct dentry *d = w->cur, *parent;
-	struct mount *mnt = w->mnt, *up;
 	__u32 zero = 0;
 	struct path_wide *b = bpf_map_lookup_elem(&path_wide, &zero);
+	struct dentry *d, *parent;
+	struct mount *mnt, *up;
 
 	if (!b)
 		return 1;
+	d = b->cur;
+	mnt = b->mnt;
 	/* (Locals: CO-RE relocates every access inside BPF_CORE_READ.) */
 	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
 		up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt) {
-			w->rooted = true;
+			b->rooted = 1;
 			return 1;
 		}
-		w->cur = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = up;
+		b->cur = BPF_CORE_READ(mnt, mnt_mountpoint);
+		b->mnt = up;
 		return 0;
 	}
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent == d) {
-		w->rooted = true;
+		b->rooted = 1;
 		return 1;
 	}
-	if (w->n >= PATH_DEPTH)
+	if (b->n >= PATH_DEPTH)
 		return 1;
-	b->d[w->n & (PATH_DEPTH - 1)] = d;
-	w->n++;
-	w->cur = parent;
+	b->d[b->n & (PATH_DEPTH - 1)] = d;
+	b->n++;
+	b->cur = parent;
 	return 0;
 }
 
-static long path_put(__u32 i, struct path_walk *w)
+static long path_put(__u32 i, void *unused)
 {
-	__u32 zero = 0, pos = w->pos;
+	__u32 zero = 0, pos;
 	struct path_wide *b = bpf_map_lookup_elem(&path_wide, &zero);
 	const unsigned char *name;
 	struct dentry *d;
 	long n;
 
-	if (!b || i >= w->n || pos >= SHADOW_PATH_MAX - 1) {
-		if (i < w->n)
-			w->rooted = false; /* too long */
+	if (!b)
+		return 1;
+	pos = b->pos;
+	if (i >= b->n || pos >= SHADOW_PATH_MAX - 1) {
+		if (i < b->n)
+			b->rooted = 0; /* too long */
 		return 1;
 	}
-	d = b->d[(w->n - 1 - i) & (PATH_DEPTH - 1)];
+	d = b->d[(b->n - 1 - i) & (PATH_DEPTH - 1)];
 	name = BPF_CORE_READ(d, d_name.name);
 	b->path[pos & (SHADOW_PATH_MAX - 1)] = '/';
 	pos++;
 	n = bpf_probe_read_kernel_str(b->path + (pos & (SHADOW_PATH_MAX - 1)),
 				      SHADOW_PATH_MAX, name);
 	if (n <= 1) {
-		w->rooted = false;
+		b->rooted = 0;
 		return 1;
 	}
-	w->pos = pos + n - 1;
+	b->pos = pos + n - 1;
 	return 0;
 }
 
+/* The path of f into out (SHADOW_PATH_MAX bytes; "" when unknown). */
 static __always_inline void file_path(struct file *f, char *out)
 {
-	struct path_walk w = {};
 	struct path_wide *b;
 	__u32 zero = 0;
 
@@ -1014,16 +1157,19 @@ static __always_inline void file_path(struct file *f, char *out)
 	b = bpf_map_lookup_elem(&path_wide, &zero);
 	if (!f || !b)
 		return;
-	w.cur = BPF_CORE_READ(f, f_path.dentry);
-	w.mnt = (void *)BPF_CORE_READ(f, f_path.mnt) -
-		bpf_core_field_offset(struct mount, mnt);
-	bpf_loop(2 * PATH_DEPTH, path_up, &w, 0);
-	if (!w.rooted || !w.n)
+	b->cur = BPF_CORE_READ(f, f_path.dentry);
+	b->mnt = (void *)BPF_CORE_READ(f, f_path.mnt) -
+		 bpf_core_field_offset(struct mount, mnt);
+	b->n = 0;
+	b->pos = 0;
+	b->rooted = 0;
+	bpf_loop(2 * PATH_DEPTH, path_up, NULL, 0);
+	if (!b->rooted || !b->n)
 		return;
-	bpf_loop(PATH_DEPTH, path_put, &w, 0);
-	if (!w.rooted || w.pos >= SHADOW_PATH_MAX)
+	bpf_loop(PATH_DEPTH, path_put, NULL, 0);
+	if (!b->rooted || b->pos >= SHADOW_PATH_MAX)
 		return;
-	b->path[w.pos & (SHADOW_PATH_MAX - 1)] = '\0';
+	b->path[b->pos & (SHADOW_PATH_MAX - 1)] = '\0';
 	__builtin_memcpy(out, b->path, SHADOW_PATH_MAX);
 }
 
@@ -1149,20 +1295,58 @@ static __always_inline bool tcp_moved_before(struct sock *sk, __u8 dir,
 	return in || out;
 }
 
+/* A pointer's value as a number, which global functions may take (the
+ * verifier keeps the pointer's type through a cast). */
+static __always_inline __u64 ptr_value(void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
 /* Whether sk, unmarked, is a TCP connection on a port listened on at
- * attach: made before attach, and accepted after. Every I/O of a target's
- * other sockets (a proxy's upstream ones) asks, so the port comes first,
- * and sk (the tracepoint's own argument) is read directly. */
+ * attach: made before attach, and accepted after. */
 static __always_inline bool queued_at_attach(struct sock *sk)
 {
-	__u16 lport = sk->__sk_common.skc_num;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 family;
 
 	if (!bpf_map_lookup_elem(&listen_ports, &lport))
 		return false;
-	family = sk->__sk_common.skc_family;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	return (family == AF_INET || family == AF_INET6) &&
-	       sk->sk_protocol == IPPROTO_TCP;
+	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+/* The new connection socket I/O in a target found on (tgid, fd) with
+ * socket skp: tracked from now on, and announced, when the socket is a
+ * server-side one (a listener made it, or it was in a listener's queue at
+ * attach). dir_peek: the I/O's direction, and 2 for a peek. Returns
+ * whether it is tracked now. A global function: the birth of a
+ * connection is rare, and its records stay off the copy's frames. */
+__noinline int sock_conn_new(__u64 skp, __u32 tgid, __u32 fd, __s64 ret,
+			     __u32 dir_peek)
+{
+	struct conn_key k = { .tgid = tgid, .fd = fd };
+	struct sock *sk = (struct sock *)skp;
+	struct conn_state *c;
+
+	if (!bpf_map_lookup_elem(&srv_new, &skp) && !queued_at_attach(sk))
+		return 0;
+	if (bpf_map_update_elem(&conns, &k, &conn_zero, BPF_ANY) < 0)
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c)
+		return 0;
+	c->sk = skp;
+	c->midstream = tcp_moved_before(sk, dir_peek & 1, ret, dir_peek & 2);
+	c->gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
+	bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
+	bpf_map_delete_elem(&srv_new, &skp);
+	stat_inc(STAT_ACCEPTED);
+	open_emit(tgid, fd, c->gen, sk, c->midstream ? SHADOW_F_MIDSTREAM : 0);
+	return 1;
 }
 
 /* The tracked connection socket I/O on (tgid, fd) is on, for the socket
@@ -1177,7 +1361,6 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 {
 	struct conn_key k = { .tgid = tgid, .fd = fd };
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
-	struct conn_state st = {};
 	__u64 skp = (__u64)sk;
 
 	if (c && c->sk == skp)
@@ -1195,17 +1378,8 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 		/* The fd names another socket now: the old one's end ran
 		 * after the number was reused (another thread). */
 		conn_end(c, tgid, fd);
-	if (!bpf_map_lookup_elem(&srv_new, &skp) && !queued_at_attach(sk))
+	if (!sock_conn_new(ptr_value(sk), tgid, fd, ret, dir | (peek ? 2 : 0)))
 		return NULL;
-	st.sk = skp;
-	st.midstream = tcp_moved_before(sk, dir, ret, peek);
-	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
-	if (bpf_map_update_elem(&conns, &k, &st, BPF_ANY) < 0)
-		return NULL;
-	bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
-	bpf_map_delete_elem(&srv_new, &skp);
-	stat_inc(STAT_ACCEPTED);
-	open_emit(tgid, fd, st.gen, sk, st.midstream ? SHADOW_F_MIDSTREAM : 0);
 	return bpf_map_lookup_elem(&conns, &k);
 }
 
@@ -1214,16 +1388,18 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
  * or the file position) is written back only at its end, so the thread
  * keeps what the current call sent so far. A call is the same as the last
  * one while fds, start and count match and it has not sent all of count. */
-static __always_inline void sock_sendfile(struct conn_state *c, __u32 tgid,
-					  __u32 fd, struct pt_regs *regs,
-					  long ret)
+__noinline int sock_sendfile(struct conn_state *c, __u64 tgid_fd, __u64 uoff,
+			     __u64 count, __u64 in_fd_ret)
 {
 	struct active *a = bpf_task_storage_get(&actives,
 						bpf_get_current_task_btf(), 0,
 						BPF_LOCAL_STORAGE_GET_F_CREATE);
-	__u32 in_fd = regs->si;
-	__u64 uoff = regs->dx, count = regs->r10, start = 0, at;
+	__u32 tgid = tgid_fd >> 32, fd = tgid_fd, in_fd = in_fd_ret >> 32;
+	__s32 ret = in_fd_ret;
+	__u64 start = 0, at;
 
+	if (!c || ret <= 0)
+		return 0;
 	if (uoff) {
 		bpf_probe_read_user(&start, sizeof(start), (void *)uoff);
 	} else {
@@ -1235,7 +1411,7 @@ static __always_inline void sock_sendfile(struct conn_state *c, __u32 tgid,
 	if (!a) {
 		stat_inc(STAT_ACTIVE_FULL);
 		__sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-		return;
+		return 0;
 	}
 	if (a->kind == ACT_SENDFILE && a->fd == fd && a->in_fd == in_fd &&
 	    a->file_off == start && a->buf == count && a->done < count) {
@@ -1251,14 +1427,15 @@ static __always_inline void sock_sendfile(struct conn_state *c, __u32 tgid,
 		at = start;
 	}
 	sendfile_emit(c, tgid, fd, in_fd, at, ret, true);
+	return 0;
 }
 
 static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 				    __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct user_msghdr m;
 	struct task_struct *task;
+	__u64 mi[2];
 	struct conn_state *c;
 	struct pt_regs *regs;
 	__u64 buf = 0;
@@ -1289,10 +1466,12 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		break;
 	case NR_RECVMSG:
 	case NR_SENDMSG:
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)regs->si) < 0)
+		/* msg_iov and msg_iovlen, side by side. */
+		if (bpf_probe_read_user(mi, sizeof(mi), (void *)regs->si +
+					offsetof(struct user_msghdr, msg_iov)) < 0)
 			break;
-		buf = (__u64)m.msg_iov;
-		iovcnt = m.msg_iovlen;
+		buf = mi[0];
+		iovcnt = mi[1];
 		break;
 	case NR_SENDFILE:
 		break;
@@ -1312,7 +1491,8 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 	if (!c)
 		return;
 	if (nr == NR_SENDFILE && dir == SHADOW_DIR_OUT) {
-		sock_sendfile(c, id >> 32, fd, regs, ret);
+		sock_sendfile(c, (id & ~0xffffffffull) | fd, regs->dx, regs->r10,
+			      (__u64)regs->si << 32 | (__u32)ret);
 		return;
 	}
 	if (!buf && ret > 0) {
@@ -1320,7 +1500,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		__sync_fetch_and_add(&c->off[dir & 1], ret);
 		return;
 	}
-	io_copy(c, id >> 32, fd, buf, iovcnt, dir, ret, peek);
+	io_copy_claimed(c, id >> 32, fd, buf, iovcnt, dir, ret, peek);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -1409,8 +1589,8 @@ static __always_inline void exit_call(long ret)
 	k.fd = a->fd;
 	c = a->kind == ACT_IO ? bpf_map_lookup_elem(&conns, &k) : NULL;
 	if (c)
-		io_copy(c, k.tgid, k.fd, a->buf, a->iovcnt, a->dir, ret,
-			a->peek);
+		io_copy_claimed(c, k.tgid, k.fd, a->buf, a->iovcnt, a->dir,
+				ret, a->peek);
 	a->kind = 0;
 }
 
@@ -1749,10 +1929,12 @@ static __always_inline void ssl_exit(int ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
 	struct conn_state *c;
+	struct scratch *s;
 	struct conn_key k;
-	struct walk w = {};
+	struct walk *w;
 	__u64 n = 0;
 	__u32 fd;
+	__u8 dir;
 
 	if (!sc)
 		return;
@@ -1792,16 +1974,29 @@ static __always_inline void ssl_exit(int ret)
 	if (!c)
 		goto out;
 	c->tls = TLS_DECODED;
-	w.dir = sc->kind == SSL_K_WRITE ? SHADOW_DIR_OUT : SHADOW_DIR_IN;
-	w.off = __sync_fetch_and_add(&c->off[w.dir], n);
-	w.cur = sc->buf;
-	w.cur_left = n;
-	w.left = n;
-	w.ts = bpf_ktime_get_ns();
-	w.tgid = k.tgid;
-	w.fd = k.fd;
-	w.gen = c->gen;
-	bpf_loop(2 * MAX_CHUNKS + SHADOW_IOV_MAX + 1, walk_chunk, &w, 0);
+	dir = sc->kind == SSL_K_WRITE ? SHADOW_DIR_OUT : SHADOW_DIR_IN;
+	s = scratch_claim();
+	if (!s) {
+		__sync_fetch_and_add(&c->off[dir], n);
+		goto out;
+	}
+	w = &s->w;
+	w->dir = dir;
+	w->off = __sync_fetch_and_add(&c->off[dir], n);
+	w->base = 0;
+	w->iovcnt = 0;
+	w->iov_idx = 0;
+	w->cur = sc->buf;
+	w->cur_left = n;
+	w->left = n;
+	w->fill = 0;
+	w->chunks = 0;
+	w->ts = bpf_ktime_get_ns();
+	w->tgid = k.tgid;
+	w->fd = k.fd;
+	w->gen = c->gen;
+	walk_all();
+	scratch_release(s);
 out:
 	bpf_map_delete_elem(&ssl_calls, &id);
 }

@@ -20,9 +20,11 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfcheck.h"
 #include "capture.skel.h"
 #include "shadow_event.h"
 
@@ -120,14 +122,84 @@ static void srv_port_add(struct capture *c, __u16 port)
 
 static bool verbose_libbpf;
 
+/* libbpf's warnings while loading, kept to name the program the kernel
+ * refused and why in one line (the whole of it is printed with -vv). */
+static struct {
+	char *buf;
+	size_t len, cap;
+} load_log;
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
-	if (level == LIBBPF_DEBUG && !verbose_libbpf)
+	if (level == LIBBPF_WARN && load_log.cap) {
+		va_list copy;
+		int n;
+
+		va_copy(copy, ap);
+		n = vsnprintf(load_log.buf + load_log.len,
+			      load_log.cap - load_log.len, fmt, copy);
+		va_end(copy);
+		if (n > 0)
+			load_log.len += (size_t)n < load_log.cap - load_log.len ?
+					(size_t)n : load_log.cap - load_log.len - 1;
+	}
+	if (!verbose_libbpf && level != LIBBPF_WARN)
 		return 0;
-	if (!verbose_libbpf && level == LIBBPF_INFO)
-		return 0;
+	if (!verbose_libbpf && load_log.cap)
+		return 0; /* summed up in one line by the caller */
 	return vfprintf(stderr, fmt, ap);
+}
+
+static void load_log_start(void)
+{
+	static char buf[1 << 16];
+
+	buf[0] = '\0';
+	load_log.buf = buf;
+	load_log.len = 0;
+	load_log.cap = sizeof(buf);
+}
+
+static void load_log_stop(void)
+{
+	load_log.cap = 0;
+}
+
+/* From libbpf's warnings of a failed load: the program it names, and the
+ * verifier's reason (the last line of its log that is no statistics), or
+ * libbpf's own message when the kernel never saw the program. */
+static void load_log_refusal(char *prog, size_t prog_len, char *why,
+			     size_t why_len)
+{
+	const char *log = load_log.buf ? load_log.buf : "";
+	const char *p = strstr(log, "prog '"), *begin, *end;
+
+	snprintf(prog, prog_len, "?");
+	snprintf(why, why_len, "see -vv for libbpf's messages");
+	if (p) {
+		const char *q = strchr(p + 6, '\'');
+
+		if (q)
+			snprintf(prog, prog_len, "%.*s", (int)(q - p - 6), p + 6);
+	}
+	begin = strstr(log, "-- BEGIN PROG LOAD LOG --\n");
+	end = begin ? strstr(begin, "-- END PROG LOAD LOG --") : NULL;
+	if (begin && end) {
+		char tmp[1 << 16];
+		size_t n = end - begin - strlen("-- BEGIN PROG LOAD LOG --\n");
+
+		if (n >= sizeof(tmp))
+			n = sizeof(tmp) - 1;
+		memcpy(tmp, begin + strlen("-- BEGIN PROG LOAD LOG --\n"), n);
+		tmp[n] = '\0';
+		bpfcheck_reason(tmp, why, why_len);
+	} else if (p) {
+		const char *nl = strchr(p, '\n');
+
+		snprintf(why, why_len, "%.*s", nl ? (int)(nl - p) : (int)strlen(p),
+			 p);
+	}
 }
 
 static int check_privileges(char *err, size_t errlen)
@@ -861,33 +933,10 @@ bool capture_syscall_hooks_forced(void)
 	return force && *force && strcmp(force, "0") != 0;
 }
 
-static bool sock_hooks_usable(void)
+/* Loads the data hooks of one path: the socket tracepoints', or the
+ * syscall tracepoints' (for the bytes and for accept/close/openat/sendfile). */
+static void choose_data_hooks(struct capture_bpf *s, bool sock)
 {
-#if defined(__x86_64__)
-	struct btf *btf;
-	bool ok;
-
-	if (capture_syscall_hooks_forced())
-		return false;
-	btf = btf__load_vmlinux_btf();
-	if (!btf)
-		return false;
-	ok = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length",
-				    BTF_KIND_TYPEDEF) >= 0 &&
-	     btf__find_by_name_kind(btf, "btf_trace_sock_send_length",
-				    BTF_KIND_TYPEDEF) >= 0 &&
-	     btf__find_by_name_kind(btf, "btf_trace_inet_sock_set_state",
-				    BTF_KIND_TYPEDEF) >= 0;
-	btf__free(btf);
-	return ok;
-#else
-	return false;
-#endif
-}
-
-static void choose_data_hooks(struct capture *c)
-{
-	struct capture_bpf *s = c->skel;
 	struct bpf_program *syscall_hooks[] = {
 		s->progs.handle_sys_enter_read, s->progs.handle_sys_exit_read,
 		s->progs.handle_sys_enter_recvfrom,
@@ -912,9 +961,7 @@ static void choose_data_hooks(struct capture *c)
 		s->progs.handle_sys_enter_sendfile64,
 		s->progs.handle_sys_exit_sendfile64,
 	};
-	bool sock = sock_hooks_usable();
 
-	c->sock_hooks = sock;
 	bpf_program__set_autoload(s->progs.handle_sock_recv, sock);
 	bpf_program__set_autoload(s->progs.handle_sock_send, sock);
 	bpf_program__set_autoload(s->progs.handle_sock_set_state, sock);
@@ -923,12 +970,58 @@ static void choose_data_hooks(struct capture *c)
 		bpf_program__set_autoload(syscall_hooks[i], !sock);
 }
 
+/* The data path this kernel gets, by probing (bpf/capture.bpf.c): the
+ * socket tracepoints where they exist, unless SHADOWD_SYSCALL_HOOKS asks
+ * for the syscall ones. Fails, saying what the kernel lacks, when a
+ * feature the path needs is missing. */
+static int choose_path(struct bpfcheck_features *f, bool *sock, char *err,
+		       size_t errlen)
+{
+	enum bpfcheck_feature miss;
+
+	bpfcheck_probe(f);
+	*sock = bpfcheck_sock_path(f) && !capture_syscall_hooks_forced();
+	miss = bpfcheck_missing(f, *sock);
+	if (miss == BPFCHECK_N_FEATURES)
+		return 0;
+	snprintf(err, errlen, "this kernel has no %s, which the capture needs: "
+		 "it takes %s", bpfcheck_feature_name(miss),
+		 bpfcheck_feature_needs(miss));
+	return -EOPNOTSUPP;
+}
+
+/* Sets what the programs are loaded with (cfg's settings, ring_size
+ * bytes of ring buffer, the data path). Nothing is loaded yet. */
+static void configure(struct capture_bpf *s, const struct capture_config *cfg,
+		      size_t ring_size, bool sock)
+{
+	s->rodata->cfg_filter_ports = cfg->n_ports > 0;
+	s->rodata->cfg_wakeup_bytes = ring_size / 8;
+	s->rodata->cfg_sample_key = cfg->sample_key;
+	s->rodata->cfg_sample_below = cfg->sample_below;
+	bpf_map__set_max_entries(s->maps.events, ring_size);
+	/* The SSL hooks attach per libssl file, later (tls_scan). */
+	bpf_program__set_autoattach(s->progs.handle_ssl_read, false);
+	bpf_program__set_autoattach(s->progs.handle_ssl_read_ex, false);
+	bpf_program__set_autoattach(s->progs.handle_ssl_write, false);
+	bpf_program__set_autoattach(s->progs.handle_ssl_write_ex, false);
+	bpf_program__set_autoattach(s->progs.handle_ssl_do_handshake, false);
+	bpf_program__set_autoattach(s->progs.handle_ssl_return, false);
+	choose_data_hooks(s, sock);
+	/* One record scratch buffer per CPU (see bpf/capture.bpf.c). */
+	bpf_map__set_max_entries(s->maps.scratches,
+				 libbpf_num_possible_cpus() > 0 ?
+				 libbpf_num_possible_cpus() : 1);
+}
+
 int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		 void *ctx, struct capture **out, char *err, size_t errlen)
 {
+	struct bpfcheck_features features;
 	struct tcp_table tcp = {};
 	struct capture *c = NULL;
 	struct bpf_program *prog;
+	bool sock;
 	int rc;
 
 	*out = NULL;
@@ -943,6 +1036,9 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	ensure_tracefs();
 	verbose_libbpf = cfg->verbose;
 	libbpf_set_print(libbpf_print);
+	rc = choose_path(&features, &sock, err, errlen);
+	if (rc < 0)
+		goto cleanup;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -950,6 +1046,7 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		snprintf(err, errlen, "out of memory");
 		goto cleanup;
 	}
+	c->sock_hooks = sock;
 	c->fn = fn;
 	c->ctx = ctx;
 	c->skel = capture_bpf__open();
@@ -959,30 +1056,18 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 			 strerror(errno));
 		goto cleanup;
 	}
-	c->skel->rodata->cfg_filter_ports = cfg->n_ports > 0;
 	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
-	c->skel->rodata->cfg_wakeup_bytes = c->ring_size / 8;
-	c->skel->rodata->cfg_sample_key = cfg->sample_key;
-	c->skel->rodata->cfg_sample_below = cfg->sample_below;
-	bpf_map__set_max_entries(c->skel->maps.events, c->ring_size);
-	/* The SSL hooks attach per libssl file, later (tls_scan). */
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_read, false);
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_read_ex, false);
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_write, false);
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_write_ex, false);
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_do_handshake,
-				    false);
-	bpf_program__set_autoattach(c->skel->progs.handle_ssl_return, false);
-	choose_data_hooks(c);
-	/* One record scratch buffer per CPU (see bpf/capture.bpf.c). */
-	bpf_map__set_max_entries(c->skel->maps.scratches,
-				 libbpf_num_possible_cpus() > 0 ?
-				 libbpf_num_possible_cpus() : 1);
+	configure(c->skel, cfg, c->ring_size, c->sock_hooks);
+	load_log_start();
 	rc = capture_bpf__load(c->skel);
+	load_log_stop();
 	if (rc < 0) {
-		snprintf(err, errlen, "the kernel refused the BPF programs: %s%s",
-			 strerror(-rc), cfg->verbose ? "" :
-			 " (run with -v for the verifier log)");
+		char prog[64], why[256];
+
+		load_log_refusal(prog, sizeof(prog), why, sizeof(why));
+		snprintf(err, errlen, "the kernel refused BPF program %s: %s "
+			 "(shadowd --check lists every program%s)", prog, why,
+			 cfg->verbose ? "" : "; -vv shows the verifier log");
 		goto cleanup;
 	}
 	for (size_t i = 0; i < cfg->n_ports; i++) {
@@ -1135,4 +1220,271 @@ void capture_close(struct capture *c)
 	free(c->scanned);
 	capture_bpf__destroy(c->skel);
 	free(c);
+}
+
+/* Per-program verifier logs of a check: statistics only (BPF_LOG_STATS),
+ * which also carry the error of a refused program. */
+#define CHECK_LOG_BYTES (64u << 10)
+/* With -v, a refused program's whole log; kernels from 6.4 keep its end
+ * when it is longer. */
+#define CHECK_FULL_LOG_BYTES (16u << 20)
+
+static struct capture_prog_report *report_find(struct capture_report *r,
+					       const char *name)
+{
+	for (unsigned i = 0; i < r->n_progs; i++)
+		if (!strcmp(r->progs[i].name, name))
+			return &r->progs[i];
+	return NULL;
+}
+
+/* Loads what is not refused yet, in one object; on a refusal, marks the
+ * program refused and returns -EAGAIN for the caller to go on without it.
+ * Returns 0 once everything left loaded. */
+static int check_round(const struct capture_config *cfg, bool sock,
+		       struct capture_report *r)
+{
+	struct capture_bpf *s = capture_bpf__open();
+	char (*logs)[CHECK_LOG_BYTES] = NULL;
+	struct bpf_program *prog;
+	unsigned i = 0;
+	int rc;
+
+	if (!s)
+		return -errno;
+	configure(s, cfg, 4096 * 16, sock);
+	logs = calloc(sizeof(r->progs) / sizeof(r->progs[0]), sizeof(*logs));
+	if (!logs) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	bpf_object__for_each_program(prog, s->obj) {
+		const char *name = bpf_program__name(prog);
+		struct capture_prog_report *p = report_find(r, name);
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (p && !p->loaded) {
+			bpf_program__set_autoload(prog, false);
+			continue;
+		}
+		if (!p) {
+			if (r->n_progs == sizeof(r->progs) / sizeof(r->progs[0])) {
+				rc = -E2BIG;
+				goto cleanup;
+			}
+			p = &r->progs[r->n_progs++];
+			snprintf(p->name, sizeof(p->name), "%s", name);
+		}
+		p->loaded = true;
+		bpf_program__set_log_level(prog, 4); /* BPF_LOG_STATS */
+		bpf_program__set_log_buf(prog, logs[i++], CHECK_LOG_BYTES);
+	}
+	load_log_start();
+	rc = capture_bpf__load(s);
+	load_log_stop();
+	if (rc < 0) {
+		char name[64], why[256];
+		struct capture_prog_report *p;
+
+		load_log_refusal(name, sizeof(name), why, sizeof(why));
+		p = report_find(r, name);
+		if (!p)
+			goto cleanup; /* not a program's refusal: say so */
+		p->loaded = false;
+		/* The kernel's words, from the program's own log. */
+		i = 0;
+		bpf_object__for_each_program(prog, s->obj) {
+			if (!bpf_program__autoload(prog))
+				continue;
+			if (!strcmp(bpf_program__name(prog), name) && logs[i][0])
+				bpfcheck_reason(logs[i], why, sizeof(why));
+			i++;
+		}
+		snprintf(p->reason, sizeof(p->reason), "%s", why);
+		rc = -EAGAIN;
+		goto cleanup;
+	}
+	i = 0;
+	bpf_object__for_each_program(prog, s->obj) {
+		struct capture_prog_report *p;
+		struct bpfcheck_stats st;
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		p = report_find(r, bpf_program__name(prog));
+		if (p && bpfcheck_parse_log(logs[i], &st) == 0) {
+			size_t o = 0;
+
+			for (unsigned f = 0; f < st.n_depths && o < sizeof(p->depths); f++)
+				o += snprintf(p->depths + o, sizeof(p->depths) - o,
+					      "%s%u", f ? "+" : "", st.depths[f]);
+			p->insns = st.insns;
+			p->stack = bpfcheck_stack_chain(bpf_program__insns(prog),
+							bpf_program__insn_cnt(prog),
+							st.depths, st.n_depths,
+							&p->frames);
+		}
+		i++;
+	}
+cleanup:
+	free(logs);
+	capture_bpf__destroy(s);
+	return rc;
+}
+
+/* The whole verifier log of a refused program, loaded alone. */
+static char *check_full_log(const struct capture_config *cfg, bool sock,
+			    const char *name)
+{
+	struct capture_bpf *s = capture_bpf__open();
+	struct bpf_program *prog;
+	char *log = NULL;
+	int rc;
+
+	if (!s)
+		return NULL;
+	configure(s, cfg, 4096 * 16, sock);
+	log = calloc(1, CHECK_FULL_LOG_BYTES);
+	bpf_object__for_each_program(prog, s->obj) {
+		bool it = !strcmp(bpf_program__name(prog), name);
+
+		bpf_program__set_autoload(prog, it);
+		if (it && log) {
+			bpf_program__set_log_level(prog, 1);
+			bpf_program__set_log_buf(prog, log, CHECK_FULL_LOG_BYTES);
+		}
+	}
+	load_log_start();
+	rc = capture_bpf__load(s);
+	load_log_stop();
+	capture_bpf__destroy(s);
+	if (rc == 0 || !log || !log[0]) {
+		free(log);
+		return NULL;
+	}
+	return log;
+}
+
+int capture_check(const struct capture_config *user_cfg,
+		  struct capture_report *out, char *err, size_t errlen)
+{
+	/* The largest programs: sampling decided in the kernel at a
+	 * fractional rate, ports filtered. */
+	struct capture_config cfg = *user_cfg;
+	uint16_t port = 1;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	cfg.sample_key = SHADOW_SAMPLE_REQUEST;
+	cfg.sample_below = 1ull << 52;
+	if (!cfg.n_ports) {
+		cfg.ports = &port;
+		cfg.n_ports = 1;
+	}
+	rc = check_privileges(err, errlen);
+	if (rc < 0)
+		return rc;
+	ensure_tracefs();
+	verbose_libbpf = false; /* -v here means the refused programs' logs */
+	libbpf_set_print(libbpf_print);
+	rc = choose_path(&out->features, &out->sock_hooks, err, errlen);
+	if (rc < 0)
+		return rc;
+	for (int round = 0; round < 64; round++) {
+		rc = check_round(&cfg, out->sock_hooks, out);
+		if (rc != -EAGAIN)
+			break;
+	}
+	if (rc < 0 && rc != -EAGAIN) {
+		char prog[64], why[256];
+
+		load_log_refusal(prog, sizeof(prog), why, sizeof(why));
+		snprintf(err, errlen, "cannot load the BPF object: %s (%s)",
+			 strerror(-rc), why);
+		return rc;
+	}
+	for (unsigned i = 0; i < out->n_progs; i++) {
+		struct capture_prog_report *p = &out->progs[i];
+
+		if (!p->loaded) {
+			if (cfg.verbose)
+				p->log = check_full_log(&cfg, out->sock_hooks,
+							p->name);
+			continue;
+		}
+		out->loaded++;
+		if (p->insns > out->max_insns)
+			out->max_insns = p->insns;
+		if (p->stack > out->max_stack)
+			out->max_stack = p->stack;
+	}
+	return out->loaded == out->n_progs ? 0 : -EPERM;
+}
+
+void capture_report_clean(struct capture_report *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->n_progs; i++) {
+		free(r->progs[i].log);
+		r->progs[i].log = NULL;
+	}
+}
+
+void capture_report_print(FILE *out, const struct capture_report *r,
+			  bool progs, bool verbose)
+{
+	const bool *have = r->features.have;
+	struct utsname u;
+	unsigned over = 0;
+
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "?");
+	fprintf(out, "kernel %s (%s)\n", u.release, u.machine);
+	fprintf(out, "features:");
+	for (int f = 0; f < BPFCHECK_N_FEATURES; f++)
+		fprintf(out, " %s %s%s", bpfcheck_feature_name(f),
+			have[f] ? "yes" : "no",
+			f + 1 < BPFCHECK_N_FEATURES ? "," : "\n");
+	fprintf(out, "data hooks: %s\n", r->sock_hooks ?
+		"socket tracepoints (tp_btf sock_recv_length, sock_send_length, "
+		"inet_sock_set_state)" :
+		"syscall tracepoints (sys_enter/exit of accept, read, write, "
+		"their vector and socket forms, sendfile, close)");
+	fprintf(out, "TLS hooks: %s\n", have[BPFCHECK_UPROBE] ?
+		"uprobes on SSL_read/SSL_write (_ex) and SSL_do_handshake in "
+		"each target's libssl, attached per target at run time" :
+		"none (no uprobes: HTTPS is counted as undecoded)");
+	if (!progs)
+		return;
+	for (unsigned i = 0; i < r->n_progs; i++) {
+		const struct capture_prog_report *p = &r->progs[i];
+		bool big = p->stack > BPFCHECK_STACK_BUDGET ||
+			   p->insns > BPFCHECK_INSNS_BUDGET;
+
+		if (p->loaded) {
+			over += big;
+			fprintf(out, "  loaded   %-28s %7u insns %4u B stack "
+				"(%u frame%s)%s\n", p->name, p->insns, p->stack,
+				p->frames, p->frames == 1 ? "" : "s",
+				big ? "  over the budget" : "");
+			if (verbose && p->depths[0])
+				fprintf(out, "           (each function's own stack, "
+					"in order: %s)\n", p->depths);
+		} else {
+			fprintf(out, "  refused  %-28s %s\n", p->name, p->reason);
+			if (p->log)
+				fprintf(out, "-- verifier log of %s --\n%s\n"
+					"-- end of log --\n", p->name, p->log);
+		}
+	}
+	fprintf(out, "%u programs loaded (max %uk insns, %u B stack)", r->loaded,
+		(r->max_insns + 999) / 1000, r->max_stack);
+	if (r->loaded < r->n_progs)
+		fprintf(out, ", %u refused", r->n_progs - r->loaded);
+	if (over)
+		fprintf(out, ", %u over the budget of %u B stack and %uk insns",
+			over, BPFCHECK_STACK_BUDGET, BPFCHECK_INSNS_BUDGET / 1000);
+	fputc('\n', out);
 }

@@ -16,7 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+#include "bpfcheck.h"
 
 struct shadow_event;
 struct capture;
@@ -92,6 +95,45 @@ void capture_get_stats(struct capture *c, struct capture_stats *out);
 /* Whether SHADOWD_SYSCALL_HOOKS asks for the syscall-tracepoint data hooks
  * (set, and not "0") instead of the socket tracepoints. */
 bool capture_syscall_hooks_forced(void);
+/* One program, as capture_check() found it. */
+struct capture_prog_report {
+	char name[64];
+	bool loaded;
+	unsigned insns;   /* instructions the verifier processed */
+	unsigned stack;   /* bytes of stack on its deepest chain of calls */
+	unsigned frames;  /* functions on that chain */
+	char reason[256]; /* refused: why, in the verifier's words */
+	char depths[128]; /* loaded: each function's own stack, "112+72+..." */
+	char *log;        /* refused, with cfg->verbose: its whole log */
+};
+
+struct capture_report {
+	struct bpfcheck_features features;
+	bool sock_hooks;  /* the data path: socket or syscall tracepoints */
+	struct capture_prog_report progs[64];
+	unsigned n_progs, loaded;
+	unsigned max_insns, max_stack; /* over the loaded programs */
+};
+
+/* Loads every program the data path chosen for this kernel needs (and
+ * the TLS ones), in the configuration that makes them largest (sampling
+ * decided in the kernel at a fractional rate, ports filtered), with the
+ * verifier's statistics, and attaches nothing. Needs the privileges of
+ * capture_open(). Fills out; returns 0 when every program loaded, -EPERM
+ * when one was refused, or another -errno with a one-line reason in err
+ * when nothing could be tried (err also says which feature is missing).
+ * Free out with capture_report_clean(). */
+int capture_check(const struct capture_config *cfg,
+		  struct capture_report *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Prints a report for people: the kernel, the features probed and the
+ * path chosen, then (with progs) one line per program and a summary line
+ * "N programs loaded (max Nk insns, N B stack)[, N refused]"; verbose
+ * adds each function's own stack. */
+void capture_report_print(FILE *out, const struct capture_report *r,
+			  bool progs, bool verbose);
+/* Frees what a report owns (the logs); NULL ok. */
+void capture_report_clean(struct capture_report *r);
 /* Detaches and frees; NULL ok. */
 void capture_close(struct capture *c);
 

@@ -72,6 +72,7 @@ struct options {
 	const char *record;
 	const char *from_capture;
 	double duration;
+	bool check;
 	int verbose;
 };
 
@@ -177,6 +178,11 @@ static const char usage_text[] =
 "                            root needed)\n"
 "      --duration SEC        stop after SEC seconds (default: until SIGINT or\n"
 "                            SIGTERM)\n"
+"      --check               will it work on this kernel? Load every program\n"
+"                            the capture needs here, attach nothing, print\n"
+"                            each one loaded (instructions, stack) or refused\n"
+"                            (the verifier's reason) and the hooks chosen;\n"
+"                            exit 0 if all load, 1 if not (-v: whole log)\n"
 "  -v, --verbose             more detail (twice: libbpf and the verifier log)\n"
 "  -h, --help                this text\n"
 "      --version             print the version\n"
@@ -268,6 +274,7 @@ enum {
 	OPT_NOISE_PRIMARY, OPT_NOISE_RECHECK, OPT_CACERT, OPT_INSECURE,
 	OPT_MAX_BODY, OPT_MAX_RECORDS, OPT_EXAMPLES, OPT_REDACT, OPT_METRICS,
 	OPT_RECORD, OPT_FROM_CAPTURE, OPT_DURATION, OPT_VERSION, OPT_ENDPOINT,
+	OPT_CHECK,
 };
 
 static const struct option long_opts[] = {
@@ -302,6 +309,7 @@ static const struct option long_opts[] = {
 	{ "from-capture", required_argument, 0, OPT_FROM_CAPTURE },
 	{ "duration", required_argument, 0, OPT_DURATION },
 	{ "endpoint", required_argument, 0, OPT_ENDPOINT },
+	{ "check", no_argument, 0, OPT_CHECK },
 	{ "verbose", no_argument, 0, 'v' },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, OPT_VERSION },
@@ -392,6 +400,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 						   1e9);
 			break;
 		case OPT_ENDPOINT: list_add(&o->endpoints, "--endpoint", optarg); break;
+		case OPT_CHECK: o->check = true; break;
 		case 'v': o->verbose++; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case OPT_VERSION: printf("shadowd %s\n", SHADOWD_VERSION); exit(0);
@@ -404,6 +413,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		die("unexpected argument '%s'; see shadowd --help", argv[optind]);
+	if (o->check) {
+		if (o->candidate || o->n_pids || o->exes.n || o->from_capture)
+			die("--check loads the programs and attaches nothing; it "
+			    "takes no --candidate, --pid, --exe or --from-capture");
+		return;
+	}
 	if (!o->candidate)
 		die("--candidate URL is required, e.g. -c http://127.0.0.1:8081");
 	if (!o->from_capture && !o->n_pids && !o->exes.n)
@@ -964,6 +979,27 @@ static void attach(struct daemon *d)
 	d->poll_delay_ms = 10;
 }
 
+/* --check: loads and reports, attaches nothing. */
+static int check_kernel(const struct options *o)
+{
+	struct capture_config cc = {
+		.ports = o->ports, .n_ports = o->n_ports,
+		.verbose = o->verbose > 0,
+	};
+	struct capture_report r;
+	char err[512] = "";
+	int rc = capture_check(&cc, &r, err, sizeof(err));
+
+	if (rc < 0 && rc != -EPERM) {
+		capture_report_print(stdout, &r, false, false);
+		fprintf(stderr, "shadowd: %s\n", err);
+		return 1;
+	}
+	capture_report_print(stdout, &r, true, o->verbose > 0);
+	capture_report_clean(&r);
+	return rc < 0;
+}
+
 static int signal_fd(void)
 {
 	sigset_t set;
@@ -987,6 +1023,8 @@ int main(int argc, char **argv)
 	int sfd, drained;
 
 	parse_args(argc, argv, &d.o);
+	if (d.o.check)
+		return check_kernel(&d.o);
 	sfd = signal_fd(); /* before any thread starts: they inherit the mask */
 	setup(&d);
 	if (sfd < 0 || loop_fd_add(d.loop, sfd, LOOP_READ, on_signal, &d) < 0 ||

@@ -48,7 +48,8 @@ extern struct capture *harness_cap;
 extern struct conn_table *harness_table;
 
 /* Attaches to pid (and its descendants), only port when nonzero. Skips the
- * test when the kernel refuses to load the programs. */
+ * test only without root; a program the kernel refuses fails it, with the
+ * verifier's reason. */
 void harness_attach(pid_t pid, uint16_t port);
 /* The same with a full config (--exe targets). */
 void harness_attach_cfg(const struct capture_config *cfg);
