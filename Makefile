@@ -45,7 +45,7 @@ BINS       := $(BINDIR)/shadowd $(BINDIR)/shadow-dump
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
-	    install clean vmlinux
+	    install clean vmlinux test-kernels
 .SECONDARY:
 
 all: $(OUTPUT)/deps.ok $(BINS)
@@ -120,6 +120,11 @@ e2e-test: $(OUTPUT)/deps.ok $(BINS)
 # The README's test command: unit (no root), then BPF and end-to-end (root).
 test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) $(BPF_BINS)
 	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_RUNS) $(wildcard tests/e2e/*_test.sh)
+
+# The capture on Debian's 6.1 and 6.12 kernels in qemu, and on the host's.
+test-kernels: $(OUTPUT)/deps.ok $(BINS)
+	$(Q)SHADOWD=$(BINDIR)/shadowd SHADOW_DUMP=$(BINDIR)/shadow-dump \
+		scripts/test-kernels.sh
 
 demo: $(OUTPUT)/deps.ok $(BINS)
 	$(Q)scripts/demo.sh

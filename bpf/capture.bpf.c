@@ -521,6 +521,17 @@ static __always_inline bool first_bytes_tls(__u64 buf, __u32 iovcnt, long ret,
 	       b[2] <= 0x04;
 }
 
+/* n, at most max, in a way every kernel's verifier follows. The compiler
+ * drops a clamp it can prove redundant (n was bounded against another
+ * bounded value), and verifiers before 6.2 or so cannot prove it from
+ * such a comparison themselves: the empty asm hides what the compiler
+ * knows, so the clamp against a constant stays. */
+static __always_inline __u64 verifier_clamp(__u64 n, __u64 max)
+{
+	asm volatile("" : "+r"(n));
+	return n > max ? max : n;
+}
+
 static __always_inline struct scratch *scratch_get(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -627,8 +638,7 @@ static long walk_chunk(__u32 i, void *unused)
 	n = w->cur_left < w->left ? w->cur_left : w->left;
 	if (n > SHADOW_CHUNK_MAX - fill)
 		n = SHADOW_CHUNK_MAX - fill;
-	if (n > SHADOW_CHUNK_MAX)
-		n = SHADOW_CHUNK_MAX;
+	n = verifier_clamp(n, SHADOW_CHUNK_MAX);
 	if (bpf_probe_read_user(s->data + fill, n, (void *)w->cur) < 0) {
 		/* An unreadable buffer: what was copied, then a gap. */
 		walk_emit(w, s, n);
@@ -789,18 +799,20 @@ static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 #pragma unroll
 		for (int i = 0; i < SMALL_IOV; i++) {
 			__u64 n = s->iov[i].iov_len;
+			void *dst, *src;
 
 			if (!left || i >= w->iovcnt)
 				break;
 			if (n > left)
 				n = left;
 			/* Bounds the verifier can follow: fill < one chunk
-			 * while bytes are left, n at most one chunk. */
-			if (n > SHADOW_CHUNK_MAX)
-				n = SHADOW_CHUNK_MAX;
-			if (bpf_probe_read_user(s->data +
-						(fill & (SHADOW_CHUNK_MAX - 1)),
-						n, s->iov[i].iov_base) < 0)
+			 * while bytes are left, n at most one chunk (clamped
+			 * as the call's argument, where no spill loses it). */
+			dst = s->data + (fill & (SHADOW_CHUNK_MAX - 1));
+			src = s->iov[i].iov_base;
+			if (bpf_probe_read_user(dst, verifier_clamp(n,
+							SHADOW_CHUNK_MAX),
+						src) < 0)
 				return false;
 			fill += n;
 			left -= n;
