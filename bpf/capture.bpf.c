@@ -30,6 +30,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Settings, written by user space between open and load. */
 const volatile bool cfg_filter_ports = false;
+/* The data comes from the socket tracepoints (else the syscall ones). */
+const volatile bool cfg_sock_hooks = false;
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
 /* Sampling decided here (see bpf/sample_key.h): 0 leaves every decision
  * to user space; SHADOW_SAMPLE_REQUEST or _PATH names the key. An
@@ -75,18 +77,30 @@ enum tls_state {
  * write after it starts the response, which runs until the next request. */
 enum phase { PH_NONE = 0, PH_REQUEST, PH_RESPONSE };
 
+/* A tracked connection, by its socket (conns): whichever fd or process
+ * moves its bytes (a dup'ed fd, a child it was handed to at fork), it is
+ * one connection, named in records by where it was first seen. */
 struct conn_state {
 	__u64 off[2]; /* next stream offset per direction */
-	__u32 gen;
+	__u64 skip_from;   /* outbound offset where that response began */
+	__u64 skip_ts[2];  /* its first and its last write */
+	__u32 tgid, fd;    /* its name in records: the first (tgid, fd) */
+	__u32 gen;         /* ... and its generation */
 	__u32 close_flags; /* enum shadow_close_flags seen so far */
 	__u32 tls;         /* enum tls_state */
 	__u8 phase;        /* enum phase */
 	__u8 skip_next;    /* the request read was decided unsampled */
 	__u8 skipping;     /* its response is being passed over */
 	__u8 midstream;    /* joined after bytes had moved on it */
-	__u64 skip_from;   /* outbound offset where that response began */
-	__u64 skip_ts[2];  /* its first and its last write */
-	__u64 sk;          /* its socket; 0 until seen (socket hooks only) */
+};
+
+/* A connection user space found open at attach (found, by its socket's
+ * inode): the name and generation it announced, taken by the socket at its
+ * first I/O in a target, through whichever fd. */
+struct found_conn {
+	__u32 gen;
+	__u32 tgid, fd;
+	__u32 _pad;
 };
 
 
@@ -99,6 +113,7 @@ struct active {
 	__u64 buf;    /* user buffer, or user iovec array when iovcnt > 0 */
 	__u64 file_off;
 	__u64 done;
+	__u64 sk;     /* the connection's socket (syscall hooks) */
 	__u32 fd;
 	__u32 iovcnt;
 	__u32 in_fd;
@@ -115,9 +130,9 @@ struct ssl_call {
 	__u64 ssl;     /* the SSL object */
 	__u64 buf;     /* plaintext buffer (read/write) */
 	__u64 len_ptr; /* size_t * of the _ex forms, 0 otherwise */
-	__u32 fd;      /* socket seen inside the call ... */
-	__u8 has_fd;   /* ... if any */
+	__u64 sk;      /* the socket seen inside the call, 0 if none */
 	__u8 kind;     /* enum ssl_kind */
+	__u8 _pad;
 	__u16 depth;   /* nested hooked calls on the same object */
 };
 
@@ -155,7 +170,6 @@ struct walk {
 struct io_args {
 	__u64 buf;    /* user buffer, or user iovec array when iovcnt > 0 */
 	__s64 ret;    /* bytes the syscall moved, or its error */
-	__u32 tgid, fd;
 	__u32 iovcnt;
 	__u8 dir;
 	__u8 peek;    /* MSG_PEEK: the bytes stay queued */
@@ -221,9 +235,17 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct conn_key);
+	__type(key, __u64); /* the struct sock's address */
 	__type(value, struct conn_state);
 } conns SEC(".maps");
+
+/* Connections found at attach, by socket inode, until their first I/O. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct found_conn);
+} found SEC(".maps");
 
 /* Socket hooks: server-side sockets (made by a listener, of any process
  * on the host) by address, from their birth to their first I/O... */
@@ -256,15 +278,6 @@ struct {
 	__type(value, __u8);
 } srv_ports SEC(".maps");
 
-/* ... and, once that I/O in a target named its fd, the connection it is,
- * until its end. Apart, so that the host's other servers churning the
- * first map never evict a tracked connection's way to its end. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct conn_key);
-} srv_conns SEC(".maps");
 
 /* The syscall a thread is in, between its enter and exit tracepoints: task
  * local storage, so the hot path takes no hash-map lock. kind 0 = none. */
@@ -292,40 +305,13 @@ struct {
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps");
 
-/* (tgid, SSL object) -> the socket fd it was last seen doing I/O on. */
+/* (tgid, SSL object) -> the socket it was last seen doing I/O on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ssl_key);
-	__type(value, __u32);
-} ssl_fds SEC(".maps");
-
-/* Paths the targets opened files by, for sendfile: (tgid, fd) -> path. */
-struct path_buf {
-	char path[SHADOW_PATH_MAX];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct conn_key);
-	__type(value, struct path_buf);
-} paths SEC(".maps");
-
-/* openat() in flight: thread -> user pointer of the path. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
 	__type(value, __u64);
-} opening SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct path_buf);
-} path_scratch SEC(".maps");
+} ssl_socks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -394,17 +380,27 @@ static __always_inline struct file *fd_file(__u32 fd)
 	return f;
 }
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* The socket behind fd in the current process, or NULL. */
 static __always_inline struct sock *fd_sock(__u32 fd)
 {
 	struct file *f = fd_file(fd);
 	struct socket *sock;
 
-	if (!f)
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
 	if (!sock)
 		return NULL;
 	return BPF_CORE_READ(sock, sk);
+}
+
+/* The inode number of sk's socket, as /proc/PID/fd names it. */
+static __always_inline __u64 sock_ino(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
 /* Whether tgid is a target: one bit in an array, so that the syscalls of
@@ -454,15 +450,14 @@ static __always_inline void target_mark(__u32 tgid, bool on)
 	}
 }
 
-/* Socket I/O inside a hooked SSL call ties the SSL object to the fd (the
- * first socket I/O of the call is its socket's), and makes a tracked
- * connection a decoded TLS one. A TLS connection that writes outside any
- * hooked call is one no hooked library handles: undecoded. Returns the
- * tracked connection c (the one on fd, if any) or NULL. */
-static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir,
+/* Socket I/O on socket sk inside a hooked SSL call ties the SSL object to
+ * the socket (the first socket I/O of the call is its socket's), and makes
+ * a tracked connection a decoded TLS one. A TLS connection that writes
+ * outside any hooked call is one no hooked library handles: undecoded.
+ * Returns the tracked connection c (sk's, if any) or NULL. */
+static __always_inline struct conn_state *io_conn(__u64 id, __u64 sk, __u8 dir,
 						  struct conn_state *c)
 {
-	struct conn_key k = { .tgid = id >> 32, .fd = fd };
 	struct ssl_call *sc;
 
 	/* Cleartext from its first bytes: no SSL call ever runs on it. */
@@ -472,18 +467,17 @@ static __always_inline struct conn_state *io_conn(__u64 id, __u32 fd, __u8 dir,
 	if (!c && !tls_hooked)
 		return NULL;
 	sc = bpf_map_lookup_elem(&ssl_calls, &id);
-	if (sc && !sc->has_fd) {
-		sc->fd = fd;
-		sc->has_fd = 1;
+	if (sc && !sc->sk && sk) {
+		sc->sk = sk;
 		if (c) {
-			struct ssl_key sk = { .ssl = sc->ssl, .tgid = k.tgid };
+			struct ssl_key k = { .ssl = sc->ssl, .tgid = id >> 32 };
 
-			bpf_map_update_elem(&ssl_fds, &sk, &fd, BPF_ANY);
+			bpf_map_update_elem(&ssl_socks, &k, &sk, BPF_ANY);
 		}
 	}
 	if (!c)
 		return NULL;
-	if (sc && sc->fd == fd) {
+	if (sc && sc->sk == sk) {
 		c->tls = TLS_DECODED;
 	} else if (c->tls == TLS_PENDING && dir == SHADOW_DIR_OUT) {
 		c->tls = TLS_UNDECODED;
@@ -740,8 +734,7 @@ static __always_inline int request_decide(struct scratch *s, __u32 len)
 
 /* Ends a response passed over: one SKIP record stands for all of it, put
  * before the next request's bytes or the close. */
-static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
-				     __u32 fd)
+static __always_inline void skip_end(struct conn_state *c)
 {
 	struct {
 		struct shadow_event h;
@@ -760,8 +753,8 @@ static __always_inline void skip_end(struct conn_state *c, __u32 tgid,
 	}
 	rec->h.ts_ns = c->skip_ts[0];
 	rec->h.offset = c->skip_from;
-	rec->h.tgid = tgid;
-	rec->h.fd = fd;
+	rec->h.tgid = c->tgid;
+	rec->h.fd = c->fd;
 	rec->h.gen = c->gen;
 	rec->h.len = sizeof(rec->s);
 	rec->h.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
@@ -856,7 +849,7 @@ static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 		w->chunks++;
 		return true;
 	}
-	skip_end(c, w->tgid, w->fd);
+	skip_end(c);
 	walk_emit(w, s, 0);
 	return true;
 }
@@ -897,12 +890,11 @@ static __always_inline void open_emit(__u32 tgid, __u32 fd, __u32 gen,
 	bpf_ringbuf_submit(rec, wake_flag());
 }
 
-/* Ends tracked connection c on (tgid, fd): the answer it was passing over,
+/* Ends tracked connection c of socket sk: the answer it was passing over,
  * then its CLOSE with the final offsets; it is forgotten. A global
  * function: its records are in its own frame, off the copy's. */
-__noinline int conn_end(struct conn_state *c, __u32 tgid, __u32 fd)
+__noinline int conn_end(struct conn_state *c, __u64 sk)
 {
-	struct conn_key k = { .tgid = tgid, .fd = fd };
 	struct {
 		struct shadow_event h;
 		struct shadow_close c;
@@ -910,28 +902,72 @@ __noinline int conn_end(struct conn_state *c, __u32 tgid, __u32 fd)
 
 	if (!c)
 		return 0;
-	skip_end(c, tgid, fd);
+	skip_end(c);
 	if (c->tls == TLS_PENDING)
 		stat_inc(STAT_TLS_UNDECODED);
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		stat_inc(STAT_LOST);
-		bpf_map_delete_elem(&conns, &k);
+		bpf_map_delete_elem(&conns, &sk);
 		return 0;
 	}
 	__builtin_memset(rec, 0, sizeof(*rec));
 	rec->h.ts_ns = bpf_ktime_get_ns();
-	rec->h.tgid = tgid;
-	rec->h.fd = fd;
+	rec->h.tgid = c->tgid;
+	rec->h.fd = c->fd;
 	rec->h.gen = c->gen;
 	rec->h.kind = SHADOW_EV_CLOSE;
 	rec->h.len = sizeof(rec->c);
 	rec->c.final_offset[0] = c->off[0];
 	rec->c.final_offset[1] = c->off[1];
 	rec->c.flags = c->close_flags;
-	bpf_map_delete_elem(&conns, &k);
+	bpf_map_delete_elem(&conns, &sk);
 	bpf_ringbuf_submit(rec, wake_flag());
 	return 0;
+}
+
+/* Starts tracking socket sk as a connection first seen on (tgid, fd), of
+ * generation gen (0: the next of the kernel's), joined after bytes had
+ * moved on it when midstream; announces it. Returns its state or NULL. */
+static __always_inline struct conn_state *conn_start(__u64 sk, __u32 tgid,
+						     __u32 fd, __u32 gen,
+						     bool midstream)
+{
+	struct conn_state *c;
+
+	if (bpf_map_update_elem(&conns, &sk, &conn_zero, BPF_ANY) < 0)
+		return NULL;
+	c = bpf_map_lookup_elem(&conns, &sk);
+	if (!c)
+		return NULL;
+	c->tgid = tgid;
+	c->fd = fd;
+	c->midstream = midstream;
+	if (gen) {
+		/* Found at attach: user space announced it. */
+		c->gen = gen;
+		return c;
+	}
+	c->gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
+	stat_inc(STAT_ACCEPTED);
+	open_emit(tgid, fd, c->gen, (struct sock *)sk,
+		  midstream ? SHADOW_F_MIDSTREAM : 0);
+	return c;
+}
+
+/* Starts tracking socket sk if it is a connection user space found open at
+ * attach, under the name it announced. Returns its state or NULL. */
+static __always_inline struct conn_state *conn_found(__u64 sk)
+{
+	__u64 ino = sock_ino((struct sock *)sk);
+	struct found_conn *f = bpf_map_lookup_elem(&found, &ino);
+	struct conn_state *c;
+
+	if (!f)
+		return NULL;
+	c = conn_start(sk, f->tgid, f->fd, f->gen, true);
+	bpf_map_delete_elem(&found, &ino);
+	return c;
 }
 
 /* ret bytes written on a cleartext connection whose sampling the kernel
@@ -1024,11 +1060,11 @@ __noinline int io_copy(struct conn_state *c, struct scratch *s)
 	w->fill = 0;
 	w->chunks = 0;
 	w->ts = bpf_ktime_get_ns();
-	w->tgid = a->tgid;
-	w->fd = a->fd;
+	w->tgid = c->tgid;
+	w->fd = c->fd;
 	w->gen = c->gen;
 	if (!copy_small(s, c, decide)) {
-		skip_end(c, a->tgid, a->fd);
+		skip_end(c);
 		walk_all();
 	}
 	return 0;
@@ -1036,9 +1072,9 @@ __noinline int io_copy(struct conn_state *c, struct scratch *s)
 
 /* Copies ret bytes of one I/O on tracked connection c (see io_copy), in
  * the CPU's scratch; with the scratch taken, they are a gap. */
-static __always_inline void io_copy_claimed(struct conn_state *c, __u32 tgid,
-					    __u32 fd, __u64 buf, __u32 iovcnt,
-					    __u8 dir, long ret, bool peek)
+static __always_inline void io_copy_claimed(struct conn_state *c, __u64 buf,
+					    __u32 iovcnt, __u8 dir, long ret,
+					    bool peek)
 {
 	struct scratch *s;
 
@@ -1057,8 +1093,6 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u32 tgid,
 	}
 	s->io.buf = buf;
 	s->io.ret = ret;
-	s->io.tgid = tgid;
-	s->io.fd = fd;
 	s->io.iovcnt = iovcnt;
 	s->io.dir = dir;
 	s->io.peek = peek;
@@ -1067,7 +1101,9 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u32 tgid,
 }
 
 /* A file's path, found by walking its dentries up to the root (crossing
- * mount points), for the socket hooks, which see no openat(). Directories
+ * mount points): what sendfile() read from, for user space to open when
+ * the process has closed it or exited (a forked handler often has, by
+ * the time the record is read). Directories
  * deeper than PATH_DEPTH or paths longer than SHADOW_PATH_MAX give "". */
 #define PATH_DEPTH 32
 
@@ -1185,20 +1221,17 @@ static __always_inline void file_path(struct file *f, char *out)
 	__builtin_memcpy(out, b->path, SHADOW_PATH_MAX);
 }
 
-/* ret bytes a sendfile() sent on tracked connection c from in_fd, starting
- * at file_off: one SENDFILE record, which user space turns into DATA by
- * reading the file. The file's path comes from the openat() tracepoints
- * (paths map) or, with walk, from its dentries. */
+/* ret bytes a sendfile() in process tgid sent on tracked connection c from
+ * its in_fd, starting at file_off: one SENDFILE record, which user space
+ * turns into DATA by reading the file, through the fd or by the path its
+ * dentries give. */
 static __always_inline void sendfile_emit(struct conn_state *c, __u32 tgid,
-					  __u32 fd, __u32 in_fd,
-					  __u64 file_off, long ret, bool walk)
+					  __u32 in_fd, __u64 file_off, long ret)
 {
 	struct {
 		struct shadow_event h;
 		struct shadow_sendfile s;
 	} *rec;
-	struct path_buf *pb;
-	struct conn_key pk;
 	struct file *f;
 
 	if (ret <= 0 || c->tls == TLS_PENDING || c->tls == TLS_UNDECODED)
@@ -1214,8 +1247,8 @@ static __always_inline void sendfile_emit(struct conn_state *c, __u32 tgid,
 	}
 	rec->h.ts_ns = bpf_ktime_get_ns();
 	rec->h.offset = __sync_fetch_and_add(&c->off[SHADOW_DIR_OUT], ret);
-	rec->h.tgid = tgid;
-	rec->h.fd = fd;
+	rec->h.tgid = c->tgid;
+	rec->h.fd = c->fd;
 	rec->h.gen = c->gen;
 	rec->h.len = sizeof(rec->s);
 	rec->h.size = ret;
@@ -1224,21 +1257,12 @@ static __always_inline void sendfile_emit(struct conn_state *c, __u32 tgid,
 	rec->h.flags = 0;
 	rec->s.file_offset = file_off;
 	rec->s.in_fd = in_fd;
+	rec->s.tgid = tgid;
+	rec->s._pad = 0;
 	f = fd_file(in_fd);
 	rec->s.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
 	rec->s.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
-	if (walk) {
-		file_path(f, rec->s.path);
-	} else {
-		pk.tgid = tgid;
-		pk.fd = in_fd;
-		pb = bpf_map_lookup_elem(&paths, &pk);
-		if (pb)
-			__builtin_memcpy(rec->s.path, pb->path,
-					 sizeof(rec->s.path));
-		else
-			rec->s.path[0] = '\0';
-	}
+	file_path(f, rec->s.path);
 	bpf_ringbuf_submit(rec, wake_flag());
 }
 
@@ -1318,12 +1342,16 @@ static __always_inline __u64 ptr_value(void *p)
 }
 
 /* Whether sk, unmarked, is a TCP connection on a port listened on at
- * attach: made before attach, and accepted after. */
+ * attach: made before attach, and accepted after. One that our side has
+ * begun to close (after its end, a lingering close's reads) is not. */
 static __always_inline bool queued_at_attach(struct sock *sk)
 {
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	__u16 family;
 
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
+		return false;
 	if (!bpf_map_lookup_elem(&listen_ports, &lport))
 		return false;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -1331,68 +1359,46 @@ static __always_inline bool queued_at_attach(struct sock *sk)
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
 }
 
-/* The new connection socket I/O in a target found on (tgid, fd) with
- * socket skp: tracked from now on, and announced, when the socket is a
- * server-side one (a listener made it, or it was in a listener's queue at
- * attach). dir_peek: the I/O's direction, and 2 for a peek. Returns
- * whether it is tracked now. A global function: the birth of a
- * connection is rare, and its records stay off the copy's frames. */
+/* Starts tracking socket skp, first seen in I/O on (tgid, fd) of a target,
+ * when it is a connection user space found at attach (see conn_found) or a server-side one (a listener made it, or it was in a
+ * listener's queue at attach). ret: the bytes the I/O moved (0 when it is
+ * yet to run, on the syscall path); dir_peek: its direction, and 2 for a
+ * peek. Returns whether it is tracked now. A global function: the birth
+ * of a connection is rare, and its records stay off the copy's frames. */
 __noinline int sock_conn_new(__u64 skp, __u32 tgid, __u32 fd, __s64 ret,
 			     __u32 dir_peek)
 {
-	struct conn_key k = { .tgid = tgid, .fd = fd };
 	struct sock *sk = (struct sock *)skp;
-	struct conn_state *c;
 
+	if (conn_found(skp))
+		return 1;
 	if (!bpf_map_lookup_elem(&srv_new, &skp) && !queued_at_attach(sk))
 		return 0;
-	if (bpf_map_update_elem(&conns, &k, &conn_zero, BPF_ANY) < 0)
-		return 0;
-	c = bpf_map_lookup_elem(&conns, &k);
-	if (!c)
-		return 0;
-	c->sk = skp;
-	c->midstream = tcp_moved_before(sk, dir_peek & 1, ret, dir_peek & 2);
-	c->gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
-	bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
 	bpf_map_delete_elem(&srv_new, &skp);
-	stat_inc(STAT_ACCEPTED);
-	open_emit(tgid, fd, c->gen, sk, c->midstream ? SHADOW_F_MIDSTREAM : 0);
-	return 1;
+	return conn_start(skp, tgid, fd, 0,
+			  tcp_moved_before(sk, dir_peek & 1, ret,
+					   dir_peek & 2)) != NULL;
 }
 
-/* The tracked connection socket I/O on (tgid, fd) is on, for the socket
- * hooks, which see no accept() and no close(): a server-side socket (one
- * a listener made, see handle_sock_set_state, or one in a listener's queue
- * at attach) becomes a connection at its first I/O in a target, announced
- * then; a connection found at attach learns its socket. NULL for any
- * other socket. */
+/* The tracked connection of socket sk, for the socket hooks, which see no
+ * accept() and no close(): a socket becomes one at its first I/O in a
+ * target (see sock_conn_new), whichever process and fd that is. NULL for
+ * any other socket. */
 static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 						    struct sock *sk, __u8 dir,
 						    long ret, bool peek)
 {
-	struct conn_key k = { .tgid = tgid, .fd = fd };
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &k);
 	__u64 skp = (__u64)sk;
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &skp);
 
-	if (c && c->sk == skp)
-		return c;
-	/* Not the tracked one: no lookup more unless it can be a server's. */
-	if (!c && !srv_port(sk->__sk_common.skc_num))
-		return NULL;
-	if (c && !c->sk) {
-		/* Found at attach by user space: its socket, from now on. */
-		c->sk = skp;
-		bpf_map_update_elem(&srv_conns, &skp, &k, BPF_ANY);
-		return c;
-	}
 	if (c)
-		/* The fd names another socket now: the old one's end ran
-		 * after the number was reused (another thread). */
-		conn_end(c, tgid, fd);
+		return c;
+	/* No lookup more unless it can be a server's. */
+	if (!srv_port(sk->__sk_common.skc_num))
+		return NULL;
 	if (!sock_conn_new(ptr_value(sk), tgid, fd, ret, dir | (peek ? 2 : 0)))
 		return NULL;
-	return bpf_map_lookup_elem(&conns, &k);
+	return bpf_map_lookup_elem(&conns, &skp);
 }
 
 /* A sendfile() chunk seen by the socket hooks: a sendfile() sends its file
@@ -1438,7 +1444,7 @@ __noinline int sock_sendfile(struct conn_state *c, __u64 tgid_fd, __u64 uoff,
 		a->done = ret;
 		at = start;
 	}
-	sendfile_emit(c, tgid, fd, in_fd, at, ret, true);
+	sendfile_emit(c, tgid, in_fd, at, ret);
 	return 0;
 }
 
@@ -1499,7 +1505,8 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		break;
 	}
 	peek = dir == SHADOW_DIR_IN && (flags & MSG_PEEK);
-	c = io_conn(id, fd, dir, sock_conn(id >> 32, fd, sk, dir, ret, peek));
+	c = io_conn(id, (__u64)sk, dir,
+		    sock_conn(id >> 32, fd, sk, dir, ret, peek));
 	if (!c)
 		return;
 	if (nr == NR_SENDFILE && dir == SHADOW_DIR_OUT) {
@@ -1512,7 +1519,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		__sync_fetch_and_add(&c->off[dir & 1], ret);
 		return;
 	}
-	io_copy_claimed(c, id >> 32, fd, buf, iovcnt, dir, ret, peek);
+	io_copy_claimed(c, buf, iovcnt, dir, ret, peek);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -1531,23 +1538,24 @@ int BPF_PROG(handle_sock_send, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
-/* With the socket hooks, the births and ends of connections: a listener
- * making a socket (LISTEN -> SYN_RECV, in softirq: the process is not
- * known yet) marks it server-side; our FIN (FIN_WAIT1, LAST_ACK) or a
- * reset (CLOSE) ends its connection, as close() would. */
+/* Connections' ends, on either path: our FIN (FIN_WAIT1, LAST_ACK) or a
+ * reset (CLOSE), when the last fd on the socket in any process is closed;
+ * a close() of one of several fds (a parent's after it forked the
+ * connection's handler, a dup's) is none. With the socket hooks, also
+ * their births: a listener making a socket (LISTEN -> SYN_RECV, in
+ * softirq: the process is not known yet) marks it server-side. */
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
+int BPF_PROG(handle_tcp_set_state, struct sock *sk, int oldstate,
 	     int newstate)
 {
 	__u64 skp = (__u64)sk;
 	struct conn_state *c;
-	struct conn_key *k;
 	__u8 one = 1;
 
 	if (newstate == TCP_SYN_RECV) {
 		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 
-		if (oldstate != TCP_LISTEN ||
+		if (!cfg_sock_hooks || oldstate != TCP_LISTEN ||
 		    (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport)))
 			return 0;
 		bpf_map_update_elem(&srv_new, &skp, &one, BPF_ANY);
@@ -1557,31 +1565,52 @@ int BPF_PROG(handle_sock_set_state, struct sock *sk, int oldstate,
 	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
 	    newstate != TCP_CLOSE)
 		return 0;
-	k = bpf_map_lookup_elem(&srv_conns, &skp);
-	if (!k) {
+	c = bpf_map_lookup_elem(&conns, &skp);
+	if (c)
+		conn_end(c, ptr_value(sk));
+	else if (cfg_sock_hooks)
 		/* Ended before any I/O in a target, if it was one. */
 		bpf_map_delete_elem(&srv_new, &skp);
-		return 0;
-	}
-	c = bpf_map_lookup_elem(&conns, k);
-	if (c && c->sk == skp)
-		conn_end(c, k->tgid, k->fd);
-	bpf_map_delete_elem(&srv_conns, &skp);
 	return 0;
 }
 
 /* The same through syscall tracepoints, for kernels without the sock
  * ones: the arguments are kept from enter to exit per thread. */
+
+/* The socket behind fd of target tgid and its tracked connection in *c
+ * (NULL if none), before an I/O in direction dir: the fd table names the
+ * socket on every call, so that a forked child's or a dup'ed fd is the
+ * same connection and a reused fd number never names the old one. A
+ * server-side socket accepted out of our sight (by an accept() that began
+ * before attach) starts as the socket hooks' do. 0 if fd is no socket. */
+static __always_inline __u64 sys_conn(__u32 tgid, __u32 fd, __u8 dir,
+				      struct conn_state **c)
+{
+	struct sock *sk = fd_sock(fd);
+	__u64 skp = (__u64)sk;
+
+	*c = NULL;
+	if (!sk)
+		return 0;
+	*c = bpf_map_lookup_elem(&conns, &skp);
+	if (!*c && srv_port(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
+	    sock_conn_new(skp, tgid, fd, 0, dir))
+		*c = bpf_map_lookup_elem(&conns, &skp);
+	return skp;
+}
+
 static __always_inline void enter_call(__u32 fd, __u64 buf, __u32 iovcnt,
 				       __u8 dir, bool peek)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active a = { .buf = buf, .fd = fd, .iovcnt = iovcnt,
 			    .kind = ACT_IO, .dir = dir, .peek = peek };
-	struct conn_key k = { .tgid = id >> 32, .fd = fd };
+	struct conn_state *c;
 
-	if (is_target(k.tgid) &&
-	    io_conn(id, fd, dir, bpf_map_lookup_elem(&conns, &k)))
+	if (!is_target(id >> 32))
+		return;
+	a.sk = sys_conn(id >> 32, fd, dir, &c);
+	if (a.sk && io_conn(id, a.sk, dir, c))
 		active_put(&a);
 }
 
@@ -1590,19 +1619,15 @@ static __always_inline void exit_call(long ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_state *c;
 	struct active *a;
-	struct conn_key k;
 
 	if (!is_target(id >> 32))
 		return;
 	a = active_get();
 	if (!a)
 		return;
-	k.tgid = id >> 32;
-	k.fd = a->fd;
-	c = a->kind == ACT_IO ? bpf_map_lookup_elem(&conns, &k) : NULL;
+	c = a->kind == ACT_IO ? bpf_map_lookup_elem(&conns, &a->sk) : NULL;
 	if (c)
-		io_copy_claimed(c, k.tgid, k.fd, a->buf, a->iovcnt, a->dir,
-				ret, a->peek);
+		io_copy_claimed(c, a->buf, a->iovcnt, a->dir, ret, a->peek);
 	a->kind = 0;
 }
 
@@ -1621,10 +1646,8 @@ static __always_inline void exit_accept(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active *a = active_get();
-	struct conn_state st = {};
-	struct conn_key k;
 	struct sock *sk;
-	__u16 lport;
+	__u16 lport, family;
 	__u8 kind;
 
 	if (!a)
@@ -1636,15 +1659,15 @@ static __always_inline void exit_accept(long ret)
 	sk = fd_sock(ret);
 	if (!sk)
 		return;
+	/* TCP only: the connection ends by its TCP state. */
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != AF_INET && family != AF_INET6) ||
+	    BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return;
 	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport))
 		return;
-	k.tgid = id >> 32;
-	k.fd = ret;
-	st.gen = __sync_fetch_and_add(&gen_seq, 1) + 1;
-	bpf_map_update_elem(&conns, &k, &st, BPF_ANY);
-	stat_inc(STAT_ACCEPTED);
-	open_emit(k.tgid, k.fd, st.gen, sk, 0);
+	conn_start((__u64)sk, id >> 32, ret, 0, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_accept")
@@ -1726,16 +1749,16 @@ int handle_sys_exit_readv(struct trace_event_raw_sys_exit *ctx)
 static __always_inline void enter_msg(__u32 fd, __u64 umsg, __u8 dir,
 				     bool peek)
 {
-	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
-			      .fd = fd };
-	struct user_msghdr m;
+	__u64 mi[2];
 
-	if (!is_target(k.tgid) || !bpf_map_lookup_elem(&conns, &k))
+	if (!is_target(bpf_get_current_pid_tgid() >> 32))
 		return;
-	if (bpf_probe_read_user(&m, sizeof(m), (void *)umsg) < 0 ||
-	    !m.msg_iovlen)
+	/* msg_iov and msg_iovlen, side by side. */
+	if (bpf_probe_read_user(mi, sizeof(mi), (void *)umsg +
+				offsetof(struct user_msghdr, msg_iov)) < 0 ||
+	    !mi[1])
 		return;
-	enter_call(fd, (__u64)m.msg_iov, m.msg_iovlen, dir, peek);
+	enter_call(fd, mi[0], mi[1], dir, peek);
 }
 
 /* recvmsg(fd, msg, flags) */
@@ -1822,12 +1845,15 @@ SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int handle_sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
 	struct active a = { .kind = ACT_SENDFILE, .fd = ctx->args[0],
 			    .in_fd = ctx->args[1], .dir = SHADOW_DIR_OUT };
 	__u64 uoff = ctx->args[2];
+	struct conn_state *c;
 
-	if (!is_target(k.tgid) || !bpf_map_lookup_elem(&conns, &k))
+	if (!is_target(id >> 32))
+		return 0;
+	a.sk = sys_conn(id >> 32, a.fd, SHADOW_DIR_OUT, &c);
+	if (!c)
 		return 0;
 	if (uoff) {
 		bpf_probe_read_user(&a.file_off, sizeof(a.file_off),
@@ -1848,65 +1874,14 @@ int handle_sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct active *a = is_target(id >> 32) ? active_get() : NULL;
 	struct conn_state *c;
-	struct conn_key k;
 
 	if (!a)
 		return 0;
-	k.tgid = id >> 32;
-	k.fd = a->fd;
-	c = bpf_map_lookup_elem(&conns, &k);
-	if (a->kind == ACT_SENDFILE && c)
-		sendfile_emit(c, k.tgid, k.fd, a->in_fd, a->file_off, ctx->ret,
-			      false);
-	a->kind = 0;
-	return 0;
-}
-
-/* openat(dfd, path, ...) in a target: remember the path by fd, for
- * sendfile. Relative paths are resolved by user space against the cwd. */
-SEC("tracepoint/syscalls/sys_enter_openat")
-int handle_sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 upath = ctx->args[1];
-
-	if (!is_target(id >> 32))
-		return 0;
-	bpf_map_update_elem(&opening, &id, &upath, BPF_ANY);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int handle_sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 *upath = bpf_map_lookup_elem(&opening, &id);
-	struct conn_key k = { .tgid = id >> 32, .fd = ctx->ret };
-	struct path_buf *pb;
-	__u32 zero = 0;
-
-	if (!upath)
-		return 0;
-	if (ctx->ret >= 0) {
-		pb = bpf_map_lookup_elem(&path_scratch, &zero);
-		if (pb && bpf_probe_read_user_str(pb->path, sizeof(pb->path),
-						  (void *)*upath) > 0)
-			bpf_map_update_elem(&paths, &k, pb, BPF_ANY);
-	}
-	bpf_map_delete_elem(&opening, &id);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int handle_sys_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32,
-			      .fd = ctx->args[0] };
-	struct conn_state *c = is_target(k.tgid) ?
-		bpf_map_lookup_elem(&conns, &k) : NULL;
-
+	c = a->kind == ACT_SENDFILE ? bpf_map_lookup_elem(&conns, &a->sk) :
+				      NULL;
 	if (c)
-		conn_end(c, k.tgid, k.fd);
+		sendfile_emit(c, id >> 32, a->in_fd, a->file_off, ctx->ret);
+	a->kind = 0;
 	return 0;
 }
 
@@ -1942,10 +1917,8 @@ static __always_inline void ssl_exit(int ret)
 	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
 	struct conn_state *c;
 	struct scratch *s;
-	struct conn_key k;
 	struct walk *w;
-	__u64 n = 0;
-	__u32 fd;
+	__u64 n = 0, sk;
 	__u8 dir;
 
 	if (!sc)
@@ -1966,23 +1939,21 @@ static __always_inline void ssl_exit(int ret)
 	}
 	if (!n)
 		goto out;
-	if (sc->has_fd) {
-		fd = sc->fd;
+	if (sc->sk) {
+		sk = sc->sk;
 	} else {
-		struct ssl_key sk = { .ssl = sc->ssl, .tgid = id >> 32 };
-		__u32 *f = bpf_map_lookup_elem(&ssl_fds, &sk);
+		struct ssl_key k = { .ssl = sc->ssl, .tgid = id >> 32 };
+		__u64 *v = bpf_map_lookup_elem(&ssl_socks, &k);
 
-		if (!f) {
+		if (!v) {
 			/* Buffered plaintext of an object never seen on a
 			 * socket (joined after its handshake): lost. */
 			stat_inc(STAT_TLS_UNLINKED);
 			goto out;
 		}
-		fd = *f;
+		sk = *v;
 	}
-	k.tgid = id >> 32;
-	k.fd = fd;
-	c = bpf_map_lookup_elem(&conns, &k);
+	c = bpf_map_lookup_elem(&conns, &sk);
 	if (!c)
 		goto out;
 	c->tls = TLS_DECODED;
@@ -2004,8 +1975,8 @@ static __always_inline void ssl_exit(int ret)
 	w->fill = 0;
 	w->chunks = 0;
 	w->ts = bpf_ktime_get_ns();
-	w->tgid = k.tgid;
-	w->fd = k.fd;
+	w->tgid = c->tgid;
+	w->fd = c->fd;
 	w->gen = c->gen;
 	walk_all();
 	scratch_release(s);

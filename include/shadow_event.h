@@ -80,9 +80,12 @@ enum shadow_event_flags {
 struct shadow_event {
 	__u64 ts_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64 offset; /* byte offset of the first byte in its direction */
+	/* The connection: the process and fd it was first seen on (a forked
+	 * child or a dup'ed fd moving its bytes later does not rename it),
+	 * and a generation that changes whenever (tgid, fd) names a new one. */
 	__u32 tgid;
 	__u32 fd;
-	__u32 gen;  /* changes whenever (tgid, fd) names a new connection */
+	__u32 gen;
 	__u32 len;  /* payload bytes following this header */
 	__u32 size; /* stream bytes this record stands for (>= len) */
 	__u8 kind;  /* enum shadow_event_kind */
@@ -108,12 +111,15 @@ struct shadow_sendfile {
 	__u64 file_offset; /* where in the source file the bytes came from */
 	__u64 ino;         /* the source file's inode number ... */
 	__u32 dev;         /* ... and device (kernel encoding MAJOR<<20|MINOR) */
-	__u32 in_fd;       /* the source fd in the target process */
+	__u32 in_fd;       /* the source fd ... */
+	__u32 tgid;        /* ... in this process (the connection may be
+	                    * named after another, see shadow_event) */
+	__u32 _pad;
 	/* The path the target opened it by (NUL-terminated, "" if unknown):
 	 * the fd is often closed before user space can read through it. */
 	char path[SHADOW_PATH_MAX];
 };
-_Static_assert(sizeof(struct shadow_sendfile) == 280, "shadow_sendfile ABI");
+_Static_assert(sizeof(struct shadow_sendfile) == 288, "shadow_sendfile ABI");
 
 enum shadow_close_flags {
 	/* The target read end-of-file before closing: the client closed. */

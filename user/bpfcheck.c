@@ -19,8 +19,8 @@ static const struct {
 	[BPFCHECK_RINGBUF] = { "ring buffer", "Linux 5.8 or later" },
 	[BPFCHECK_LOOP] = { "bpf_loop", "Linux 5.17 or later" },
 	[BPFCHECK_TASK_STORAGE] = { "task storage", "Linux 5.11 or later" },
-	[BPFCHECK_SCHED_BTF] = { "sched tp_btf", "BTF tracepoints "
-				 "sched_process_fork/exec/exit (Linux 5.5+)" },
+	[BPFCHECK_TP_BTF] = { "BTF tracepoints", "tp_btf on sched_process_fork"
+			      "/exec/exit and inet_sock_set_state (Linux 5.5+)" },
 	[BPFCHECK_SOCK_TP] = { "socket tracepoints", "Linux 6.4 or later on "
 			       "x86-64 (sock_recv_length, sock_send_length)" },
 	[BPFCHECK_TASK_PT_REGS] = { "bpf_task_pt_regs", "Linux 5.15 or later" },
@@ -55,13 +55,14 @@ static bool helper(enum bpf_func_id id)
 
 void bpfcheck_probe(struct bpfcheck_features *out)
 {
-	static const char *const sched[] = {
+	static const char *const tp_btf[] = {
 		"btf_trace_sched_process_fork", "btf_trace_sched_process_exec",
-		"btf_trace_sched_process_exit", NULL,
+		"btf_trace_sched_process_exit", "btf_trace_inet_sock_set_state",
+		NULL,
 	};
 	static const char *const sock[] = {
 		"btf_trace_sock_recv_length", "btf_trace_sock_send_length",
-		"btf_trace_inet_sock_set_state", NULL,
+		NULL,
 	};
 	struct btf *btf = btf__load_vmlinux_btf();
 	bool *h = out->have;
@@ -69,7 +70,7 @@ void bpfcheck_probe(struct bpfcheck_features *out)
 	memset(out, 0, sizeof(*out));
 	if (btf) {
 		h[BPFCHECK_BTF] = true;
-		h[BPFCHECK_SCHED_BTF] = btf_has_all(btf, sched);
+		h[BPFCHECK_TP_BTF] = btf_has_all(btf, tp_btf);
 #if defined(__x86_64__)
 		/* The socket hooks read the syscall's arguments from x86-64's
 		 * saved registers. */
@@ -101,7 +102,7 @@ enum bpfcheck_feature bpfcheck_missing(const struct bpfcheck_features *f,
 {
 	static const enum bpfcheck_feature common[] = {
 		BPFCHECK_BTF, BPFCHECK_RINGBUF, BPFCHECK_LOOP,
-		BPFCHECK_TASK_STORAGE, BPFCHECK_SCHED_BTF,
+		BPFCHECK_TASK_STORAGE, BPFCHECK_TP_BTF,
 	};
 
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)

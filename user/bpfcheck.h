@@ -25,7 +25,8 @@ enum bpfcheck_feature {
 	BPFCHECK_RINGBUF,       /* BPF ring buffer (bpf_ringbuf_output) */
 	BPFCHECK_LOOP,          /* bpf_loop() */
 	BPFCHECK_TASK_STORAGE,  /* task local storage, bpf_get_current_task_btf */
-	BPFCHECK_SCHED_BTF,     /* tp_btf on sched_process_fork/exec/exit */
+	BPFCHECK_TP_BTF,        /* tp_btf on sched_process_* and
+				 * inet_sock_set_state */
 	BPFCHECK_SOCK_TP,       /* tp_btf on sock_recv_length/sock_send_length
 				   and inet_sock_set_state, x86-64 */
 	BPFCHECK_TASK_PT_REGS,  /* bpf_task_pt_regs(), for the socket hooks */

@@ -29,19 +29,10 @@
 #include "shadow_event.h"
 
 /* Mirrors of bpf/capture.bpf.c's private types (not part of the ABI). */
-struct bpf_conn_key {
-	__u32 tgid;
-	__u32 fd;
-};
-struct bpf_conn_state {
-	__u64 off[2];
+struct bpf_found_conn {
 	__u32 gen;
-	__u32 close_flags;
-	__u32 tls;
-	__u8 phase, skip_next, skipping, midstream;
-	__u64 skip_from;
-	__u64 skip_ts[2];
-	__u64 sk;
+	__u32 tgid, fd;
+	__u32 _pad;
 };
 struct bpf_exe_key {
 	__u64 ino;
@@ -369,6 +360,7 @@ struct tcp_sock {
 	uint16_t lport, rport;
 	uint16_t family;
 	uint8_t laddr[16], raddr[16];
+	bool announced; /* registered under the first fd found on it */
 };
 
 struct tcp_table {
@@ -462,9 +454,11 @@ static bool port_in(const uint16_t *v, size_t n, uint16_t port)
 }
 
 /* Registers the target's established server-side connections (local port
- * is a listening port) so they are captured from their next byte on. */
+ * is a listening port) so they are captured from their next byte on, each
+ * once, by its socket's inode: under the first (pid, fd) found on it, the
+ * same connection whichever process or fd moves its bytes. */
 static void scan_connections(struct capture *c, const struct capture_config *cfg,
-			     const struct tcp_table *t)
+			     struct tcp_table *t)
 {
 	__u32 key = 0, next;
 	uint32_t seq = 0;
@@ -495,24 +489,24 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 			if (sscanf(link, "socket:[%lu]", &inode) != 1)
 				continue;
 			for (size_t i = 0; i < t->n; i++) {
-				const struct tcp_sock *s = &t->v[i];
-				struct bpf_conn_key k = { next, atoi(d->d_name) };
-				struct bpf_conn_state st = {};
+				struct tcp_sock *s = &t->v[i];
+				struct bpf_found_conn fc = { .tgid = next,
+							     .fd = atoi(d->d_name) };
+				__u64 ino = inode;
 				struct {
 					struct shadow_event h;
 					struct shadow_open o;
 				} rec = {};
 
-				if (s->inode != inode ||
+				if (s->inode != inode || s->announced ||
 				    !port_in(t->listen, t->n_listen, s->lport) ||
 				    (cfg->n_ports &&
 				     !port_in(cfg->ports, cfg->n_ports, s->lport)))
 					continue;
-				st.gen = MIDSTREAM_GEN_BASE | ++seq;
-				st.midstream = 1;
-				rec.h.tgid = k.tgid;
-				rec.h.fd = k.fd;
-				rec.h.gen = st.gen;
+				fc.gen = MIDSTREAM_GEN_BASE | ++seq;
+				rec.h.tgid = fc.tgid;
+				rec.h.fd = fc.fd;
+				rec.h.gen = fc.gen;
 				rec.h.kind = SHADOW_EV_OPEN;
 				rec.h.flags = SHADOW_F_MIDSTREAM;
 				rec.h.len = sizeof(rec.o);
@@ -532,9 +526,10 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 				c->fn(c->ctx, &rec.h, &rec.o);
 				c->records++;
 				srv_port_add(c, s->lport);
-				bpf_map__update_elem(c->skel->maps.conns, &k,
-						     sizeof(k), &st, sizeof(st),
-						     BPF_NOEXIST);
+				bpf_map__update_elem(c->skel->maps.found, &ino,
+						     sizeof(ino), &fc,
+						     sizeof(fc), BPF_NOEXIST);
+				s->announced = true;
 				c->midstream++;
 				break;
 			}
@@ -543,34 +538,37 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 	}
 }
 
-/* Opens the file a sendfile() read from: through the target's fd if it is
- * still open, else by its path (the one it was opened by, or the one its
- * dentries give); either way only if it is the same inode. Returns an fd
- * or -1. */
+/* Opens the file a sendfile() read from, only if it is the same inode:
+ * through the sending process's fd if it is still open, else by the path
+ * its dentries give, in that process's root (a container's files too), in
+ * the connection's process's, or, when both have exited (a forked
+ * handler often has by now), in ours. Returns an fd or -1. */
 static int open_sendfile_source(const struct shadow_event *ev,
 				const struct shadow_sendfile *sf)
 {
 	char path[SHADOW_PATH_MAX + 64];
+	bool have_path = memchr(sf->path, '\0', sizeof(sf->path)) &&
+			 sf->path[0] == '/';
 	struct stat st;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%u/fd/%u", ev->tgid, sf->in_fd);
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 4; attempt++) {
+		if (attempt == 0)
+			snprintf(path, sizeof(path), "/proc/%u/fd/%u", sf->tgid,
+				 sf->in_fd);
+		else if (!have_path || (attempt == 2 && sf->tgid == ev->tgid))
+			continue;
+		else if (attempt < 3)
+			snprintf(path, sizeof(path), "/proc/%u/root%s",
+				 attempt == 1 ? sf->tgid : ev->tgid, sf->path);
+		else
+			snprintf(path, sizeof(path), "%s", sf->path);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == sf->ino &&
 		    kernel_dev(st.st_dev) == sf->dev)
 			return fd;
 		if (fd >= 0)
 			close(fd);
-		if (!memchr(sf->path, '\0', sizeof(sf->path)) || !sf->path[0])
-			return -1;
-		if (sf->path[0] == '/')
-			/* In the target's root: a container's files too. */
-			snprintf(path, sizeof(path), "/proc/%u/root%s",
-				 ev->tgid, sf->path);
-		else
-			snprintf(path, sizeof(path), "/proc/%u/cwd/%s", ev->tgid,
-				 sf->path);
 	}
 	return -1;
 }
@@ -925,7 +923,7 @@ static int check_targets(const struct capture_config *cfg,
  * every process on the host through the slow entry and exit path, and the
  * ones on read/write/... also run for all file and pipe I/O (see
  * docs/benchmarks.md). SHADOWD_SYSCALL_HOOKS=1 forces the syscall
- * tracepoints, for the bytes and for accept/close/openat/sendfile. */
+ * tracepoints, for the bytes and for accept/sendfile. */
 bool capture_syscall_hooks_forced(void)
 {
 	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
@@ -934,7 +932,10 @@ bool capture_syscall_hooks_forced(void)
 }
 
 /* Loads the data hooks of one path: the socket tracepoints', or the
- * syscall tracepoints' (for the bytes and for accept/close/openat/sendfile). */
+ * syscall tracepoints' (for the bytes and for accept/sendfile).
+ * Both end connections by their TCP state (inet_sock_set_state): an fd's
+ * close() is not the connection's end when a forked child or a dup'ed fd
+ * still holds the socket. */
 static void choose_data_hooks(struct capture_bpf *s, bool sock)
 {
 	struct bpf_program *syscall_hooks[] = {
@@ -955,16 +956,12 @@ static void choose_data_hooks(struct capture_bpf *s, bool sock)
 		s->progs.handle_sys_exit_accept,
 		s->progs.handle_sys_enter_accept4,
 		s->progs.handle_sys_exit_accept4,
-		s->progs.handle_sys_enter_close,
-		s->progs.handle_sys_enter_openat,
-		s->progs.handle_sys_exit_openat,
 		s->progs.handle_sys_enter_sendfile64,
 		s->progs.handle_sys_exit_sendfile64,
 	};
 
 	bpf_program__set_autoload(s->progs.handle_sock_recv, sock);
 	bpf_program__set_autoload(s->progs.handle_sock_send, sock);
-	bpf_program__set_autoload(s->progs.handle_sock_set_state, sock);
 	for (size_t i = 0; i < sizeof(syscall_hooks) / sizeof(*syscall_hooks);
 	     i++)
 		bpf_program__set_autoload(syscall_hooks[i], !sock);
@@ -996,6 +993,7 @@ static void configure(struct capture_bpf *s, const struct capture_config *cfg,
 		      size_t ring_size, bool sock)
 {
 	s->rodata->cfg_filter_ports = cfg->n_ports > 0;
+	s->rodata->cfg_sock_hooks = sock;
 	s->rodata->cfg_wakeup_bytes = ring_size / 8;
 	s->rodata->cfg_sample_key = cfg->sample_key;
 	s->rodata->cfg_sample_below = cfg->sample_below;
@@ -1451,7 +1449,8 @@ void capture_report_print(FILE *out, const struct capture_report *r,
 		"socket tracepoints (tp_btf sock_recv_length, sock_send_length, "
 		"inet_sock_set_state)" :
 		"syscall tracepoints (sys_enter/exit of accept, read, write, "
-		"their vector and socket forms, sendfile, close)");
+		"their vector and socket forms, sendfile; tp_btf "
+		"inet_sock_set_state)");
 	fprintf(out, "TLS hooks: %s\n", have[BPFCHECK_UPROBE] ?
 		"uprobes on SSL_read/SSL_write (_ex) and SSL_do_handshake in "
 		"each target's libssl, attached per target at run time" :

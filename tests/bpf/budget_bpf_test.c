@@ -82,15 +82,14 @@ Test(budget, every_program_loads_within_the_budget)
 Test(budget, every_program_of_the_path_is_checked)
 {
 	static const char *const sock[] = {
-		"handle_sock_recv", "handle_sock_send", "handle_sock_set_state",
+		"handle_sock_recv", "handle_sock_send",
 	};
 	static const char *const sys[] = {
 		"handle_sys_exit_read", "handle_sys_exit_writev",
-		"handle_sys_exit_accept4", "handle_sys_enter_close",
-		"handle_sys_exit_sendfile64",
+		"handle_sys_exit_accept4", "handle_sys_exit_sendfile64",
 	};
 	static const char *const both[] = {
-		"handle_ssl_read", "handle_ssl_return",
+		"handle_tcp_set_state", "handle_ssl_read", "handle_ssl_return",
 		"handle_sched_process_fork", "handle_sched_process_exec",
 		"handle_sched_process_exit",
 	};
