@@ -96,7 +96,12 @@ static void lru_push_head(struct conn_table *t, struct conn *c)
 		t->lru_tail = c;
 }
 
-static struct conn *slot_find(struct conn_table *t, uint32_t tgid, uint32_t fd)
+/* The connection (tgid, fd, gen). Several generations of one (tgid, fd)
+ * may be open at once: a server that accepts in one process and hands
+ * each connection to a forked child reuses the fd number while the
+ * children still serve the older ones. */
+static struct conn *slot_find(struct conn_table *t, uint32_t tgid, uint32_t fd,
+			      uint32_t gen)
 {
 	size_t mask = t->nslots - 1;
 
@@ -105,7 +110,7 @@ static struct conn *slot_find(struct conn_table *t, uint32_t tgid, uint32_t fd)
 
 		if (!c->used)
 			return NULL;
-		if (c->tgid == tgid && c->fd == fd)
+		if (c->tgid == tgid && c->fd == fd && c->gen == gen)
 			return c;
 	}
 }
@@ -247,17 +252,14 @@ static struct conn *conn_start(struct conn_table *t,
 	return c;
 }
 
-/* The connection a record belongs to, ending a stale generation first.
- * Data (or a request line) for a connection never seen opening joins it
- * midstream: its OPEN was lost, or it was evicted while idle. */
+/* The connection a record belongs to. Data (or a request line) for a
+ * connection never seen opening joins it midstream: its OPEN was lost, or
+ * it was evicted while idle. One whose CLOSE was lost (counted as lost
+ * events) ends when it has been idle for the limit, or is evicted. */
 static struct conn *conn_for(struct conn_table *t, const struct shadow_event *ev)
 {
-	struct conn *c = slot_find(t, ev->tgid, ev->fd);
+	struct conn *c = slot_find(t, ev->tgid, ev->fd, ev->gen);
 
-	if (c && c->gen != ev->gen) {
-		conn_end(t, c, ev->ts_ns, false);
-		c = NULL;
-	}
 	if (!c && (ev->kind == SHADOW_EV_DATA ||
 		   ev->kind == SHADOW_EV_REQLINE))
 		c = conn_start(t, ev, NULL, true);
@@ -415,7 +417,7 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		if (ev->len < sizeof(o))
 			goto bad;
 		memcpy(&o, payload, sizeof(o)); /* payload may be unaligned */
-		c = slot_find(t, ev->tgid, ev->fd);
+		c = slot_find(t, ev->tgid, ev->fd, ev->gen);
 		if (c)
 			conn_end(t, c, ev->ts_ns, false);
 		conn_start(t, ev, &o, ev->flags & SHADOW_F_MIDSTREAM);
@@ -430,8 +432,8 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 			conn_data(t, c, ev, payload);
 		return 0;
 	case SHADOW_EV_CLOSE:
-		c = slot_find(t, ev->tgid, ev->fd);
-		if (!c || c->gen != ev->gen)
+		c = slot_find(t, ev->tgid, ev->fd, ev->gen);
+		if (!c)
 			return 0;
 		if (ev->len >= sizeof(struct shadow_close))
 			conn_final(t, c, ev, payload);

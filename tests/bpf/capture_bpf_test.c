@@ -231,6 +231,7 @@ TestSuite(capture, .init = require_root, .fini = teardown, .timeout = 120);
  * gets the closed one's fd number again. */
 static void keepalive_big_bodies_and_fd_reuse(int port)
 {
+	const struct harness_stream *sa, *sb;
 	struct client a, b;
 
 	harness_attach(server.pid, 0);
@@ -250,8 +251,16 @@ static void keepalive_big_bodies_and_fd_reuse(int port)
 	cr_assert_eq(harness_n_streams, 2, "expected 2 connections, saw %zu", harness_n_streams);
 	assert_same(&a, 0, 0);
 	assert_same(&b, 0, 0);
-	cr_assert(harness_stream_of(a.lport)->closed, "close of the first not seen");
-	cr_assert_geq(harness_stream_of(a.lport)->dir[SHADOW_DIR_OUT].n, 1 << 20);
+	sa = harness_stream_of(a.lport);
+	sb = harness_stream_of(b.lport);
+	cr_assert(sa->closed, "close of the first not seen");
+	cr_assert_geq(sa->dir[SHADOW_DIR_OUT].n, 1 << 20);
+	/* The second really got the first's fd number, under a new
+	 * generation: two connections, not one continued. */
+	cr_assert(sa->tgid == sb->tgid && sa->fd == sb->fd,
+		  "the fd was not reused: %u/%u then %u/%u", sa->tgid, sa->fd,
+		  sb->tgid, sb->fd);
+	cr_assert_neq(sa->gen, sb->gen, "one generation for both: %u", sa->gen);
 	client_free(&a);
 	client_free(&b);
 }
@@ -369,6 +378,71 @@ Test(capture, python_connection_reset_by_the_client_ends)
 	cr_assert(harness_stream_of(a.lport)->closed, "its end was not seen");
 	assert_same(&a, 0, 0);
 	client_free(&a);
+}
+
+/* busybox httpd accepts in its own process and forks a handler per
+ * connection, which dup2()s the socket onto its stdin and stdout, reads
+ * the request through fd 0, answers through fd 1 (the body by sendfile())
+ * and exits; the parent closes its fd at once. Each connection is one
+ * stream all the same, whole, with its end, though no fd it was seen on
+ * is the accepted one and its bytes are read back after the handler died. */
+Test(capture, fork_per_connection_server_with_dup_and_sendfile)
+{
+	int port = servers_free_port();
+	char p[32], path[128];
+	const char *argv[] = { "busybox", "httpd", "-f", "-p", p, "-h",
+			       nginx_dir, NULL };
+	struct client c[4];
+	FILE *f;
+
+	strcpy(nginx_dir, "/tmp/shadow-busybox-XXXXXX");
+	cr_assert_not_null(mkdtemp(nginx_dir));
+	snprintf(path, sizeof(path), "%s/file.bin", nginx_dir);
+	f = fopen(path, "w");
+	for (int i = 0; i < 100000; i++)
+		fputc((i * 13) & 0xff, f);
+	fclose(f);
+	snprintf(p, sizeof(p), "127.0.0.1:%d", port);
+	cr_assert_eq(servers_start(&server, argv, port, 10000), 0);
+	harness_attach(server.pid, 0);
+	/* Two one after the other, two at once. */
+	for (int i = 0; i < 2; i++) {
+		client_connect(&c[i], port);
+		client_request(&c[i], "GET", "/file.bin", 0);
+		client_close(&c[i]);
+	}
+	client_connect(&c[2], port);
+	client_connect(&c[3], port);
+	client_request(&c[3], "GET", "/file.bin", 0);
+	client_request(&c[2], "GET", "/file.bin", 0);
+	client_close(&c[2]);
+	client_close(&c[3]);
+	harness_drain(300);
+	/* Besides these, at most the readiness probe's, made before attach
+	 * and empty, whose handler may only read its end after. */
+	cr_assert(harness_n_streams == 4 || harness_n_streams == 5,
+		  "expected 4 connections, saw %zu", harness_n_streams);
+	for (size_t i = 0; i < harness_n_streams; i++) {
+		const struct harness_stream *st = &harness_streams[i];
+		bool ours = false;
+
+		for (int j = 0; j < 4; j++)
+			ours |= st->rport == c[j].lport;
+		cr_assert(ours || (st->dir[0].n == 0 && st->dir[1].n == 0),
+			  "a connection of no client's, with bytes (port %u)",
+			  st->rport);
+	}
+	for (int i = 0; i < 4; i++) {
+		struct harness_stream *st = harness_stream_of(c[i].lport);
+
+		cr_assert_not_null(st, "connection %d not captured", i);
+		cr_assert(st->closed, "connection %d: its end was not seen", i);
+		cr_assert_eq(st->gaps, 0, "connection %d: %llu gaps", i,
+			     (unsigned long long)st->gaps);
+		cr_assert_gt(c[i].recvd.n, 100000, "connection %d: a short answer", i);
+		assert_same(&c[i], 0, 0);
+		client_free(&c[i]);
+	}
 }
 
 Test(capture, node_writev_response)

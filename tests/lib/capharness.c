@@ -57,6 +57,9 @@ static void *sink_open(void *ctx, const struct conn_info *info, uint64_t ts)
 	s = &harness_streams[harness_n_streams++];
 	memset(s, 0, sizeof(*s));
 	s->rport = colon ? atoi(colon + 1) : 0;
+	s->tgid = info->tgid;
+	s->fd = info->fd;
+	s->gen = info->gen;
 	s->midstream = info->midstream;
 	return s;
 }

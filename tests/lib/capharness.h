@@ -34,6 +34,7 @@ bool harness_response_complete(const struct harness_bytes *b, size_t start);
 /* What the capture saw of one connection. */
 struct harness_stream {
 	uint16_t rport; /* the client's port */
+	uint32_t tgid, fd, gen; /* its name in the records */
 	bool midstream, closed;
 	uint64_t gaps;
 	uint64_t skips; /* uncopied answers: zero bytes in dir[1] */

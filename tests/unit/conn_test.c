@@ -215,20 +215,26 @@ Test(conn, duplicate_dropped_and_overlap_trimmed)
 	cr_assert_eq(conn_table_stats(t)->duplicates, 1);
 }
 
-Test(conn, new_generation_on_same_fd_closes_the_old_connection)
+/* A forking server's fd number names the next connection while a child
+ * still serves the last: the two generations are two connections. */
+Test(conn, generations_on_one_fd_are_separate_connections)
 {
 	open_conn(4, 1, 1);
 	data(4, 1, 0, 0, "one", 0, 2);
-	/* The CLOSE of generation 1 was lost; data of generation 2 arrives. */
-	data(4, 2, 0, 0, "two", 0, 3);
+	open_conn(4, 2, 3);
+	data(4, 2, 0, 0, "two", 0, 4);
+	data(4, 1, 0, 3, "more", 0, 5);
 	cr_assert_str_eq(log_buf, "open 7/4/1 127.0.0.1:5555\n"
 				  "data c1 in one\n"
-				  "close c1\n"
-				  "open 7/4/2 mid \n"
-				  "data c2 in two\n");
-	/* A late CLOSE for the old generation leaves the new one alone. */
-	close_conn(4, 1, 4);
+				  "open 7/4/2 127.0.0.1:5555\n"
+				  "data c2 in two\n"
+				  "data c1 in more\n");
+	cr_assert_eq(conn_table_stats(t)->conns_active, 2);
+	/* Each ends by its own CLOSE. */
+	close_conn(4, 1, 6);
 	cr_assert_eq(conn_table_stats(t)->conns_active, 1);
+	data(4, 2, 0, 3, "!", 0, 7);
+	cr_assert(strstr(log_buf, "close c1\ndata c2 in !\n"), "%s", log_buf);
 }
 
 Test(conn, data_for_an_unknown_connection_joins_it_midstream)
