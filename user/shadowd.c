@@ -188,7 +188,7 @@ static const char usage_text[] =
 "      --version             print the version\n"
 "\n"
 "Examples:\n"
-"  # Shadow nginx (master pid 1234) on port 80 to a candidate, 10%% of users\n"
+"  # Shadow nginx (master pid 1234) on port 80 to a candidate, 10% of users\n"
 "  shadowd -p 1234 -P 80 -c http://10.0.0.7:8080 -s 0.1 \\\n"
 "          --sample-key header:X-User-Id --ignore-json '$..request_id'\n"
 "  # Every process running /usr/bin/node, with noise cancellation\n"
