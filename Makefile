@@ -56,13 +56,16 @@ deps:
 $(OUTPUT)/deps.ok: scripts/deps.sh
 	$(Q)mkdir -p $(OUTPUT) && scripts/deps.sh && touch $@
 
+# One CO-RE header for every kernel (the programs' field offsets are
+# relocated at load time): regenerate it from this kernel's BTF.
 vmlinux:
-	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h.tmp
+	$(Q)mv vmlinux.h.tmp vmlinux.h
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/shadow_event.h bpf/vmlinux.h | $(OUTPUT)/deps.ok
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/shadow_event.h vmlinux.h | $(OUTPUT)/deps.ok
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
+	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Iinclude -Ibpf \
 		-MMD -MP -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o

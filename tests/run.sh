@@ -4,8 +4,11 @@
 # their output, and closes with one line: "N passed, N failed, N skipped".
 # Usage: tests/run.sh TIER PROGRAM...
 # A PROGRAM written NAME=VALUE:PATH runs PATH with NAME=VALUE in its
-# environment (the same tests again down another code path).
+# environment (the same tests again down another code path). Each program
+# has TEST_TIMEOUT seconds (default 600) and fails when it runs over: a
+# suite that hangs is as broken as one that fails.
 set -u
+limit=${TEST_TIMEOUT:-600}
 tier=$1; shift
 pass=0 fail=0 skip=0 broken=()
 tapdir=$(mktemp -d)
@@ -20,10 +23,16 @@ for t in "$@"; do
 	tap="$tapdir/$name.tap"
 	echo "== $name"
 	case "$t" in
-	*.sh) env "${envset[@]}" bash "$t" 2>&1 | tee "$tap"; rc=${PIPESTATUS[0]} ;;
-	*)    env "${envset[@]}" "$t" --tap="$tap" -j1 --full-stats 2>&1 | tee "$tapdir/$name.log"
+	*.sh) timeout -k 10 "$limit" env "${envset[@]}" bash "$t" 2>&1 | tee "$tap"
+	      rc=${PIPESTATUS[0]} ;;
+	*)    timeout -k 10 "$limit" env "${envset[@]}" "$t" --tap="$tap" -j1 --full-stats 2>&1 |
+	      tee "$tapdir/$name.log"
 	      rc=${PIPESTATUS[0]} ;;
 	esac
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		fail=$((fail + 1)); broken+=("$name (timed out after $limit s)")
+		continue
+	fi
 	# Sanitizer reports (check-asan) fail the run even when the test
 	# process itself exited 0.
 	if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$tapdir/$name.log" 2>/dev/null; then

@@ -20,6 +20,8 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# A timeout (tests/run.sh) or ^C still cleans up.
+trap "exit 143" TERM INT
 
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
