@@ -3,7 +3,8 @@
 """Judges one kernel's run of tests/kernels/roundtrip.sh from its output.
 
 Prints one line, "kernel NAME: N programs loaded (max Nk insns, N B stack),
-capture ok", or the same with what failed, and exits 0 or 1. The capture
+capture ok", or the same with what failed, and exits 0 or 1. Every program
+must load within the project's budget (stack, instructions). The capture
 is ok when every fetch was answered, every exchange was captured and
 replayed, nothing was lost, and each divergence record's primary response
 is, byte for byte, the file the primary served (the candidate serves
@@ -44,6 +45,12 @@ def judge(text):
                         ("; ".join(refused) or " ".join(check[-3:])))
     if summary is None:
         summary = "no programs loaded"
+    # Headroom is part of loading: a program over the project's budget
+    # (stack, instructions) fails the kernel even though it loaded.
+    over = [l.split()[1] for l in check if l.strip().startswith("loaded")
+            and l.rstrip().endswith("over the budget")]
+    if over:
+        problems.append("over the budget: " + ", ".join(over))
     if "attach" in s and "end" in s and "shadowd" not in s:
         problems.append("shadowd did not attach: " + " ".join(s["attach"][1:])[:300])
         return summary, problems
