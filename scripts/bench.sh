@@ -92,6 +92,86 @@ stop_shadowd() {
 		'{print cpu / hz, hwm, $1, $2, $3}'
 }
 
+# The on-CPU nanoseconds of pid and its children (nginx's master and
+# workers), every thread.
+proc_cpu_ns() {
+	local pids t sum=0
+	pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+	for p in $pids; do
+		for t in /proc/"$p"/task/*/schedstat; do
+			[ -r "$t" ] && sum=$((sum + $(cut -d' ' -f1 "$t")))
+		done
+	done
+	echo "$sum"
+}
+softirq_ticks() { awk '/^cpu / {print $8}' /proc/stat; }
+
+# ol_run PORT RATE: one open-loop run against the primary (MASTER); prints
+# "REQUESTS PRIMARY_NS_PER_REQ SOFTIRQ_US_PER_REQ P50_MS P99_MS ACHIEVED_RPS"
+ol_run() {
+	local port=$1 rate=$2 calls=${OL_CALLS:-10} c0 c1 s0 s1 out probe
+	local conns=$(( rate / calls )) ; [ "$conns" -lt 1 ] && conns=1
+	c0=$(proc_cpu_ns "$MASTER"); s0=$(softirq_ticks)
+	python3 scripts/latency_probe.py 127.0.0.1 "$port" /users/17 100 "$SECS" > "$T/probe.txt" 2>&1 &
+	probe=$!
+	out=$(httperf --server 127.0.0.1 --port "$port" --uri /users/17 \
+		--rate "$conns" --num-conns $(( conns * SECS )) --num-calls "$calls" \
+		--timeout 5 2>/dev/null)
+	wait "$probe"
+	c1=$(proc_cpu_ns "$MASTER"); s1=$(softirq_ticks)
+	awk -v c="$(( c1 - c0 ))" -v s="$(( s1 - s0 ))" -v hz="$(getconf CLK_TCK)" \
+	    -v probe="$(cat "$T/probe.txt")" '
+		/^Total:/ {for (i = 1; i < NF; i++) if ($i == "replies") n = $(i + 1)}
+		/^Request rate:/ {rps = $3}
+		END {split(probe, p, " "); n += p[3]
+		     printf "%d %.0f %.2f %s %s %.0f\n", n, n ? c / n : 0,
+		            n ? s * 1e6 / hz / n : 0, p[1], p[2], rps}' <<<"$out"
+}
+
+open_loop() {
+	local cap rate name flags cport m r
+	cap=$(wrk_run "$URL" | awk '{printf "%d", $1}')
+	rate=$(( cap / 2 ))
+	echo "== open loop: httperf at $rate requests/s (half of wrk's $cap detached), ${OL_CALLS:-10} per connection, ${SECS}s runs, $ROUNDS alternating rounds"
+	printf '%-28s %9s %9s %7s %11s %9s %9s %15s %15s\n' mode "ns/req det" "ns/req att" ratio "(spread)" \
+		"softirq us" "sd us/ex" "p50 det/att ms" "p99 det/att ms"
+	local OL_MODES=("capture only (--sample 0)|-s 0 -P $P1|$P2"
+		"1% sampling|-s 0.01 -P $P1|$P2"
+		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3")
+	declare -A o_det o_att o_ratio o_sirq o_sd o_p50d o_p50a o_p99d o_p99a
+	for r in $(seq 1 "$ROUNDS"); do
+		for m in "${!OL_MODES[@]}"; do
+			IFS='|' read -r name flags cport <<<"${OL_MODES[$m]}"
+			read -r dn dns dsi dp50 dp99 _ <<<"$(ol_run "$P1" "$rate")"
+			# shellcheck disable=SC2086
+			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
+			read -r an ans asi ap50 ap99 _ <<<"$(ol_run "$P1" "$rate")"
+			read -r cpu _ captured _ _ <<<"$(stop_shadowd)"
+			o_det[$m]+="$dns "; o_att[$m]+="$ans "
+			o_ratio[$m]+="$(echo "$ans / $dns" | bc -l) "
+			o_sirq[$m]+="$dsi/$asi "
+			if [ "$captured" -gt 0 ]; then
+				o_sd[$m]+="$(echo "$cpu * 1000000 / $captured" | bc -l) "
+			else
+				o_sd[$m]+="nan "
+			fi
+			o_p50d[$m]+="$dp50 "; o_p50a[$m]+="$ap50 "
+			o_p99d[$m]+="$dp99 "; o_p99a[$m]+="$ap99 "
+		done
+	done
+	col() { tr ' ' '\n' | grep -v '^$'; }
+	for m in "${!OL_MODES[@]}"; do
+		name=${OL_MODES[$m]%%|*}
+		printf '%-28s %9.0f %9.0f %7.3f %11s %9s %9.1f %7.3f/%-7.3f %7.3f/%-7.3f\n' "$name" \
+			"$(col <<<"${o_det[$m]}" | median)" "$(col <<<"${o_att[$m]}" | median)" \
+			"$(col <<<"${o_ratio[$m]}" | median)" "$(col <<<"${o_ratio[$m]}" | spread)" \
+			"$(col <<<"${o_sirq[$m]}" | tail -1)" \
+			"$(col <<<"${o_sd[$m]}" | median)" \
+			"$(col <<<"${o_p50d[$m]}" | median)" "$(col <<<"${o_p50a[$m]}" | median)" \
+			"$(col <<<"${o_p99d[$m]}" | median)" "$(col <<<"${o_p99a[$m]}" | median)"
+	done
+}
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: the attached runs need root (CAP_BPF, CAP_PERFMON); running only the offline benchmarks" >&2
 else
@@ -114,7 +194,8 @@ else
 		"capture only (--sample 0)|-s 0 -P $P1|$P2"
 		"capture only, 450-byte heads|-s 0 -P $P1|$P2|-s scripts/bench-headers.lua"
 		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2"
-		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3")
+		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"
+		"tcpdump -i lo port P (reference)|tcpdump|-")
 	# Rounds on the outside, modes inside: each attached run follows its
 	# own detached one, and every mode is measured in every minute of the
 	# run, so that the rows compare with one another too.
@@ -125,11 +206,22 @@ else
 			[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
 			# shellcheck disable=SC2086
 			read -r d_rps d_p99 <<<"$(wrk_run "$URL" $wargs)"
-			# shellcheck disable=SC2086
-			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
-			# shellcheck disable=SC2086
-			read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
-			read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
+			if [ "$flags" = tcpdump ]; then
+				# What a packet capture of the same port costs, beside.
+				tcpdump -i lo -w /dev/null -s 0 port "$P1" 2>"$T/tcpdump.log" &
+				tcpd=$!
+				for _ in $(seq 1 100); do grep -q listening "$T/tcpdump.log" && break; sleep 0.05; done
+				# shellcheck disable=SC2086
+				read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
+				kill -INT "$tcpd"; wait "$tcpd" 2>/dev/null
+				cpu=0 hwm=0 captured=0 lost=- gaps=-
+			else
+				# shellcheck disable=SC2086
+				start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
+				# shellcheck disable=SC2086
+				read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
+				read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
+			fi
 			row_ratio[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
 			row_det[$m]+="$d_rps "; row_att[$m]+="$a_rps "
 			row_p99d[$m]+="$d_p99 "; row_p99a[$m]+="$a_p99 "
@@ -190,6 +282,17 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 			stop_shadowd > /dev/null
 			sysctl -qw kernel.bpf_stats_enabled=0
 		done
+	fi
+	# Open loop, the way Coroot, Beyla and Odigos measure overhead: a fixed
+	# request rate (httperf: connections at a fixed rate, OL_CALLS
+	# requests on each) at half the detached capacity wrk measures here
+	# first; per run, the primary's CPU per request (its processes'
+	# on-CPU time from schedstat, in ns, softirq run in their context
+	# included), the machine's softirq time per request (/proc/stat),
+	# shadowd's CPU per exchange, and a latency probe's p50/p99
+	# (scripts/latency_probe.py, 100 requests/s on its own connection).
+	if [ -z "$MODES" ] || [[ "open loop" =~ $MODES ]]; then
+		open_loop
 	fi
 	[ -n "$MODES" ] && exit 0
 	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"

@@ -12,6 +12,8 @@ pkgs=(
 	# tests, fuzzing, demo and benchmarks
 	libcriterion-dev libclang-rt-14-dev nginx wrk curl python3 sqlite3
 	openssl procps iproute2 bc util-linux
+	# make bench: open-loop load
+	httperf tcpdump
 	# make test-kernels: Debian's kernels in qemu, an initramfs of busybox
 	qemu-system-x86 busybox-static cpio
 )
