@@ -1389,13 +1389,11 @@ static __always_inline struct conn_state *sock_conn(__u32 tgid, __u32 fd,
 						    long ret, bool peek)
 {
 	__u64 skp = (__u64)sk;
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &skp);
+	struct conn_state *c;
 
+	c = bpf_map_lookup_elem(&conns, &skp);
 	if (c)
 		return c;
-	/* No lookup more unless it can be a server's. */
-	if (!srv_port(sk->__sk_common.skc_num))
-		return NULL;
 	if (!sock_conn_new(ptr_value(sk), tgid, fd, ret, dir | (peek ? 2 : 0)))
 		return NULL;
 	return bpf_map_lookup_elem(&conns, &skp);
@@ -1461,7 +1459,10 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 	bool peek;
 	long nr;
 
-	if (!is_target(id >> 32))
+	/* Every tracked connection's local port is a server port: the other
+	 * sockets of a target (its upstream and database connections, a
+	 * --port left out) cost an array index, nothing more. */
+	if (!is_target(id >> 32) || !srv_port(sk->__sk_common.skc_num))
 		return;
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -1592,9 +1593,11 @@ static __always_inline __u64 sys_conn(__u32 tgid, __u32 fd, __u8 dir,
 	*c = NULL;
 	if (!sk)
 		return 0;
+	/* As sock_conn: only a server port's sockets can be tracked. */
+	if (!srv_port(BPF_CORE_READ(sk, __sk_common.skc_num)))
+		return skp;
 	*c = bpf_map_lookup_elem(&conns, &skp);
-	if (!*c && srv_port(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
-	    sock_conn_new(skp, tgid, fd, 0, dir))
+	if (!*c && sock_conn_new(skp, tgid, fd, 0, dir))
 		*c = bpf_map_lookup_elem(&conns, &skp);
 	return skp;
 }
@@ -1667,6 +1670,7 @@ static __always_inline void exit_accept(long ret)
 	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (cfg_filter_ports && !bpf_map_lookup_elem(&ports, &lport))
 		return;
+	srv_port_add(lport);
 	conn_start((__u64)sk, id >> 32, ret, 0, false);
 }
 
