@@ -648,6 +648,29 @@ static long walk_chunk(__u32 i, void *unused)
 	return 0;
 }
 
+/* Starts the walk of n bytes that moved in direction dir on tracked
+ * connection c, taking their stream offsets: from the user buffer at buf,
+ * or from its iovcnt iovecs at buf. */
+static __always_inline void walk_start(struct walk *w, struct conn_state *c,
+				       __u8 dir, __u64 n, __u64 buf,
+				       __u32 iovcnt)
+{
+	w->dir = dir;
+	w->off = __sync_fetch_and_add(&c->off[dir & 1], n);
+	w->base = buf;
+	w->iovcnt = iovcnt;
+	w->iov_idx = 0;
+	w->cur = iovcnt ? 0 : buf;
+	w->cur_left = iovcnt ? 0 : n;
+	w->left = n;
+	w->fill = 0;
+	w->chunks = 0;
+	w->ts = bpf_ktime_get_ns();
+	w->tgid = c->tgid;
+	w->fd = c->fd;
+	w->gen = c->gen;
+}
+
 /* Copies what is left of the walk in s, record by record. */
 static __always_inline void walk_all(void)
 {
@@ -1049,20 +1072,7 @@ __noinline int io_copy(struct conn_state *c, struct scratch *s)
 			return 0;
 		}
 	}
-	w->dir = dir;
-	w->off = __sync_fetch_and_add(&c->off[dir], ret);
-	w->base = a->buf;
-	w->iovcnt = a->iovcnt;
-	w->iov_idx = 0;
-	w->cur = a->iovcnt ? 0 : a->buf;
-	w->cur_left = a->iovcnt ? 0 : ret;
-	w->left = ret;
-	w->fill = 0;
-	w->chunks = 0;
-	w->ts = bpf_ktime_get_ns();
-	w->tgid = c->tgid;
-	w->fd = c->fd;
-	w->gen = c->gen;
+	walk_start(w, c, dir, ret, a->buf, a->iovcnt);
 	if (!copy_small(s, c, decide)) {
 		skip_end(c);
 		walk_all();
@@ -1921,7 +1931,6 @@ static __always_inline void ssl_exit(int ret)
 	struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
 	struct conn_state *c;
 	struct scratch *s;
-	struct walk *w;
 	__u64 n = 0, sk;
 	__u8 dir;
 
@@ -1967,21 +1976,7 @@ static __always_inline void ssl_exit(int ret)
 		__sync_fetch_and_add(&c->off[dir], n);
 		goto out;
 	}
-	w = &s->w;
-	w->dir = dir;
-	w->off = __sync_fetch_and_add(&c->off[dir], n);
-	w->base = 0;
-	w->iovcnt = 0;
-	w->iov_idx = 0;
-	w->cur = sc->buf;
-	w->cur_left = n;
-	w->left = n;
-	w->fill = 0;
-	w->chunks = 0;
-	w->ts = bpf_ktime_get_ns();
-	w->tgid = c->tgid;
-	w->fd = c->fd;
-	w->gen = c->gen;
+	walk_start(&s->w, c, dir, n, sc->buf, 0);
 	walk_all();
 	scratch_release(s);
 out:
