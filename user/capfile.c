@@ -41,7 +41,7 @@ static size_t pad8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
-struct capfile_writer *capfile_create(const char *path)
+struct capfile_writer *capfile_open_writer(const char *path)
 {
 	struct shadow_cap_header h = { .version = SHADOW_CAP_VERSION,
 				       .header_size = sizeof(h) };
@@ -88,7 +88,7 @@ int capfile_write(struct capfile_writer *w, const struct shadow_event *ev,
 	return 0;
 }
 
-int capfile_close(struct capfile_writer *w)
+int capfile_close_writer(struct capfile_writer *w)
 {
 	int rc = 0;
 
@@ -100,7 +100,7 @@ int capfile_close(struct capfile_writer *w)
 	return rc;
 }
 
-struct capfile_reader *capfile_open_mem(const void *buf, size_t len, int raw,
+struct capfile_reader *capfile_open_reader_mem(const void *buf, size_t len, int raw,
 					char *err, size_t errlen)
 {
 	struct capfile_reader *r = calloc(1, sizeof(*r));
@@ -137,7 +137,7 @@ fail:
 	return NULL;
 }
 
-struct capfile_reader *capfile_open(const char *path, char *err, size_t errlen)
+struct capfile_reader *capfile_open_reader(const char *path, char *err, size_t errlen)
 {
 	struct capfile_reader *r;
 	struct stat st;
@@ -164,7 +164,7 @@ struct capfile_reader *capfile_open(const char *path, char *err, size_t errlen)
 		}
 	}
 	close(fd);
-	r = capfile_open_mem(map ? map : "", st.st_size, 0, err, errlen);
+	r = capfile_open_reader_mem(map ? map : "", st.st_size, 0, err, errlen);
 	if (!r) {
 		if (map)
 			munmap(map, st.st_size);

@@ -28,7 +28,7 @@
 #include "http1.h"
 #include "message.h"
 #include "metrics.h"
-#include "record.h"
+#include "divergence.h"
 #include "replay.h"
 #include "sample.h"
 #include "shadow_event.h"
@@ -529,7 +529,7 @@ static void judge(struct daemon *d, struct replay_job *job)
 	parts[1] = diff_part_json(&res.headers);
 	parts[2] = diff_part_json(&res.body);
 	if (!parts[0] || !parts[1] || !parts[2] ||
-	    record_build(x, &job->candidate, job->candidate_ms, parts[0],
+	    divergence_build(x, &job->candidate, job->candidate_ms, parts[0],
 			 parts[1], parts[2], &rec) < 0 ||
 	    store_put(d->store, rec) < 0)
 		d->store_errors++;
@@ -899,12 +899,12 @@ static void setup(struct daemon *d)
 	if (!d->conns)
 		die("out of memory");
 	if (o->from_capture) {
-		d->reader = capfile_open(o->from_capture, err, sizeof(err));
+		d->reader = capfile_open_reader(o->from_capture, err, sizeof(err));
 		if (!d->reader)
 			die("--from-capture: %s", err);
 	}
 	if (o->record) {
-		d->recorder = capfile_create(o->record);
+		d->recorder = capfile_open_writer(o->record);
 		if (!d->recorder)
 			die("--record %s: %s", o->record, strerror(errno));
 	}
@@ -1075,7 +1075,7 @@ int main(int argc, char **argv)
 	capture_close(d.cap);
 	conn_table_free(d.conns);
 	http1_free(d.http1);
-	if (d.recorder && capfile_close(d.recorder) < 0)
+	if (d.recorder && capfile_close_writer(d.recorder) < 0)
 		fprintf(stderr, "shadowd: --record %s: final write failed\n",
 			d.o.record);
 	capfile_close_reader(d.reader);

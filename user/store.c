@@ -17,7 +17,7 @@
 #include <xxhash.h>
 
 #include "diff.h"
-#include "record.h"
+#include "divergence.h"
 #include "util/hist.h"
 
 /* 'SHDW': set on every store so a foreign SQLite file is recognised. */
@@ -1135,7 +1135,7 @@ int store_put(struct store *s, json_t *record)
 		s->pend = v;
 		s->cap_pend = cap;
 	}
-	record_redact(record, (const char *const *)s->redact, s->n_redact);
+	divergence_redact(record, (const char *const *)s->redact, s->n_redact);
 	endpoint = json_string_value(json_object_get(record, "endpoint"));
 	if (!endpoint || !*endpoint)
 		endpoint = "(none)";

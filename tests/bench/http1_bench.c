@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 	double t0, el;
 	char err[256];
 
-	r = capfile_open(path, err, sizeof(err));
+	r = capfile_open_reader(path, err, sizeof(err));
 	if (!r) {
 		fprintf(stderr, "http1_bench: %s\n", err);
 		return 1;
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 		const struct shadow_event *ev;
 		const void *pl;
 
-		r = capfile_open(path, err, sizeof(err));
+		r = capfile_open_reader(path, err, sizeof(err));
 		if (!r) {
 			fprintf(stderr, "http1_bench: %s\n", err);
 			return 1;

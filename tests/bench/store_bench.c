@@ -3,7 +3,7 @@
  * Sustained divergences written per second, batched as shadowd does it
  * (store_flush() every 100 ms). Only the time spent in the store's calls
  * (store_put, store_count, store_latency, store_flush, store_close) is
- * counted; building the records (json_deep_copy here, record_build() in
+ * counted; building the records (json_deep_copy here, divergence_build() in
  * shadowd) is not. Figures:
  *  store_writes_per_sec: 1008 signatures, default bounds (10 examples,
  *    10000 records): every signature keeps examples, so nearly every record

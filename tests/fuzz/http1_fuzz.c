@@ -65,7 +65,7 @@ static void run_records(const uint8_t *p, size_t n)
 	struct http1 *h = http1_new(&cfg, on_exchange, &max_body);
 	struct conn_table *t = h ? conn_table_new(&lim, &http1_sink_ops, h)
 				 : NULL;
-	struct capfile_reader *r = capfile_open_mem(p, n, 1, NULL, 0);
+	struct capfile_reader *r = capfile_open_reader_mem(p, n, 1, NULL, 0);
 	const struct shadow_event *ev;
 	const void *pl;
 	char err[64];

@@ -59,7 +59,7 @@ void fixture_collect(void *ctx, struct exchange *x)
 size_t fixture_payload_bytes(const uint8_t *cap, size_t len)
 {
 	char err[128];
-	struct capfile_reader *rd = capfile_open_mem(cap, len, 0, err,
+	struct capfile_reader *rd = capfile_open_reader_mem(cap, len, 0, err,
 						     sizeof(err));
 	const struct shadow_event *ev;
 	const void *pl;
@@ -88,7 +88,7 @@ int fixture_run(const uint8_t *cap, size_t len, const struct http1_config *cfg,
 	int rc = -ENOMEM;
 
 	memset(res, 0, sizeof(*res));
-	rd = capfile_open_mem(cap, len, 0, err, sizeof(err));
+	rd = capfile_open_reader_mem(cap, len, 0, err, sizeof(err));
 	if (!rd) {
 		rc = -EINVAL;
 		goto cleanup;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Generated divergence records for the store's tests and benchmark: the
- * shape record_build() produces, without needing an exchange.
+ * shape divergence_build() produces, without needing an exchange.
  */
 #ifndef SHADOW_STOREGEN_H
 #define SHADOW_STOREGEN_H

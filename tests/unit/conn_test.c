@@ -375,7 +375,7 @@ static char tmp_path[64];
 
 static void write_sample(const char *path)
 {
-	struct capfile_writer *w = capfile_create(path);
+	struct capfile_writer *w = capfile_open_writer(path);
 	struct shadow_event ev = { .kind = SHADOW_EV_DATA, .tgid = 1, .fd = 2,
 				   .len = 5, .size = 5 };
 
@@ -385,7 +385,7 @@ static void write_sample(const char *path)
 	ev.len = 3;
 	ev.size = 3;
 	cr_assert_eq(capfile_write(w, &ev, "abc"), 0);
-	cr_assert_eq(capfile_close(w), 0);
+	cr_assert_eq(capfile_close_writer(w), 0);
 }
 
 Test(capfile, round_trip_and_mode_0600)
@@ -402,7 +402,7 @@ Test(capfile, round_trip_and_mode_0600)
 	write_sample(tmp_path);
 	cr_assert_eq(stat(tmp_path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
-	r = capfile_open(tmp_path, err, sizeof(err));
+	r = capfile_open_reader(tmp_path, err, sizeof(err));
 	cr_assert_not_null(r, "%s", err);
 	cr_assert_gt(capfile_real_base(r), 0);
 	cr_assert_eq(capfile_next(r, &ev, &p, err, sizeof(err)), 1);
@@ -429,7 +429,7 @@ Test(capfile, truncated_file_is_an_error_at_its_offset)
 	write_sample(tmp_path);
 	cr_assert_eq(stat(tmp_path, &st), 0);
 	cr_assert_eq(truncate(tmp_path, st.st_size - 10), 0);
-	r = capfile_open(tmp_path, err, sizeof(err));
+	r = capfile_open_reader(tmp_path, err, sizeof(err));
 	cr_assert_not_null(r);
 	cr_assert_eq(capfile_next(r, &ev, &p, err, sizeof(err)), 1);
 	cr_assert_eq(capfile_next(r, &ev, &p, err, sizeof(err)), -EINVAL);
@@ -446,11 +446,11 @@ Test(capfile, foreign_and_newer_files_refused_with_a_reason)
 				       .header_size = sizeof(h) };
 	char err[160];
 
-	cr_assert_null(capfile_open_mem(foreign, sizeof(foreign), 0, err,
+	cr_assert_null(capfile_open_reader_mem(foreign, sizeof(foreign), 0, err,
 					sizeof(err)));
 	cr_assert(strstr(err, "not a request-shadow capture file"), "%s", err);
-	cr_assert_null(capfile_open_mem(&h, sizeof(h), 0, err, sizeof(err)));
+	cr_assert_null(capfile_open_reader_mem(&h, sizeof(h), 0, err, sizeof(err)));
 	cr_assert(strstr(err, "newer"), "%s", err);
-	cr_assert_null(capfile_open("/nonexistent/x.cap", err, sizeof(err)));
+	cr_assert_null(capfile_open_reader("/nonexistent/x.cap", err, sizeof(err)));
 	cr_assert(strstr(err, "cannot open"), "%s", err);
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "message.h"
-#include "record.h"
+#include "divergence.h"
 
 static void add_header(struct headers *h, const char *n, const char *v)
 {
@@ -54,7 +54,7 @@ Test(record, shape_matches_design)
 	json_t *rec = NULL, *req, *prim, *cnd, *h;
 
 	make_exchange(&x, &cand);
-	cr_assert_eq(record_build(&x, &cand, 3.25, st, hd, bd, &rec), 0);
+	cr_assert_eq(divergence_build(&x, &cand, 3.25, st, hd, bd, &rec), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(rec, "endpoint")),
 			 "GET /users/{id}");
 	req = json_object_get(rec, "request");
@@ -97,27 +97,27 @@ Test(record, binary_body_becomes_base64)
 	static const uint8_t bin[] = { 0xff, 0x00, 0x41, 0xc3 };
 	json_t *o = json_object();
 
-	cr_assert_eq(record_set_body(o, bin, sizeof(bin), false), 0);
+	cr_assert_eq(divergence_set_body(o, bin, sizeof(bin), false), 0);
 	cr_assert_null(json_object_get(o, "body"));
 	cr_assert_str_eq(json_string_value(json_object_get(o, "body_base64")), "/wBBww==");
 	json_decref(o);
 
 	o = json_object();
-	cr_assert_eq(record_set_body(o, "ab", 2, false), 0);
+	cr_assert_eq(divergence_set_body(o, "ab", 2, false), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(o, "body")), "ab");
 	json_decref(o);
 	/* every base64 tail length */
 	o = json_object();
-	cr_assert_eq(record_set_body(o, "\xff", 1, false), 0);
+	cr_assert_eq(divergence_set_body(o, "\xff", 1, false), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(o, "body_base64")), "/w==");
-	cr_assert_eq(record_set_body(o, "\xff\xfe\xfd", 3, false), 0);
+	cr_assert_eq(divergence_set_body(o, "\xff\xfe\xfd", 3, false), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(o, "body_base64")), "//79");
 	json_decref(o);
 }
 
 Test(record, long_body_cut_at_cap_on_a_character_boundary)
 {
-	size_t len = RECORD_BODY_MAX + 100;
+	size_t len = DIVERGENCE_BODY_MAX + 100;
 	char *b = malloc(len);
 	json_t *o = json_object();
 	const char *s;
@@ -129,16 +129,16 @@ Test(record, long_body_cut_at_cap_on_a_character_boundary)
 		b[i + 1] = (char)0xa9;
 	}
 	b[len - 1] = 'y';
-	cr_assert_eq(record_set_body(o, b, len, false), 0);
+	cr_assert_eq(divergence_set_body(o, b, len, false), 0);
 	s = json_string_value(json_object_get(o, "body"));
 	cr_assert_not_null(s, "a cut UTF-8 body must stay text");
-	cr_assert_leq(strlen(s), RECORD_BODY_MAX);
-	cr_assert_geq(strlen(s), RECORD_BODY_MAX - 3);
+	cr_assert_leq(strlen(s), DIVERGENCE_BODY_MAX);
+	cr_assert_geq(strlen(s), DIVERGENCE_BODY_MAX - 3);
 	cr_assert(json_is_true(json_object_get(o, "body_truncated")));
 	json_decref(o);
 
 	o = json_object();
-	cr_assert_eq(record_set_body(o, "abc", 3, true), 0);
+	cr_assert_eq(divergence_set_body(o, "abc", 3, true), 0);
 	cr_assert(json_is_true(json_object_get(o, "body_truncated")),
 		  "a body the capture cut says so");
 	json_decref(o);
@@ -153,14 +153,14 @@ Test(record, missing_candidate_and_parts)
 
 	make_exchange(&x, &cand);
 	x.t_last_resp_ns = 0; /* clock went wrong: never negative */
-	cr_assert_eq(record_build(&x, NULL, -1, NULL, NULL, NULL, &rec), 0);
+	cr_assert_eq(divergence_build(&x, NULL, -1, NULL, NULL, NULL, &rec), 0);
 	cr_assert(json_is_null(json_object_get(rec, "candidate")));
 	cr_assert(json_is_false(json_object_get(json_object_get(rec, "status"), "diverged")));
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(rec, "body"),
 							   "summary")), "");
 	cr_assert_float_eq(json_real_value(json_object_get(json_object_get(rec, "primary"),
 							   "latency_ms")), 0.0, 1e-12);
-	cr_assert_eq(record_build(NULL, NULL, 0, NULL, NULL, NULL, &rec), -EINVAL);
+	cr_assert_eq(divergence_build(NULL, NULL, 0, NULL, NULL, NULL, &rec), -EINVAL);
 	json_decref(rec);
 	exchange_clean(&x);
 	http_response_clean(&cand);
@@ -180,7 +180,7 @@ Test(record, redact_replaces_values_everywhere_they_appear)
 	char *text;
 
 	cr_assert_not_null(rec);
-	cr_assert_eq(record_redact(rec, names, 3), 7);
+	cr_assert_eq(divergence_redact(rec, names, 3), 7);
 	text = json_dumps(rec, JSON_COMPACT);
 	cr_assert_null(strstr(text, "Bearer t"));
 	cr_assert_null(strstr(text, "a=1"));

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-#include "record.h"
+#include "divergence.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -40,7 +40,7 @@ static char *base64(const uint8_t *p, size_t len)
 	return out;
 }
 
-int record_set_body(json_t *obj, const void *data, size_t len, bool truncated)
+int divergence_set_body(json_t *obj, const void *data, size_t len, bool truncated)
 {
 	const uint8_t *p = data ? data : (const uint8_t *)"";
 	size_t cut = len;
@@ -50,8 +50,8 @@ int record_set_body(json_t *obj, const void *data, size_t len, bool truncated)
 
 	if (!data)
 		len = cut = 0;
-	if (len > RECORD_BODY_MAX) {
-		cut = RECORD_BODY_MAX;
+	if (len > DIVERGENCE_BODY_MAX) {
+		cut = DIVERGENCE_BODY_MAX;
 		/* do not split a UTF-8 sequence: back off continuation bytes */
 		for (int k = 0; k < 3 && cut > 0 && (p[cut] & 0xC0) == 0x80; k++)
 			cut--;
@@ -63,8 +63,8 @@ int record_set_body(json_t *obj, const void *data, size_t len, bool truncated)
 		if (json_object_set_new(obj, "body", s))
 			goto cleanup;
 	} else {
-		if (len > RECORD_BODY_MAX)
-			cut = RECORD_BODY_MAX;
+		if (len > DIVERGENCE_BODY_MAX)
+			cut = DIVERGENCE_BODY_MAX;
 		enc = base64(p, cut);
 		if (!enc)
 			goto cleanup;
@@ -113,7 +113,7 @@ static json_t *wire_string(const char *s)
 	return j;
 }
 
-json_t *record_headers(const struct headers *h)
+json_t *divergence_headers(const struct headers *h)
 {
 	json_t *arr = json_array(), *pair;
 
@@ -144,12 +144,12 @@ static json_t *response_object(const struct http_response *r, double latency_ms)
 
 	if (!o)
 		return NULL;
-	h = record_headers(&r->headers);
+	h = divergence_headers(&r->headers);
 	if (!h || json_object_set_new(o, "status", json_integer(r->status)) ||
 	    json_object_set_new(o, "headers", h))
 		goto fail;
 	h = NULL;
-	if (record_set_body(o, r->decoded.data, r->decoded.len,
+	if (divergence_set_body(o, r->decoded.data, r->decoded.len,
 			    r->flags & MESSAGE_TRUNCATED))
 		goto fail;
 	if (json_object_set_new(o, "latency_ms", json_real(latency_ms)))
@@ -161,7 +161,7 @@ fail:
 	return NULL;
 }
 
-int record_build(const struct exchange *x, const struct http_response *cand,
+int divergence_build(const struct exchange *x, const struct http_response *cand,
 		 double cand_latency_ms, const json_t *status,
 		 const json_t *headers, const json_t *body, json_t **out)
 {
@@ -177,8 +177,8 @@ int record_build(const struct exchange *x, const struct http_response *cand,
 	req = json_pack("{s o s o s o}",
 			"method", wire_string(x->req.method ? x->req.method : ""),
 			"target", wire_string(x->req.target ? x->req.target : ""),
-			"headers", record_headers(&x->req.headers));
-	if (!req || record_set_body(req, x->req.body.data, x->req.body.len,
+			"headers", divergence_headers(&x->req.headers));
+	if (!req || divergence_set_body(req, x->req.body.data, x->req.body.len,
 				    x->req.flags & MESSAGE_TRUNCATED))
 		goto cleanup;
 	prim = response_object(&x->resp, prim_ms);
@@ -228,7 +228,7 @@ static size_t redact_array(json_t *arr, const char *const *names, size_t n)
 	return hits;
 }
 
-size_t record_redact(json_t *obj, const char *const *names, size_t n)
+size_t divergence_redact(json_t *obj, const char *const *names, size_t n)
 {
 	static const char *const sides[] = { "request", "primary", "candidate" };
 	size_t hits = 0, i;
