@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Kernel side of request-shadow: syscall tracepoints on the target
- * processes' server sockets put the bytes they read and write on a ring
- * buffer (include/shadow_event.h). Filtering happens here, before any copy:
- * only fds returned by accept() in a target process (and, with port
- * filtering, accepted on a listed local port) are ever looked at.
+ * Kernel side of request-shadow: the bytes the target processes' server
+ * sockets read and write go on a ring buffer (include/shadow_event.h).
+ * Two feature paths, picked at load time by probing the kernel's BTF
+ * (user/capture.c): on kernels with the sock_recv_length/sock_send_length
+ * tracepoints (6.4+), tp_btf programs on those, which find the user
+ * buffer in the syscall's saved registers; elsewhere the classic syscall
+ * tracepoints. On either, a connection is its struct sock (the conns
+ * map), so a socket handed to a forked child or dup()ed is one
+ * connection, and it ends when TCP says so (inet_sock_set_state).
+ * Filtering happens before any copy: only a target process's server-side
+ * TCP sockets (accepted, or found at attach) on a port some server listens
+ * on (and, with port filtering, on a listed port) are ever looked at.
  *
  * TLS: uprobes on a dynamically linked OpenSSL's SSL_read/SSL_write (and
  * their _ex forms) put the plaintext on the same streams, with the same

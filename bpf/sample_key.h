@@ -13,6 +13,8 @@
 #ifndef SHADOW_SAMPLE_KEY_H
 #define SHADOW_SAMPLE_KEY_H
 
+#include "request_line.h"
+
 /* Longest request read the kernel decides on; longer ones are copied and
  * decided by user space. */
 #define SK_REQ_MAX 4096u
@@ -274,8 +276,8 @@ static long sk_lines_step(__u32 i, void *ctx)
 
 /* Whether d[0, len) is exactly one whole request head: "METHOD SP target
  * SP HTTP/1.x CRLF", header lines, and one empty line, CRLF CRLF, which
- * ends the read. The method is 1 to 15 upper-case letters, the target
- * visible ASCII. No LF before the end is followed by CR or LF, so no
+ * ends the read, the request line in include/request_line.h's grammar.
+ * No LF before the end is followed by CR or LF, so no
  * earlier empty line can end a first request: a read holding two, or a
  * head and its body, is not decided here (nor one shorter than 18 bytes).
  * Header lines are not looked into: the key is in the request line. A
@@ -294,14 +296,14 @@ static __always_inline bool sk_parse_request(const __u8 *d, __u32 len,
 	if (sk_load32(d, len - 4) != 0x0a0d0a0du)
 		return false;
 	r->method_len = 0;
-	for (int k = 0; k < 16; k++) {
+	for (int k = 0; k <= REQUEST_METHOD_MAX; k++) {
 		__u8 ch = d[k];
 
 		if (ch == ' ') {
 			r->method_len = k;
 			break;
 		}
-		if (ch < 'A' || ch > 'Z')
+		if (!request_method_char(ch))
 			return false;
 	}
 	if (!r->method_len)
@@ -314,11 +316,11 @@ static __always_inline bool sk_parse_request(const __u8 *d, __u32 len,
 	r->path_len = t.qpos && t.qpos < t.end ? t.qpos - t.start
 					       : r->target_len;
 	pos = t.end + 1;
-	/* "HTTP/1." then a digit, CR, LF. */
+	/* "HTTP/1." then the minor version, CR, LF. */
 	if (pos + 10 > len ||
 	    (sk_load64(d, pos) & 0x00ffffffffffffffull) !=
 		    0x002e312f50545448ull ||
-	    d[(pos + 7) & SK_MASK] < '0' || d[(pos + 7) & SK_MASK] > '9' ||
+	    !request_minor_ok(d[(pos + 7) & SK_MASK]) ||
 	    d[(pos + 8) & SK_MASK] != '\r' || d[(pos + 9) & SK_MASK] != '\n')
 		return false;
 	l.lim = len - 3;

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "message.h"
+#include "request_line.h"
 #include "shadow_event.h"
 #include "util/decode.h"
 
@@ -984,28 +985,23 @@ static void side_lose(struct side *sd, enum drop_reason r)
 	finish(c);
 }
 
-static bool is_tchar_upper(uint8_t ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_';
-}
-
-/* "METHOD SP target SP HTTP/1.x CRLF" */
-static bool request_line_ok(const char *s, size_t n)
+/* "METHOD SP target SP HTTP/1.x CRLF", as include/request_line.h states. */
+bool http1_request_line_ok(const char *s, size_t n)
 {
 	size_t i = 0, m;
 
-	while (i < n && is_tchar_upper((uint8_t)s[i]))
+	while (i < n && request_method_char((uint8_t)s[i]))
 		i++;
-	if (i == 0 || i > 24 || i >= n || s[i] != ' ')
+	if (i == 0 || i > REQUEST_METHOD_MAX || i >= n || s[i] != ' ')
 		return false;
 	m = ++i;
-	while (i < n && (uint8_t)s[i] > ' ' && s[i] != 0x7f)
+	while (i < n && request_target_char((uint8_t)s[i]))
 		i++;
 	if (i == m || i >= n || s[i] != ' ')
 		return false;
 	i++;
 	return n - i == 10 && memcmp(s + i, "HTTP/1.", 7) == 0 &&
-	       (s[i + 7] == '0' || s[i + 7] == '1') &&
+	       request_minor_ok((uint8_t)s[i + 7]) &&
 	       s[i + 8] == '\r' && s[i + 9] == '\n';
 }
 
@@ -1055,7 +1051,7 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 			uint8_t first = p[pos];
 
 			if (!start || (sd->dir == SHADOW_DIR_IN
-				       ? !is_tchar_upper(first) : first != 'H')) {
+				       ? !request_method_char(first) : first != 'H')) {
 				nl = memchr(p + pos, '\n', n - pos);
 				take = nl ? (size_t)(nl - (p + pos)) + 1
 					  : n - pos;
@@ -1081,7 +1077,7 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 		if (!nl)
 			return;
 		if (sd->dir == SHADOW_DIR_IN
-		    ? request_line_ok(sd->hunt.p, sd->hunt.len)
+		    ? http1_request_line_ok(sd->hunt.p, sd->hunt.len)
 		    : status_line_ok(sd->hunt.p, sd->hunt.len)) {
 			struct hbuf line = sd->hunt;
 

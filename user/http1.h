@@ -27,6 +27,7 @@
 #ifndef SHADOW_HTTP1_H
 #define SHADOW_HTTP1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,10 @@ const struct http1_stats *http1_stats(const struct http1 *h);
  * memory serves a later request. Most exchanges are only counted, never
  * kept, and this spares each of them its allocations. */
 void http1_recycle(struct http1 *h, struct exchange *x);
+
+/* Whether s[0, n) is one request line, CRLF included, in the grammar of
+ * include/request_line.h: where the stage resumes after a gap. */
+bool http1_request_line_ok(const char *s, size_t n);
 
 /* The conn_sink_ops to hand conn_table_new() with the struct http1 * as
  * its ctx. */

@@ -2,8 +2,10 @@
 /*
  * The daemon's one event loop: epoll for file descriptors plus a handful of
  * millisecond timers, in the spirit of redis's ae.c. Everything that waits
- * (the capture ring buffer fd, curl's sockets and timer, the store flush,
- * the metrics server) registers here; nothing spins or sleeps elsewhere.
+ * (the capture ring buffer fd, curl's sockets and timer, the store flush)
+ * registers here; nothing spins or sleeps elsewhere in the daemon's main
+ * thread. The metrics server is the exception: libmicrohttpd runs it in a
+ * thread of its own (see metrics.h).
  *
  * Single-threaded: every function must be called from the thread that runs
  * the loop. Callbacks may add and delete fds and timers (their own included)
