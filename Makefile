@@ -38,23 +38,33 @@ BPF_BINS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bpf/*_test.c))
 BENCH_BINS := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bench/*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/*_fuzz.c)
 FUZZ_BINS  := $(patsubst %.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
-# The binaries sit at the top (the README runs ./shadowd); check-asan puts
-# its sanitized ones under its own output directory instead.
-BINDIR     ?= .
+# The binaries are built under .output/ too, with ./shadowd and
+# ./shadow-dump as symlinks to them (the README runs ./shadowd); check-asan
+# puts its sanitized ones under its own output directory, without links.
+BINDIR     ?= $(OUTPUT)
 BINS       := $(BINDIR)/shadowd $(BINDIR)/shadow-dump
+LINKS      := $(if $(filter $(OUTPUT),$(BINDIR)),shadowd shadow-dump)
+PROGS      := $(BINS) $(LINKS)
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
-	    install clean vmlinux test-kernels
+	    install clean vmlinux test-kernels $(LINKS)
 .SECONDARY:
 
-all: $(OUTPUT)/deps.ok $(BINS)
+all: $(OUTPUT)/deps.ok $(PROGS)
 
 # Installs missing Debian packages; near-instant when all are present.
+# Building needs only the build packages; the tests, the demo and the
+# benchmarks install theirs (Criterion, nginx, wrk, node, qemu...) first.
 deps:
-	$(Q)scripts/deps.sh
+	$(Q)scripts/deps.sh all
 $(OUTPUT)/deps.ok: scripts/deps.sh
-	$(Q)mkdir -p $(OUTPUT) && scripts/deps.sh && touch $@
+	$(Q)mkdir -p $(OUTPUT) && scripts/deps.sh build && touch $@
+$(OUTPUT)/deps-test.ok: scripts/deps.sh $(OUTPUT)/deps.ok
+	$(Q)scripts/deps.sh all && touch $@
+
+$(LINKS): %: $(BINDIR)/%
+	$(Q)ln -sfn $(BINDIR)/$* $@
 
 # One CO-RE header for every kernel (the programs' field offsets are
 # relocated at load time): regenerate it from this kernel's BTF.
@@ -78,7 +88,7 @@ $(OUTPUT)/user/%.o: user/%.c $(SKELS) | $(OUTPUT)/deps.ok
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(OUTPUT)/tests/%.o: tests/%.c $(SKELS)
+$(OUTPUT)/tests/%.o: tests/%.c $(SKELS) | $(OUTPUT)/deps-test.ok
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
@@ -107,46 +117,46 @@ $(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
 
-unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS)
+unit-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS)
 	$(Q)tests/run.sh unit $(UNIT_BINS)
 
 # The BPF tests run twice: with the socket-tracepoint data hooks this
 # kernel has, and with the syscall-tracepoint ones older kernels get.
 BPF_RUNS := $(BPF_BINS) $(addprefix SHADOWD_SYSCALL_HOOKS=1:,$(BPF_BINS))
 
-bpf-test: $(OUTPUT)/deps.ok $(BINS) $(BPF_BINS)
+bpf-test: $(OUTPUT)/deps-test.ok $(PROGS) $(BPF_BINS)
 	$(Q)tests/run.sh bpf $(BPF_RUNS)
 
-e2e-test: $(OUTPUT)/deps.ok $(BINS)
+e2e-test: $(OUTPUT)/deps-test.ok $(PROGS)
 	$(Q)tests/run.sh e2e $(wildcard tests/e2e/*_test.sh)
 
 # The README's test command: unit (no root), then BPF and end-to-end (root).
-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) $(BPF_BINS)
+test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) $(BPF_BINS)
 	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_RUNS) $(wildcard tests/e2e/*_test.sh)
 
 # The capture on Debian's 6.1 and 6.12 kernels in qemu, and on the host's.
-test-kernels: $(OUTPUT)/deps.ok $(BINS)
+test-kernels: $(OUTPUT)/deps-test.ok $(PROGS)
 	$(Q)SHADOWD=$(BINDIR)/shadowd SHADOW_DUMP=$(BINDIR)/shadow-dump \
 		scripts/test-kernels.sh
 
-demo: $(OUTPUT)/deps.ok $(BINS)
+demo: $(OUTPUT)/deps-test.ok $(PROGS)
 	$(Q)scripts/demo.sh
 
-bench: $(OUTPUT)/deps.ok $(BINS) $(BENCH_BINS)
+bench: $(OUTPUT)/deps-test.ok $(PROGS) $(BENCH_BINS)
 	$(Q)scripts/bench.sh
 
 # Unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
-check-asan: $(OUTPUT)/deps.ok
+check-asan: $(OUTPUT)/deps-test.ok
 	$(Q)SHADOW_DUMP=.output/asan/shadow-dump $(MAKE) --no-print-directory \
 		OUTPUT=.output/asan BINDIR=.output/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-		.output/asan/deps.ok unit-test
+		.output/asan/deps.ok .output/asan/deps-test.ok unit-test
 
 # libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	           -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
 FUZZ_LIB_SRCS := $(filter-out user/capture.c,$(LIB_SRCS))
-$(OUTPUT)/fuzz/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(OUTPUT)/deps.ok
+$(OUTPUT)/fuzz/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(OUTPUT)/deps-test.ok
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) $(LDLIBS) -o $@
@@ -156,14 +166,14 @@ fuzz: $(FUZZ_BINS)
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
-	install -m 0755 shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
+	install -m 0755 $(BINDIR)/shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
+	install -m 0755 $(BINDIR)/shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
 	install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 docs/shadow-dump.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -D -m 0644 docs/shadowd.service \
 		$(DESTDIR)$(PREFIX)/share/doc/request-shadow/examples/shadowd.service
 
 clean:
-	rm -rf $(OUTPUT) $(BINS)
+	rm -rf $(OUTPUT) shadowd shadow-dump
 
 -include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)
