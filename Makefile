@@ -36,6 +36,7 @@ TLIB_OBJS  := $(patsubst %.c,$(OUTPUT)/%.o,$(TLIB_SRCS))
 UNIT_BINS  := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/unit/*_test.c))
 BPF_BINS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bpf/*_test.c))
 BENCH_BINS := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/bench/*.c))
+TOOL_BINS  := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/tools/*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/*_fuzz.c)
 FUZZ_BINS  := $(patsubst %.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 # The binaries are built under .output/ too, with ./shadowd and
@@ -117,6 +118,10 @@ $(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
 
+$(OUTPUT)/tests/tools/%: $(OUTPUT)/tests/tools/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
 unit-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS)
 	$(Q)tests/run.sh unit $(UNIT_BINS)
 
@@ -127,11 +132,11 @@ BPF_RUNS := $(BPF_BINS) $(addprefix SHADOWD_SYSCALL_HOOKS=1:,$(BPF_BINS))
 bpf-test: $(OUTPUT)/deps-test.ok $(PROGS) $(BPF_BINS)
 	$(Q)tests/run.sh bpf $(BPF_RUNS)
 
-e2e-test: $(OUTPUT)/deps-test.ok $(PROGS)
+e2e-test: $(OUTPUT)/deps-test.ok $(PROGS) $(TOOL_BINS)
 	$(Q)tests/run.sh e2e $(wildcard tests/e2e/*_test.sh)
 
 # The README's test command: unit (no root), then BPF and end-to-end (root).
-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) $(BPF_BINS)
+test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) $(BPF_BINS) $(TOOL_BINS)
 	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_RUNS) $(wildcard tests/e2e/*_test.sh)
 
 # The capture on Debian's 6.1 and 6.12 kernels in qemu, and on the host's.

@@ -1,80 +1,85 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-2-Clause
-"""Records capture files (include/shadow_event.h, user/capfile.c format)
-from real servers on loopback, as `shadowd --record` would see them: the
-bytes the client sends are what the server read (dir IN), the bytes it
-receives are what the server wrote (dir OUT, one record per recv()).
-Timestamps are CLOCK_MONOTONIC taken right after each send/recv.
+"""Records the capture fixtures with `shadowd --record` attached to real
+servers on loopback (as root): starts the server, attaches shadowd to it,
+plays the client's part of the scenario, and stops both. The capture file
+is shadowd's own; this script never writes the format.
 
     tests/data/mkcap.py python  tests/data/python_cl.cap
     tests/data/mkcap.py node    tests/data/node_chunked_gzip.cap
     tests/data/mkcap.py nginx   tests/data/nginx_pipeline.cap
     tests/data/mkcap.py bench   tests/data/nginx_bench.cap
+
+SHADOWD names the binary (default ./shadowd, run from the top of the
+tree).
 """
 import os
+import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-EV_OPEN, EV_DATA, EV_CLOSE = 1, 2, 3
-DIR_IN, DIR_OUT = 0, 1
 
+class Recorder:
+    """shadowd --record FILE attached to pid, sampling nothing (the
+    candidate is never called)."""
 
-class Capture:
-    def __init__(self, path):
-        self.f = open(path, "wb")
-        self.f.write(struct.pack("<8sIIQQ", b"SHDWCAP\0", 1, 32,
-                                 time.monotonic_ns(), time.time_ns()))
-        self.next_fd = 10
-
-    def record(self, kind, tgid, fd, direction, offset, payload=b"",
-               flags=0):
-        hdr = struct.pack("<QQIIIIIBBH", time.monotonic_ns(), offset, tgid,
-                          fd, 1, len(payload), len(payload), kind,
-                          direction, flags)
-        rec = hdr + payload
-        self.f.write(rec + b"\0" * (-len(rec) % 8))
+    def __init__(self, path, pid, port):
+        self.dir = tempfile.mkdtemp()
+        self.log = os.path.join(self.dir, "shadowd.log")
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [os.environ.get("SHADOWD", "./shadowd"), "--pid", str(pid),
+                 "--port", str(port), "--candidate", "http://127.0.0.1:9",
+                 "--sample", "0", "--store",
+                 os.path.join(self.dir, "store.db"), "--record", path],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while "attached to" not in open(self.log).read():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise SystemExit("shadowd did not attach:\n" +
+                                 open(self.log).read())
+            time.sleep(0.05)
 
     def close(self):
-        self.f.close()
+        # Lets the last records reach the ring buffer and the file.
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise SystemExit("shadowd did not stop")
+        out = open(self.log).read()
+        if rc != 0:
+            raise SystemExit(f"shadowd exited {rc}:\n{out}")
+        sys.stderr.write(out.strip().splitlines()[-1] + "\n")
+        os.chmod(self.path, 0o644)
 
 
 class Conn:
-    """A client connection whose traffic is recorded from the server's
-    side."""
+    """A client connection: sends requests, reads responses."""
 
-    def __init__(self, cap, port, tgid):
-        self.cap, self.tgid = cap, tgid
-        self.fd = cap.next_fd
-        cap.next_fd += 1
+    def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port))
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        rport = self.s.getsockname()[1]
-        op = struct.pack("<HHHH16s16s", socket.AF_INET, port, rport, 0,
-                         socket.inet_aton("127.0.0.1"),
-                         socket.inet_aton("127.0.0.1"))
-        cap.record(EV_OPEN, tgid, self.fd, 0, 0, op)
-        self.off = [0, 0]
         self.buf = b""
         self.eof = False
 
     def send(self, data):
         self.s.sendall(data)
-        self.cap.record(EV_DATA, self.tgid, self.fd, DIR_IN, self.off[0],
-                        data)
-        self.off[0] += len(data)
 
     def recv(self):
         data = self.s.recv(65536)
         if not data:
             self.eof = True
             return False
-        self.cap.record(EV_DATA, self.tgid, self.fd, DIR_OUT, self.off[1],
-                        data)
-        self.off[1] += len(data)
         self.buf += data
         return True
 
@@ -132,7 +137,6 @@ class Conn:
 
     def close(self):
         self.s.close()
-        self.cap.record(EV_CLOSE, self.tgid, self.fd, 0, 0)
 
 
 def free_port():
@@ -255,8 +259,8 @@ def record_python(path):
     proc = subprocess.Popen([sys.executable, "-c", PY_SERVER, str(port)])
     try:
         wait_port(port, proc)
-        cap = Capture(path)
-        c = Conn(cap, port, proc.pid)
+        cap = Recorder(path, proc.pid, port)
+        c = Conn(port)
         for t in ["/users/17", "/users/42?x=1", "/orders/9/items/3",
                   "/users/0b6f2a64-1c1e-4a5e-9a43-3b1c5d0e9f11"]:
             c.send(req("GET", t))
@@ -282,7 +286,7 @@ def record_python(path):
         c.response()
         c.close()
         # HTTP/1.0 without keep-alive: one exchange, then close.
-        c = Conn(cap, port, proc.pid)
+        c = Conn(port)
         c.send(req("GET", "/users/10", version="HTTP/1.0"))
         c.response()
         c.close()
@@ -297,15 +301,15 @@ def record_node(path):
     proc = subprocess.Popen(["node", "-e", NODE_SERVER, "--", str(port)])
     try:
         wait_port(port, proc)
-        cap = Capture(path)
-        c = Conn(cap, port, proc.pid)
+        cap = Recorder(path, proc.pid, port)
+        c = Conn(port)
         for t in ["/data", "/data?enc=gzip", "/data?enc=deflate",
                   "/data?enc=br"]:
             c.send(req("GET", t, ["Accept-Encoding: gzip, deflate, br"]))
             c.response()
         c.close()
         # HTTP/1.0: no chunking, the body ends at the close.
-        c = Conn(cap, port, proc.pid)
+        c = Conn(port)
         c.send(req("GET", "/data?enc=gzip", version="HTTP/1.0"))
         c.response()
         c.close()
@@ -333,8 +337,8 @@ def with_nginx(fn):
 
 def record_nginx(path):
     def go(port, pid):
-        cap = Capture(path)
-        c = Conn(cap, port, pid)
+        cap = Recorder(path, pid, port)
+        c = Conn(port)
         # Warm-up exchange, then 30 requests in one write.
         c.send(req("GET", "/warmup"))
         c.response()
@@ -352,9 +356,9 @@ def record_nginx(path):
 
 def record_bench(path):
     def go(port, pid):
-        cap = Capture(path)
+        cap = Recorder(path, pid, port)
         for k in range(4):
-            c = Conn(cap, port, pid)
+            c = Conn(port)
             for i in range(60):
                 c.send(f"GET /users/{k * 100 + i} HTTP/1.1\r\nHost: a\r\n"
                        "\r\n".encode())

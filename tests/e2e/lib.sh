@@ -6,6 +6,7 @@ set -u
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SHADOWD=$SRC/shadowd
 DUMP=$SRC/shadow-dump
+CAPGEN=$SRC/.output/tests/tools/capgen
 T=$(mktemp -d /tmp/shadow-e2e-XXXXXX)
 chmod 755 "$T"
 PIDS=()
