@@ -33,6 +33,7 @@
 #include "message.h"
 #include "request_line.h"
 #include "shadow_event.h"
+#include "util/dbuf.h"
 #include "util/decode.h"
 
 #define SEQ_NONE UINT64_MAX
@@ -69,12 +70,6 @@ enum drop_reason {
 	DROP_NOMEM,
 };
 
-/* A growable byte buffer with a hard cap. */
-struct hbuf {
-	char *p;
-	size_t len, cap;
-};
-
 struct slot {
 	struct exchange *x; /* LIVE only; owned */
 	uint64_t t_first;   /* ts of the read holding the first byte */
@@ -105,7 +100,7 @@ struct side {
 	uint64_t ts;     /* ts of the data() call being parsed */
 	uint64_t call_id, last_complete_call;
 	/* While hunting: the candidate start line. */
-	struct hbuf hunt;
+	struct dbuf hunt;
 	bool at_line_start;
 	uint64_t hunt_ts;
 	bool hunt_at_read;
@@ -116,7 +111,7 @@ struct side {
 	size_t hdr_bytes;
 	/* hdr holds the header line being read: the field name in
 	 * [0, field_len), then the value. */
-	struct hbuf url, hdr, bodybuf;
+	struct dbuf url, hdr, bodybuf;
 	size_t field_len;
 	/* Responses only. */
 	struct headers hdrs;
@@ -159,48 +154,17 @@ static const uint8_t zero_byte[1];
 
 /* ---- small helpers ---- */
 
-static int hbuf_put(struct hbuf *b, const char *p, size_t n, size_t cap)
-{
-	if (b->len + n > cap)
-		return -E2BIG;
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = b->cap ? b->cap : 256;
-		char *np;
-
-		while (nc < b->len + n + 1)
-			nc *= 2;
-		np = realloc(b->p, nc);
-		if (!np)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static void hbuf_free(struct hbuf *b)
-{
-	if (!b->p)
-		return; /* never grown: already empty */
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 /* Hands b's bytes to body (which takes ownership), leaving b empty. */
-static int hbuf_take_body(struct hbuf *b, struct body *body)
+static int take_body(struct dbuf *b, struct body *body)
 {
-	if (!b->p) {
-		int rc = body_set(body, "", 0);
+	size_t len;
+	char *p = dbuf_take(b, &len);
 
-		return rc;
-	}
+	if (!p)
+		return body_set(body, "", 0);
 	body_clean(body);
-	body->data = (uint8_t *)b->p;
-	body->len = b->len;
-	memset(b, 0, sizeof(*b));
+	body->data = (uint8_t *)p;
+	body->len = len;
 	return 0;
 }
 
@@ -512,9 +476,9 @@ static void side_msg_release(struct side *sd)
 {
 	sd->value_open = false;
 	sd->field_len = 0;
-	hbuf_free(&sd->url);
-	hbuf_free(&sd->hdr);
-	hbuf_free(&sd->bodybuf);
+	dbuf_free(&sd->url);
+	dbuf_free(&sd->hdr);
+	dbuf_free(&sd->bodybuf);
 	headers_clean(&sd->hdrs);
 }
 
@@ -581,7 +545,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 
 	flush_header(sd);
 	count_header_bytes(sd, n);
-	if (!sd->oversize && hbuf_put(&sd->hdr, at, n, header_cap(sd)) < 0)
+	if (!sd->oversize && dbuf_add(&sd->hdr, at, n) < 0)
 		sd->oversize = true;
 	sd->field_len = sd->hdr.len;
 	return sd->stop;
@@ -593,7 +557,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 
 	sd->value_open = true;
 	count_header_bytes(sd, n);
-	if (!sd->oversize && hbuf_put(&sd->hdr, at, n, header_cap(sd)) < 0)
+	if (!sd->oversize && dbuf_add(&sd->hdr, at, n) < 0)
 		sd->oversize = true;
 	return sd->stop;
 }
@@ -603,7 +567,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
 	struct side *sd = p->data;
 
 	count_header_bytes(sd, n);
-	if (!sd->oversize && hbuf_put(&sd->url, at, n, header_cap(sd)) < 0)
+	if (!sd->oversize && dbuf_add(&sd->url, at, n) < 0)
 		sd->oversize = true;
 	return sd->stop;
 }
@@ -647,7 +611,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 		take = max - sd->bodybuf.len;
 		sd->body_trunc = true;
 	}
-	if (take && hbuf_put(&sd->bodybuf, at, take, max) < 0) {
+	if (take && dbuf_add(&sd->bodybuf, at, take) < 0) {
 		sd->c->h->st.nomem++;
 		sd->body_lost = true;
 	}
@@ -773,7 +737,7 @@ static int req_end(http_parser *p)
 	if (s->state == SLOT_LIVE) {
 		struct exchange *x = s->x;
 
-		if (hbuf_take_body(&sd->bodybuf, &x->req.body) < 0) {
+		if (take_body(&sd->bodybuf, &x->req.body) < 0) {
 			slot_drop(c, s, DROP_NOMEM);
 		} else if (sd->body_trunc) {
 			x->req.flags |= MESSAGE_TRUNCATED;
@@ -901,7 +865,7 @@ static int resp_end(http_parser *p)
 			r->flags |= MESSAGE_TRUNCATED;
 			h->st.truncated++;
 		}
-		if (hbuf_take_body(&sd->bodybuf, &r->raw) < 0)
+		if (take_body(&sd->bodybuf, &r->raw) < 0)
 			slot_drop(c, s, DROP_NOMEM);
 		else
 			fill_response_body(c, s->x);
@@ -980,7 +944,7 @@ static void side_lose(struct side *sd, enum drop_reason r)
 	side_msg_reset(sd);
 	sd->mode = SIDE_HUNT;
 	sd->in_msg = false;
-	hbuf_free(&sd->hunt);
+	dbuf_free(&sd->hunt);
 	sd->at_line_start = false;
 	finish(c);
 }
@@ -1038,8 +1002,7 @@ static void hunt_skip(struct side *sd, size_t n)
 static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 		      bool call_start)
 {
-	size_t pos = 0, cap = header_cap(sd) < HUNT_MAX ? header_cap(sd)
-							: HUNT_MAX;
+	size_t pos = 0;
 
 	while (pos < n) {
 		const uint8_t *nl;
@@ -1065,10 +1028,9 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 		}
 		nl = memchr(p + pos, '\n', n - pos);
 		take = nl ? (size_t)(nl - (p + pos)) + 1 : n - pos;
-		if (sd->hunt.len + take > cap ||
-		    hbuf_put(&sd->hunt, (const char *)p + pos, take, cap) < 0) {
+		if (dbuf_add(&sd->hunt, (const char *)p + pos, take) < 0) {
 			hunt_skip(sd, sd->hunt.len + take);
-			hbuf_free(&sd->hunt);
+			dbuf_free(&sd->hunt);
 			pos += take;
 			sd->at_line_start = nl != NULL;
 			continue;
@@ -1079,24 +1041,24 @@ static void side_hunt(struct side *sd, const uint8_t *p, size_t n,
 		if (sd->dir == SHADOW_DIR_IN
 		    ? http1_request_line_ok(sd->hunt.p, sd->hunt.len)
 		    : status_line_ok(sd->hunt.p, sd->hunt.len)) {
-			struct hbuf line = sd->hunt;
+			size_t line_len;
+			char *line = dbuf_take(&sd->hunt, &line_len);
 
-			memset(&sd->hunt, 0, sizeof(sd->hunt));
 			sd->c->h->st.resyncs++;
 			sd->mode = SIDE_SYNC;
 			side_parser_reset(sd);
 			sd->begin_override = true;
 			sd->begin_ts = sd->hunt_ts;
 			sd->begin_at_read = sd->hunt_at_read;
-			side_feed(sd, (const uint8_t *)line.p, line.len);
+			side_feed(sd, (const uint8_t *)line, line_len);
 			sd->begin_override = false;
-			hbuf_free(&line);
+			free(line);
 			if (pos < n)
 				side_feed(sd, p + pos, n - pos);
 			return;
 		}
 		hunt_skip(sd, sd->hunt.len);
-		hbuf_free(&sd->hunt);
+		dbuf_free(&sd->hunt);
 		sd->at_line_start = true;
 	}
 }
@@ -1144,16 +1106,22 @@ static void side_feed(struct side *sd, const uint8_t *p, size_t n)
 static void side_init(struct side *sd, struct h1_conn *c, int dir,
 		      bool midstream)
 {
+	size_t hcap = c->h->cfg.max_header_bytes;
+
 	sd->c = c;
 	sd->dir = dir;
 	sd->owner = SEQ_NONE;
+	dbuf_init(&sd->url, hcap);
+	dbuf_init(&sd->hdr, hcap);
+	dbuf_init(&sd->bodybuf, c->h->cfg.max_body);
+	dbuf_init(&sd->hunt, hcap < HUNT_MAX ? hcap : HUNT_MAX);
 	side_parser_reset(sd);
 	sd->mode = midstream ? SIDE_HUNT : SIDE_SYNC;
 }
 
 static void side_clean(struct side *sd)
 {
-	hbuf_free(&sd->hunt);
+	dbuf_free(&sd->hunt);
 	side_msg_release(sd);
 }
 
@@ -1251,7 +1219,7 @@ static void sink_gap(void *ctx, void *state, int dir, uint64_t n, uint64_t ts)
 	if (sd->mode == SIDE_DEAD)
 		return;
 	if (sd->mode == SIDE_HUNT) {
-		hbuf_free(&sd->hunt);
+		dbuf_free(&sd->hunt);
 		sd->at_line_start = false;
 		if (dir == SHADOW_DIR_OUT)
 			c->out_unknown_until = ts;
@@ -1279,7 +1247,7 @@ static void side_found_by_kernel(struct side *sd)
 	if (sd->mode != SIDE_HUNT)
 		return;
 	hunt_skip(sd, sd->hunt.len);
-	hbuf_free(&sd->hunt);
+	dbuf_free(&sd->hunt);
 	sd->at_line_start = false;
 	sd->mode = SIDE_SYNC;
 	side_parser_reset(sd);

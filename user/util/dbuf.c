@@ -16,7 +16,7 @@ void dbuf_init(struct dbuf *b, size_t max)
 /* Grows the allocation to hold want bytes and a NUL (want <= max). */
 static int grow(struct dbuf *b, size_t want)
 {
-	size_t cap = b->cap ? b->cap : 64;
+	size_t cap = b->cap ? b->cap : 256;
 	char *p;
 
 	if (want < b->cap)
