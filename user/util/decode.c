@@ -10,6 +10,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "util/dbuf.h"
+
 enum coding {
 	CODING_IDENTITY,
 	CODING_GZIP,
@@ -18,44 +20,15 @@ enum coding {
 	CODING_ZSTD,
 };
 
-/* A growable output buffer that refuses to grow past `max`. */
-struct outbuf {
-	uint8_t *p;
-	size_t len, cap, max;
-	bool full; /* more output was produced than max */
+/* Output is made in steps of this many bytes at most. */
+#define STEP 16384
+
+/* How a decoder's run stopped, when it did not fail. */
+enum run_end {
+	RUN_PARTIAL, /* the input ended inside the stream */
+	RUN_ENDED,   /* the stream ended */
+	RUN_FULL,    /* the output reached its cap */
 };
-
-static int outbuf_reserve(struct outbuf *o, size_t want)
-{
-	size_t cap;
-	uint8_t *p;
-
-	if (o->cap - o->len >= want + 1)
-		return 0;
-	cap = o->cap ? o->cap : 4096;
-	while (cap - o->len < want + 1)
-		cap *= 2;
-	if (cap > o->max + 1)
-		cap = o->max + 1;
-	p = realloc(o->p, cap);
-	if (!p)
-		return -ENOMEM;
-	o->p = p;
-	o->cap = cap;
-	return 0;
-}
-
-/* Room for the next write: at least 1 byte unless the cap is reached. */
-static size_t outbuf_room(struct outbuf *o)
-{
-	size_t left = o->max - o->len;
-
-	if (left == 0)
-		return 0;
-	if (outbuf_reserve(o, left < 16384 ? left : 16384) < 0)
-		return (size_t)-1;
-	return o->cap - 1 - o->len;
-}
 
 static int parse_codings(const char *s, enum coding *v, size_t *n)
 {
@@ -99,13 +72,13 @@ bool decode_supported(const char *coding)
 }
 
 /* windowBits: 16+MAX_WBITS gzip, MAX_WBITS zlib, -MAX_WBITS raw deflate. */
-static int run_zlib(const uint8_t *in, size_t len, int wbits, struct outbuf *o,
-		    bool *ended)
+static int run_zlib(const uint8_t *in, size_t len, int wbits, struct dbuf *o,
+		    enum run_end *end)
 {
 	z_stream z = { 0 };
 	int rc = 0, zr;
 
-	*ended = false;
+	*end = RUN_PARTIAL;
 	if (inflateInit2(&z, wbits) != Z_OK)
 		return -ENOMEM;
 	z.next_in = (Bytef *)in;
@@ -121,18 +94,18 @@ static int run_zlib(const uint8_t *in, size_t len, int wbits, struct outbuf *o,
 			in += step;
 			len -= step;
 		}
-		room = outbuf_room(o);
+		room = dbuf_room(o, STEP);
 		if (room == (size_t)-1) {
 			rc = -ENOMEM;
 			break;
 		}
 		if (room == 0) {
-			o->full = true;
+			*end = RUN_FULL;
 			break;
 		}
 		if (room > (1u << 30))
 			room = 1u << 30;
-		z.next_out = o->p + o->len;
+		z.next_out = (Bytef *)o->p + o->len;
 		z.avail_out = (uInt)room;
 		before = z.avail_out;
 		zr = inflate(&z, Z_NO_FLUSH);
@@ -147,7 +120,7 @@ static int run_zlib(const uint8_t *in, size_t len, int wbits, struct outbuf *o,
 				}
 				continue;
 			}
-			*ended = true;
+			*end = RUN_ENDED;
 			break;
 		}
 		if (zr == Z_BUF_ERROR && z.avail_in == 0 && len == 0)
@@ -161,19 +134,19 @@ static int run_zlib(const uint8_t *in, size_t len, int wbits, struct outbuf *o,
 	return rc;
 }
 
-static int run_brotli(const uint8_t *in, size_t len, struct outbuf *o,
-		      bool *ended)
+static int run_brotli(const uint8_t *in, size_t len, struct dbuf *o,
+		      enum run_end *end)
 {
 	BrotliDecoderState *s = BrotliDecoderCreateInstance(NULL, NULL, NULL);
 	size_t avail_in = len;
 	const uint8_t *next_in = in;
 	int rc = 0;
 
-	*ended = false;
+	*end = RUN_PARTIAL;
 	if (!s)
 		return -ENOMEM;
 	for (;;) {
-		size_t room = outbuf_room(o), avail_out;
+		size_t room = dbuf_room(o, STEP), avail_out;
 		uint8_t *next_out;
 		BrotliDecoderResult br;
 
@@ -182,16 +155,16 @@ static int run_brotli(const uint8_t *in, size_t len, struct outbuf *o,
 			break;
 		}
 		if (room == 0) {
-			o->full = true;
+			*end = RUN_FULL;
 			break;
 		}
 		avail_out = room;
-		next_out = o->p + o->len;
+		next_out = (uint8_t *)o->p + o->len;
 		br = BrotliDecoderDecompressStream(s, &avail_in, &next_in,
 						   &avail_out, &next_out, NULL);
 		o->len += room - avail_out;
 		if (br == BROTLI_DECODER_RESULT_SUCCESS) {
-			*ended = true;
+			*end = RUN_ENDED;
 			break;
 		}
 		if (br == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
@@ -205,21 +178,21 @@ static int run_brotli(const uint8_t *in, size_t len, struct outbuf *o,
 	return rc;
 }
 
-static int run_zstd(const uint8_t *in, size_t len, struct outbuf *o,
-		    bool *ended)
+static int run_zstd(const uint8_t *in, size_t len, struct dbuf *o,
+		    enum run_end *end)
 {
 	ZSTD_DStream *d = ZSTD_createDStream();
 	ZSTD_inBuffer ib = { in, len, 0 };
 	size_t last = 1;
 	int rc = 0;
 
-	*ended = false;
+	*end = RUN_PARTIAL;
 	if (!d)
 		return -ENOMEM;
 	/* Refuse windows above 128 MiB: memory bound for hostile frames. */
 	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27);
 	for (;;) {
-		size_t room = outbuf_room(o);
+		size_t room = dbuf_room(o, STEP);
 		ZSTD_outBuffer ob;
 
 		if (room == (size_t)-1) {
@@ -227,7 +200,7 @@ static int run_zstd(const uint8_t *in, size_t len, struct outbuf *o,
 			break;
 		}
 		if (room == 0) {
-			o->full = true;
+			*end = RUN_FULL;
 			break;
 		}
 		ob.dst = o->p + o->len;
@@ -240,7 +213,7 @@ static int run_zstd(const uint8_t *in, size_t len, struct outbuf *o,
 			break;
 		}
 		if (last == 0 && ib.pos == ib.size) {
-			*ended = true;
+			*end = RUN_ENDED;
 			break;
 		}
 		if (ob.pos == 0 && ib.pos == ib.size)
@@ -264,39 +237,38 @@ int decode_body(const char *coding, const uint8_t *in, size_t len,
 	if (rc < 0)
 		return rc;
 	for (size_t i = n; i-- > 0;) {
-		struct outbuf o = { .max = max_out };
+		struct dbuf o = DBUF_INIT(max_out);
 		const uint8_t *src = cur ? cur : in;
-		bool ended = false;
+		enum run_end end = RUN_PARTIAL;
 
 		switch (v[i]) {
 		case CODING_GZIP:
-			rc = run_zlib(src, cur_len, 16 + MAX_WBITS, &o, &ended);
+			rc = run_zlib(src, cur_len, 16 + MAX_WBITS, &o, &end);
 			break;
 		case CODING_DEFLATE:
-			rc = run_zlib(src, cur_len, MAX_WBITS, &o, &ended);
+			rc = run_zlib(src, cur_len, MAX_WBITS, &o, &end);
 			if (rc == -EINVAL && o.len == 0) {
 				rc = run_zlib(src, cur_len, -MAX_WBITS, &o,
-					      &ended);
+					      &end);
 			}
 			break;
 		case CODING_BR:
-			rc = run_brotli(src, cur_len, &o, &ended);
+			rc = run_brotli(src, cur_len, &o, &end);
 			break;
 		case CODING_ZSTD:
-			rc = run_zstd(src, cur_len, &o, &ended);
+			rc = run_zstd(src, cur_len, &o, &end);
 			break;
 		default:
 			rc = -EINVAL;
 			break;
 		}
 		free(cur);
-		cur = o.p;
-		cur_len = o.len;
+		cur = (uint8_t *)dbuf_take(&o, &cur_len);
 		if (rc < 0)
 			goto cleanup;
-		if (o.full)
+		if (end == RUN_FULL)
 			truncated = true;
-		else if (!ended)
+		else if (end == RUN_PARTIAL)
 			partial = true;
 		if (partial && !allow_partial && !truncated) {
 			rc = -EINVAL;
