@@ -27,6 +27,7 @@
 #include "bpfcheck.h"
 #include "capture.skel.h"
 #include "shadow_event.h"
+#include "util/dbuf.h"
 
 /* Mirrors of bpf/capture.bpf.c's private types (not part of the ABI). */
 struct bpf_found_conn {
@@ -424,15 +425,8 @@ static void read_tcp_table(struct tcp_table *t, const char *path, int family)
 		}
 		if (state != 0x01) /* TCP_ESTABLISHED */
 			continue;
-		if (t->n == t->cap) {
-			size_t cap = t->cap ? t->cap * 2 : 256;
-			struct tcp_sock *v = realloc(t->v, cap * sizeof(*v));
-
-			if (!v)
-				break;
-			t->v = v;
-			t->cap = cap;
-		}
+		if (vec_reserve(t->v, t->cap, t->n + 1) < 0)
+			break;
 		s = &t->v[t->n++];
 		memset(s, 0, sizeof(*s));
 		s->inode = inode;
@@ -684,15 +678,8 @@ static void tls_attach_lib(struct capture *c, const char *path,
 		    (h->pid == pid || h->failed))
 			return;
 	}
-	if (c->n_tls_hooks == c->cap_tls_hooks) {
-		size_t cap = c->cap_tls_hooks ? c->cap_tls_hooks * 2 : 16;
-		struct tls_hook *v = realloc(c->tls_hooks, cap * sizeof(*v));
-
-		if (!v)
-			return; /* tried again at the next scan */
-		c->tls_hooks = v;
-		c->cap_tls_hooks = cap;
-	}
+	if (vec_reserve(c->tls_hooks, c->cap_tls_hooks, c->n_tls_hooks + 1) < 0)
+		return; /* tried again at the next scan */
 	h = &c->tls_hooks[c->n_tls_hooks];
 	memset(h, 0, sizeof(*h));
 	h->dev = st->st_dev;
@@ -809,15 +796,8 @@ static void tls_scan(struct capture *c, bool all)
 					    sizeof(pid), pid_cmp))
 			continue;
 		tls_scan_pid(c, pid);
-		if (c->n_scanned == c->cap_scanned) {
-			size_t cap = c->cap_scanned ? c->cap_scanned * 2 : 64;
-			pid_t *v = realloc(c->scanned, cap * sizeof(*v));
-
-			if (!v)
-				continue; /* scanned again next time */
-			c->scanned = v;
-			c->cap_scanned = cap;
-		}
+		if (vec_reserve(c->scanned, c->cap_scanned, c->n_scanned + 1) < 0)
+			continue; /* scanned again next time */
 		c->scanned[c->n_scanned++] = pid;
 		qsort(c->scanned, c->n_scanned, sizeof(pid), pid_cmp);
 	}

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/dbuf.h"
+
 /* Longest path kept in a name: past it, segments are cut (bounded memory
  * for a hostile target, stable names for the store). */
 #define ENDPOINT_PATH_MAX 512
@@ -173,16 +175,9 @@ int endpoint_rules_add(struct endpoint_rules *r, const char *pattern,
 	rc = pattern_split(&p, err, errlen);
 	if (rc < 0)
 		goto cleanup;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct pattern *v = realloc(r->v, cap * sizeof(*v));
-
-		rc = -ENOMEM;
-		if (!v)
-			goto cleanup;
-		r->v = v;
-		r->cap = cap;
-	}
+	rc = vec_reserve(r->v, r->cap, r->n + 1);
+	if (rc < 0)
+		goto cleanup;
 	r->v[r->n++] = p;
 	if (strlen(p.path) > r->longest)
 		r->longest = strlen(p.path);

@@ -7,22 +7,15 @@
 #include <strings.h>
 
 #include "endpoint.h"
+#include "util/dbuf.h"
 
 int headers_add(struct headers *h, const char *name, size_t name_len,
 		const char *value, size_t value_len)
 {
-	struct header *v;
 	char *n;
 
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 16;
-
-		v = realloc(h->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
+	if (vec_reserve(h->v, h->cap, h->n + 1) < 0)
+		return -ENOMEM;
 	n = malloc(name_len + 1 + value_len + 1);
 	if (!n)
 		return -ENOMEM;

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/dbuf.h"
+
 #define LOOP_MAX_EVENTS 256
 /* fds above this are refused: the table is indexed by fd. */
 #define LOOP_MAX_FD (1 << 24)
@@ -152,15 +154,8 @@ long long loop_timer_add(struct loop *l, long ms, loop_timer_fn fn, void *ctx)
 
 	if (!fn)
 		return -EINVAL;
-	if (l->ntimers == l->timers_cap) {
-		size_t cap = l->timers_cap ? l->timers_cap * 2 : 16;
-
-		t = realloc(l->timers, cap * sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		l->timers = t;
-		l->timers_cap = cap;
-	}
+	if (vec_reserve(l->timers, l->timers_cap, l->ntimers + 1) < 0)
+		return -ENOMEM;
 	t = &l->timers[l->ntimers++];
 	t->id = l->next_id++;
 	t->due_ns = loop_now_ns() + (ms > 0 ? (uint64_t)ms * 1000000ull : 0);
