@@ -318,6 +318,30 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 	a=$(.output/tests/bench/ssl_call_bench | awk '{print $2}')
 	stop_shadowd > /dev/null
 	echo "ssl_write_ns_other_process: $d detached, $a attached"
+	# What a hooked SSL call costs a target: the same loop in a process
+	# shadowd attaches to (its uprobe traps and the programs).
+	coproc SSLB { .output/tests/bench/ssl_call_bench --wait; }
+	read -r _ <&"${SSLB[0]}"
+	start_shadowd -p "$SSLB_PID" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+	echo go >&"${SSLB[1]}"
+	read -r _ a <&"${SSLB[0]}"
+	stop_shadowd > /dev/null
+	echo "ssl_call_ns_target: $d detached, $a attached"
+	# SSL calls (uprobe entries: each also a return probe) per HTTPS request,
+	# and the programs' own time, from bpf_stats.
+	sysctl -qw kernel.bpf_stats_enabled=1
+	start_shadowd -p "$TLSMASTER" -P "$P4" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+	n=$(wrk -t1 -c32 -d"${SECS}s" "https://127.0.0.1:$P4/users/17" 2>/dev/null | awk '/requests in/ {print $1}')
+	bpftool prog show -j | python3 -c '
+import json, sys
+n = int(sys.argv[1]) or 1
+runs = {p["name"]: (p["run_time_ns"], p["run_cnt"]) for p in json.load(sys.stdin)
+        if p.get("name", "").startswith("handle_ssl") and p.get("run_cnt")}
+entries = sum(c for k, (t, c) in runs.items() if k != "handle_ssl_return")
+each = ", ".join("%s %.2f x %.0f ns" % (k[11:] or k, c / n, t / c) for k, (t, c) in sorted(runs.items()))
+print("https_ssl_calls_per_request: %.2f (%s)" % (entries / n, each))' "${n:-0}"
+	stop_shadowd > /dev/null
+	sysctl -qw kernel.bpf_stats_enabled=0
 
 	echo "== 10k open keep-alive connections to the primary, capture attached"
 	start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1

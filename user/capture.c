@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +25,9 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <gelf.h>
+#include <libelf.h>
 
 #include "bpfcheck.h"
 #include "capture.skel.h"
@@ -650,25 +655,152 @@ static unsigned tls_files(const struct capture *c, bool failed)
 	return n;
 }
 
+/* The file offset of a function at address vaddr of e, from the
+ * executable section holding it; 0 when none does. */
+static size_t elf_text_offset(Elf *e, GElf_Addr vaddr)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(e, scn))) {
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_EXECINSTR) ||
+		    sh.sh_type != SHT_PROGBITS)
+			continue;
+		if (vaddr >= sh.sh_addr && vaddr < sh.sh_addr + sh.sh_size)
+			return (size_t)(vaddr - sh.sh_addr + sh.sh_offset);
+	}
+	return 0;
+}
+
+/* The address of the defined function `name` in e's dynamic symbols. */
+static GElf_Addr elf_dynsym(Elf *e, const char *name)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(e, scn))) {
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM ||
+		    !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			if (!gelf_getsym(d, (int)i, &sym) ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+			    sym.st_shndx == SHN_UNDEF)
+				continue;
+			n = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (n && strcmp(n, name) == 0)
+				return sym.st_value;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Where one probe catches every SSL_read and SSL_read_ex (or SSL_write
+ * and SSL_write_ex) call, and costs one trap instead of two.
+ *
+ * In OpenSSL 3 both wrappers call one internal function with
+ * SSL_read_ex's arguments (ssl_read_internal(s, buf, num, &readbytes));
+ * SSL_read_ex is just `sub $8,%rsp; call rel32`. The wrappers begin with
+ * that sub, which x86 uprobes cannot emulate: each hit also single-steps
+ * it out of line, a second trap. The internal function begins with a
+ * push, which they emulate. So when the code has exactly that shape (the
+ * _ex wrapper's call, the other wrapper calling the same function within
+ * its first 64 bytes, a push at the callee), the callee's file offset is
+ * returned, to be hooked with the _ex programs; else 0, and the exported
+ * functions are hooked as before.
+ */
+static size_t tls_inner_offset(int fd, Elf *e, const char *ex_name,
+			       const char *plain_name)
+{
+	static const uint8_t head[] = { 0x48, 0x83, 0xec, 0x08, 0xe8 };
+	GElf_Addr ex = elf_dynsym(e, ex_name), plain = elf_dynsym(e, plain_name);
+	uint8_t code[64], push[2];
+	size_t ex_off = ex ? elf_text_offset(e, ex) : 0, plain_off, off;
+	GElf_Addr inner;
+	int32_t rel;
+	bool called = false;
+
+	if (!ex_off || !plain ||
+	    pread(fd, code, 9, (off_t)ex_off) != 9 ||
+	    memcmp(code, head, sizeof(head)) != 0)
+		return 0;
+	memcpy(&rel, code + 5, sizeof(rel));
+	inner = ex + 9 + (GElf_Addr)(int64_t)rel;
+	off = elf_text_offset(e, inner);
+	plain_off = elf_text_offset(e, plain);
+	if (!off || !plain_off ||
+	    pread(fd, code, sizeof(code), (off_t)plain_off) != sizeof(code) ||
+	    pread(fd, push, sizeof(push), (off_t)off) != sizeof(push))
+		return 0;
+	for (size_t i = 0; i + 5 <= sizeof(code) && !called; i++) {
+		if (code[i] != 0xe8)
+			continue;
+		memcpy(&rel, code + i + 1, sizeof(rel));
+		called = plain + i + 5 + (GElf_Addr)(int64_t)rel == inner;
+	}
+	if (!called)
+		return 0;
+	if ((push[0] & 0xf8) == 0x50 ||
+	    (push[0] == 0x41 && (push[1] & 0xf8) == 0x50))
+		return off;
+	return 0;
+}
+
+/* The internal read and write functions of the libssl at path, when both
+ * are found (tls_inner_offset). */
+static bool tls_inner_offsets(const char *path, size_t *read_off,
+			      size_t *write_off)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf *e;
+
+	*read_off = *write_off = 0;
+	if (fd < 0)
+		return false;
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	if (e) {
+		*read_off = tls_inner_offset(fd, e, "SSL_read_ex", "SSL_read");
+		*write_off = tls_inner_offset(fd, e, "SSL_write_ex", "SSL_write");
+		elf_end(e);
+	}
+	close(fd);
+	if (!*read_off || !*write_off)
+		*read_off = *write_off = 0;
+	return *read_off != 0;
+}
+
 /* Attaches the SSL uprobes to one libssl file for one target (the
  * programs filter by target again). SSL_read and SSL_write are required;
  * the _ex forms (OpenSSL >= 1.1.1) and SSL_do_handshake are used when
- * present. */
+ * present. Where the wrappers share an internal function that a probe
+ * can hit without single-stepping (tls_inner_offsets), that function is
+ * hooked instead of the four. */
 static void tls_attach_lib(struct capture *c, const char *path,
 			   const struct stat *st, pid_t pid)
 {
-	const struct {
+	struct {
 		struct bpf_program *prog;
 		const char *func;
+		size_t offset; /* with func NULL */
 		bool required;
 	} hooks[] = {
-		{ c->skel->progs.handle_ssl_read, "SSL_read", true },
-		{ c->skel->progs.handle_ssl_write, "SSL_write", true },
-		{ c->skel->progs.handle_ssl_read_ex, "SSL_read_ex", false },
-		{ c->skel->progs.handle_ssl_write_ex, "SSL_write_ex", false },
-		{ c->skel->progs.handle_ssl_do_handshake, "SSL_do_handshake",
+		{ c->skel->progs.handle_ssl_read, "SSL_read", 0, true },
+		{ c->skel->progs.handle_ssl_write, "SSL_write", 0, true },
+		{ c->skel->progs.handle_ssl_read_ex, "SSL_read_ex", 0, false },
+		{ c->skel->progs.handle_ssl_write_ex, "SSL_write_ex", 0, false },
+		{ c->skel->progs.handle_ssl_do_handshake, "SSL_do_handshake", 0,
 		  false },
 	};
+	size_t n_hooks = sizeof(hooks) / sizeof(hooks[0]);
+	size_t read_off, write_off;
 	struct tls_hook *h;
 	int err;
 
@@ -685,7 +817,17 @@ static void tls_attach_lib(struct capture *c, const char *path,
 	h->dev = st->st_dev;
 	h->ino = st->st_ino;
 	h->pid = pid;
-	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+	if (tls_inner_offsets(path, &read_off, &write_off)) {
+		hooks[0].prog = c->skel->progs.handle_ssl_read_ex;
+		hooks[0].func = NULL;
+		hooks[0].offset = read_off;
+		hooks[1].prog = c->skel->progs.handle_ssl_write_ex;
+		hooks[1].func = NULL;
+		hooks[1].offset = write_off;
+		hooks[2] = hooks[4];
+		n_hooks = 3;
+	}
+	for (size_t i = 0; i < n_hooks; i++) {
 		/* The return probe first: an entry without its return would
 		 * leave a marker behind. */
 		for (int ret = 1; ret >= 0; ret--) {
@@ -695,7 +837,8 @@ static void tls_attach_lib(struct capture *c, const char *path,
 				c->skel->progs.handle_ssl_return : hooks[i].prog;
 			struct bpf_link *l;
 
-			l = bpf_program__attach_uprobe_opts(prog, pid, path, 0,
+			l = bpf_program__attach_uprobe_opts(prog, pid, path,
+							    hooks[i].offset,
 							    &opts);
 			if (!l) {
 				if (hooks[i].required)

@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * What an unrelated process pays per SSL call while shadowd hooks a
- * target's libssl: the best of 5 loops of 200k SSL_write() calls on an
- * unconnected SSL object (each fails at once, inside libssl: the call's
- * own cost, plus a trap into the kernel per uprobe if the process carries
- * the hooks). libssl through dlopen: nothing links it at build time.
+ * What an SSL call costs a process while shadowd hooks libssl: the best of
+ * 5 loops of 200k SSL_write() calls on an unconnected SSL object (each
+ * fails at once, inside libssl: the call's own cost, plus the traps into
+ * the kernel of its uprobes if the process carries the hooks). Run alone,
+ * it is an unrelated process (the hooks go into targets only); with
+ * --wait it prints "ready" once libssl is loaded and waits for a line on
+ * stdin before measuring, so that shadowd can make it a target first.
+ * libssl through dlopen: nothing links it at build time.
  * Prints `ssl_write_ns: N`.
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define CALLS 200000
 
-int main(void)
+int main(int argc, char **argv)
 {
 	void *h = dlopen("libssl.so.3", RTLD_NOW);
 	const void *(*method)(void);
@@ -39,6 +43,14 @@ int main(void)
 	ssl = ctx ? ssl_new(ctx) : NULL;
 	if (!ssl)
 		return 1;
+	if (argc > 1 && strcmp(argv[1], "--wait") == 0) {
+		char line[16];
+
+		printf("ready\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+	}
 	for (int r = 0; r < 5; r++) {
 		struct timespec t0, t1;
 		double ns;
