@@ -1263,12 +1263,15 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 	}
 	if (asprintf(&key, "%s\n%s", endpoint, path) < 0)
 		return -ENOMEM;
+	if (path[0] != '$')
+		for (char *k = key + strlen(endpoint) + 1; *k; k++)
+			*k = (char)tolower((unsigned char)*k);
 	me = map_find(&s->fields, key);
 	if (!me) {
 		f = calloc(1, sizeof(*f));
 		if (f) {
 			f->endpoint = strdup(endpoint);
-			f->path = strdup(path);
+			f->path = strdup(key + strlen(endpoint) + 1);
 		}
 		if (!f || !f->endpoint || !f->path ||
 		    !(me = map_insert(&s->fields, key, f))) {

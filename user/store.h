@@ -111,9 +111,11 @@ int store_latency(struct store *s, const char *endpoint, double primary_ms,
 int store_candidate_error(struct store *s, const char *endpoint,
 			  const char *class_name) __attribute__((warn_unused_result));
 
-/* Counts one diverging body path (or header) of endpoint: as a raw
- * divergence, or as noise (it also differed between two primaries, or
- * between two answers of the candidate). 0 or -errno. */
+/* Counts one diverging body path (a JSONPath, "$...") or header name of
+ * endpoint: as a raw divergence, or as noise (it also differed between two
+ * primaries, or between two answers of the candidate). Header names are
+ * counted lowercased, as the groups' signatures have them: one field
+ * whichever case each server writes it in. 0 or -errno. */
 int store_field(struct store *s, const char *endpoint, const char *path,
 		bool noise) __attribute__((warn_unused_result));
 

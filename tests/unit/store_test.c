@@ -522,6 +522,35 @@ Test(store, top_fields_drop_paths_that_are_mostly_noise)
 	store_close(s);
 }
 
+/* Header names are case-insensitive: the fields of stats name a header
+ * once, lowercased, as the groups' signatures do, whichever case each
+ * side wrote it in; JSONPaths keep their case. */
+Test(store, header_fields_are_one_whatever_their_case)
+{
+	struct store *s = open_store(0, 0, NULL, 0);
+	json_t *st, *top;
+
+	cr_assert_eq(store_count(s, "GET /v", STORE_REPLAYED, 10), 0);
+	cr_assert_eq(store_field(s, "GET /v", "X-Api-Version", false), 0);
+	cr_assert_eq(store_field(s, "GET /v", "x-api-version", false), 0);
+	cr_assert_eq(store_field(s, "GET /v", "X-API-VERSION", false), 0);
+	cr_assert_eq(store_field(s, "GET /v", "$.Name", false), 0);
+	store_close(s);
+	s = open_reader();
+	st = store_stats(s);
+	top = json_object_get(json_array_get(json_object_get(st, "endpoints"), 0),
+			      "top_fields");
+	cr_assert_eq(json_array_size(top), 2, "top_fields has %zu entries",
+		     json_array_size(top));
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(top, 0), "path")),
+			 "x-api-version");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(top, 0), "count")), 3);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(top, 1), "path")),
+			 "$.Name");
+	json_decref(st);
+	store_close(s);
+}
+
 Test(store, newer_schema_and_foreign_files_are_refused)
 {
 	struct store_config cfg = { .path = db };
