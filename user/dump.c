@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "util/parse.h"
 
 #define DEFAULT_STORE "shadow.db"
 #define DEFAULT_MAX_RATE 0.01
@@ -1178,47 +1179,17 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* --since DUR as the epoch milliseconds DUR ago. */
 static int parse_since(const char *s, int64_t *out_ms)
 {
-	char *end;
-	double v, mult;
+	struct timespec ts;
+	double sec;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !(v >= 0))
+	if (parse_duration(s, &sec))
 		return -EINVAL;
-	if (!strcmp(end, "s") || !*end)
-		mult = 1;
-	else if (!strcmp(end, "m"))
-		mult = 60;
-	else if (!strcmp(end, "h"))
-		mult = 3600;
-	else if (!strcmp(end, "d"))
-		mult = 86400;
-	else
-		return -EINVAL;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		*out_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
-			  (int64_t)(v * mult * 1000);
-	}
-	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*out_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+		  (int64_t)(sec * 1000);
 	return 0;
 }
 
@@ -1303,29 +1274,23 @@ int main(int argc, char **argv)
 			o.given |= O_SINCE;
 			break;
 		case 'n':
-			if (parse_u64(optarg, &u) || !u || u > SIZE_MAX) {
+			if (parse_unsigned(optarg, 1, SIZE_MAX, &u)) {
 				die_line("--limit takes a positive number, not '%s'", optarg);
 				return 1;
 			}
 			o.filter.limit = (size_t)u;
 			o.given |= O_LIMIT;
 			break;
-		case OPT_MAX_RATE: {
-			char *end;
-
-			errno = 0;
-			o.max_rate = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(o.max_rate >= 0) ||
-			    o.max_rate > 1) {
+		case OPT_MAX_RATE:
+			if (parse_number(optarg, 0, 1, &o.max_rate)) {
 				die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
 					 optarg);
 				return 1;
 			}
 			o.given |= O_MAX_RATE;
 			break;
-		}
 		case OPT_MIN_SAMPLES:
-			if (parse_u64(optarg, &o.min_samples)) {
+			if (parse_unsigned(optarg, 0, UINT64_MAX, &o.min_samples)) {
 				die_line("--min-samples takes a number, not '%s'", optarg);
 				return 1;
 			}
