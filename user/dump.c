@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "util/json_get.h"
 #include "util/parse.h"
 
 #define DEFAULT_STORE "shadow.db"
@@ -172,23 +173,6 @@ static void table_print(struct table *t, const struct opts *o)
 
 /* ---- small helpers ---- */
 
-static const char *jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
-static int64_t jint(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
-static double jnum(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
 static bool jdiverged(const json_t *rec, const char *part)
 {
 	return json_is_true(json_object_get(json_object_get(rec, part), "diverged"));
@@ -216,7 +200,7 @@ static const char *record_summary(const json_t *rec)
 	static const char *const parts[] = { "status", "body", "headers" };
 
 	for (int i = 0; i < 3; i++) {
-		const char *s = jstr(json_object_get(rec, parts[i]), "summary");
+		const char *s = json_get_str(json_object_get(rec, parts[i]), "summary");
 
 		if (jdiverged(rec, parts[i]) && *s)
 			return s;
@@ -264,9 +248,9 @@ static void list_row(struct table *t, const json_t *rec)
 {
 	char id[24], parts[32];
 
-	fmt_u(id, sizeof(id), jint(rec, "id"));
+	fmt_u(id, sizeof(id), json_get_int(rec, "id"));
 	parts_text(rec, parts, sizeof(parts));
-	table_row(t, id, jstr(rec, "time"), jstr(rec, "endpoint"), parts,
+	table_row(t, id, json_get_str(rec, "time"), json_get_str(rec, "endpoint"), parts,
 		  record_summary(rec));
 }
 
@@ -325,12 +309,12 @@ static int follow_one(json_t *rec, void *arg)
 	struct follow_ctx *f = arg;
 	char parts[32];
 
-	f->last = jint(rec, "id");
+	f->last = json_get_int(rec, "id");
 	if (f->o->json)
 		return print_json(rec, JSON_COMPACT);
 	parts_text(rec, parts, sizeof(parts));
 	printf("%s%" PRId64 "%s  %s  %s  %s%s%s  %s\n", c_bold(f->o), f->last,
-	       c_off(f->o), jstr(rec, "time"), jstr(rec, "endpoint"),
+	       c_off(f->o), json_get_str(rec, "time"), json_get_str(rec, "endpoint"),
 	       c_red(f->o), parts, c_off(f->o), record_summary(rec));
 	return 0;
 }
@@ -418,9 +402,9 @@ static void show_message(const char *title, const json_t *msg, const struct opts
 		printf("%s%s%s  (no response)\n", c_bold(o), title, c_off(o));
 		return;
 	}
-	fmt_ms(ms, sizeof(ms), jnum(msg, "latency_ms"));
+	fmt_ms(ms, sizeof(ms), json_get_num(msg, "latency_ms"));
 	printf("%s%s%s  %" PRId64 "  %s ms\n", c_bold(o), title, c_off(o),
-	       jint(msg, "status"), ms);
+	       json_get_int(msg, "status"), ms);
 	show_headers(msg, o);
 	show_body(msg, o);
 }
@@ -435,7 +419,7 @@ static void show_part(const char *name, const json_t *part, const struct opts *o
 		printf("%s%-8s%s same\n", c_bold(o), name, c_off(o));
 		return;
 	}
-	printf("%s%-8s%s %s\n", c_bold(o), name, c_off(o), jstr(part, "summary"));
+	printf("%s%-8s%s %s\n", c_bold(o), name, c_off(o), json_get_str(part, "summary"));
 	json_array_foreach(json_object_get(part, "diffs"), i, d) {
 		const char *what = json_string_value(json_object_get(d, "path"));
 
@@ -447,7 +431,7 @@ static void show_part(const char *name, const json_t *part, const struct opts *o
 		}
 		printf("  %s%s", what ? what : "", c_dim(o));
 		if (json_object_get(d, "kind"))
-			printf(" (%s)", jstr(d, "kind"));
+			printf(" (%s)", json_get_str(d, "kind"));
 		printf("%s\n", c_off(o));
 		show_value("- primary:  ", c_red(o), json_object_get(d, "primary"), o);
 		show_value("+ candidate:", c_green(o), json_object_get(d, "candidate"), o);
@@ -492,9 +476,9 @@ static int cmd_show(struct store *s, struct opts *o, int argc, char **argv)
 	}
 	req = json_object_get(rec, "request");
 	printf("%sdivergence %lld%s  %s  %s\n\n", c_bold(o), id, c_off(o),
-	       jstr(rec, "time"), jstr(rec, "endpoint"));
-	printf("%srequest%s  %s %s\n", c_bold(o), c_off(o), jstr(req, "method"),
-	       jstr(req, "target"));
+	       json_get_str(rec, "time"), json_get_str(rec, "endpoint"));
+	printf("%srequest%s  %s %s\n", c_bold(o), c_off(o), json_get_str(req, "method"),
+	       json_get_str(req, "target"));
 	show_headers(req, o);
 	show_body(req, o);
 	fputc('\n', stdout);
@@ -560,7 +544,7 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 	json_array_foreach(groups, i, g) {
 		char count[24], parts[64], fields[256], names[256], ex[128];
 
-		fmt_u(count, sizeof(count), jint(g, "count"));
+		fmt_u(count, sizeof(count), json_get_int(g, "count"));
 		join_strings(json_object_get(g, "parts"), parts, sizeof(parts));
 		join_strings(json_object_get(g, "paths"), fields, sizeof(fields));
 		join_strings(json_object_get(g, "header_names"), names, sizeof(names));
@@ -572,8 +556,8 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 			strncat(fields, names, sizeof(fields) - strlen(fields) - 1);
 		}
 		join_strings(json_object_get(g, "examples"), ex, sizeof(ex));
-		table_row(&t, count, jstr(g, "first_seen"), jstr(g, "last_seen"),
-			  jstr(g, "endpoint"), parts, fields, ex);
+		table_row(&t, count, json_get_str(g, "first_seen"), json_get_str(g, "last_seen"),
+			  json_get_str(g, "endpoint"), parts, fields, ex);
 	}
 	table_print(&t, o);
 	json_decref(groups);
@@ -594,14 +578,14 @@ static void stats_row(struct table *t, const char *name, const json_t *c)
 	const json_t *cl = json_object_get(c, "candidate_latency_ms");
 
 	for (int i = 0; i < 11; i++)
-		fmt_u(v[i], sizeof(v[i]), jint(c, keys[i]));
-	fmt_pct(rate, sizeof(rate), jnum(c, "divergence_rate"));
+		fmt_u(v[i], sizeof(v[i]), json_get_int(c, keys[i]));
+	fmt_pct(rate, sizeof(rate), json_get_num(c, "divergence_rate"));
 	if (pl) {
-		fmt_ms(a, sizeof(a), jnum(pl, "p50"));
-		fmt_ms(b, sizeof(b), jnum(cl, "p50"));
+		fmt_ms(a, sizeof(a), json_get_num(pl, "p50"));
+		fmt_ms(b, sizeof(b), json_get_num(cl, "p50"));
 		snprintf(p50, sizeof(p50), "%s/%s", a, b);
-		fmt_ms(a, sizeof(a), jnum(pl, "p99"));
-		fmt_ms(b, sizeof(b), jnum(cl, "p99"));
+		fmt_ms(a, sizeof(a), json_get_num(pl, "p99"));
+		fmt_ms(b, sizeof(b), json_get_num(cl, "p99"));
 		snprintf(p99, sizeof(p99), "%s/%s", a, b);
 	} else {
 		snprintf(p50, sizeof(p50), "-");
@@ -630,7 +614,7 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 		  "RATE", "STATUS", "HEADERS", "BODY", "CAND-ERR", "SHED", "NOISE",
 		  "EVICTED", "P50 ms P/C", "P99 ms P/C");
 	json_array_foreach(json_object_get(st, "endpoints"), i, e)
-		stats_row(&t, jstr(e, "endpoint"), e);
+		stats_row(&t, json_get_str(e, "endpoint"), e);
 	stats_row(&t, "TOTAL", json_object_get(st, "totals"));
 	table_print(&t, o);
 
@@ -639,11 +623,11 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 	       ", parse_errors %" PRId64 ", truncated %" PRId64
 	       ", tls_undecoded %" PRId64
 	       "; replay: shed %" PRId64 ", unsafe_skipped %" PRId64 "\n",
-	       jint(cap, "lost_events"), jint(cap, "gaps"),
-	       jint(cap, "parse_errors"), jint(cap, "truncated"),
-	       jint(cap, "tls_undecoded"),
-	       jint(json_object_get(st, "totals"), "shed"),
-	       jint(json_object_get(st, "totals"), "unsafe_skipped"));
+	       json_get_int(cap, "lost_events"), json_get_int(cap, "gaps"),
+	       json_get_int(cap, "parse_errors"), json_get_int(cap, "truncated"),
+	       json_get_int(cap, "tls_undecoded"),
+	       json_get_int(json_object_get(st, "totals"), "shed"),
+	       json_get_int(json_object_get(st, "totals"), "unsafe_skipped"));
 	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
 		json_t *f;
 		size_t k;
@@ -653,9 +637,10 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 		if (!any_fields)
 			printf("\n%stop diverging fields%s\n", c_bold(o), c_off(o));
 		any_fields = true;
-		printf("  %s\n", jstr(e, "endpoint"));
+		printf("  %s\n", json_get_str(e, "endpoint"));
 		json_array_foreach(json_object_get(e, "top_fields"), k, f)
-			printf("    %8" PRId64 "  %s\n", jint(f, "count"), jstr(f, "path"));
+			printf("    %8" PRId64 "  %s\n", json_get_int(f, "count"),
+			       json_get_str(f, "path"));
 	}
 	json_decref(st);
 	return 0;
@@ -679,29 +664,29 @@ static int cmd_verdict(struct store *s, struct opts *o, int argc, char **argv)
 	tot = json_object_get(st, "totals");
 	/* replayed counts every request sent; errors are among them and are
 	 * never divergences: the rate is over the answered ones. */
-	attempts = jint(tot, "replayed");
-	diverged = jint(tot, "diverged");
-	errors = jint(tot, "candidate_errors");
+	attempts = json_get_int(tot, "replayed");
+	diverged = json_get_int(tot, "diverged");
+	errors = json_get_int(tot, "candidate_errors");
 	replayed = attempts > errors ? attempts - errors : 0;
-	rate = jnum(tot, "divergence_rate");
+	rate = json_get_num(tot, "divergence_rate");
 	err_rate = attempts ? (double)errors / (double)attempts : 0.0;
 
 	/* endpoints with enough samples of their own and too high a rate */
 	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
-		int64_t r = jint(e, "replayed") - jint(e, "candidate_errors");
-		double er = jnum(e, "divergence_rate");
+		int64_t r = json_get_int(e, "replayed") - json_get_int(e, "candidate_errors");
+		double er = json_get_num(e, "divergence_rate");
 
 		if ((uint64_t)r < o->min_samples || er <= o->max_rate)
 			continue;
 		json_array_append_new(bad, json_pack("{s s s I s I s f}",
-			"endpoint", jstr(e, "endpoint"), "replayed", (json_int_t)r,
-			"diverged", (json_int_t)jint(e, "diverged"),
+			"endpoint", json_get_str(e, "endpoint"), "replayed", (json_int_t)r,
+			"diverged", (json_int_t)json_get_int(e, "diverged"),
 			"divergence_rate", er));
 		if (strlen(worst) < sizeof(worst) - 128)
 			snprintf(worst + strlen(worst), sizeof(worst) - strlen(worst),
 				 "%s%s %.2f%% (%" PRId64 "/%" PRId64 ")",
-				 worst[0] ? ", " : "", jstr(e, "endpoint"), er * 100,
-				 jint(e, "diverged"), r);
+				 worst[0] ? ", " : "", json_get_str(e, "endpoint"), er * 100,
+				 json_get_int(e, "diverged"), r);
 	}
 
 	if ((uint64_t)attempts < o->min_samples) {
@@ -799,25 +784,26 @@ static void html_rate_chart(FILE *f, const json_t *eps)
 	json_t *e;
 
 	json_array_foreach(eps, i, e)
-		if (jnum(e, "divergence_rate") > max)
-			max = jnum(e, "divergence_rate");
+		if (json_get_num(e, "divergence_rate") > max)
+			max = json_get_num(e, "divergence_rate");
 	if (max <= 0)
 		max = 1;
 	fprintf(f, "<svg width='%d' height='%zu'"
 		" role='img' aria-label='divergence rate per endpoint'>\n",
 		label_w + bar_w + 80, n * row_h + 10);
 	json_array_foreach(eps, i, e) {
-		double r = jnum(e, "divergence_rate");
+		double r = json_get_num(e, "divergence_rate");
 		int w = (int)(r / max * bar_w);
 
 		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
 			label_w - 6, i * row_h + 16);
-		html_esc(f, jstr(e, "endpoint"));
+		html_esc(f, json_get_str(e, "endpoint"));
 		fprintf(f, "</text><rect x='%d' y='%zu' width='%d' height='16' class='%s'/>"
 			"<text x='%d' y='%zu' class='v'>%.2f%% (%" PRId64 "/%" PRId64
 			")</text>\n", label_w, i * row_h + 4, w > 0 ? w : 1,
 			r > 0 ? "bad" : "ok", label_w + (w > 0 ? w : 1) + 6,
-			i * row_h + 16, r * 100, jint(e, "diverged"), jint(e, "replayed"));
+			i * row_h + 16, r * 100, json_get_int(e, "diverged"),
+			json_get_int(e, "replayed"));
 	}
 	fputs("</svg>\n", f);
 }
@@ -837,7 +823,7 @@ static void html_latency_chart(FILE *f, const json_t *eps)
 
 	json_array_foreach(eps, i, e)
 		for (int k = 0; k < 4; k++) {
-			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
+			double v = json_get_num(json_object_get(e, series[k][0]), series[k][1]);
 
 			if (v > max)
 				max = v;
@@ -854,10 +840,10 @@ static void html_latency_chart(FILE *f, const json_t *eps)
 	json_array_foreach(eps, i, e) {
 		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
 			label_w - 6, i * group_h + 4 * bar_h / 2 + 8);
-		html_esc(f, jstr(e, "endpoint"));
+		html_esc(f, json_get_str(e, "endpoint"));
 		fputs("</text>\n", f);
 		for (int k = 0; k < 4; k++) {
-			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
+			double v = json_get_num(json_object_get(e, series[k][0]), series[k][1]);
 			int w = (int)(v / max * bar_w);
 			size_t y = i * group_h + 4 + (size_t)k * bar_h;
 
@@ -882,20 +868,20 @@ static void html_diff(FILE *f, const json_t *rec)
 		if (!jdiverged(rec, parts[p]))
 			continue;
 		fprintf(f, "<b>%s</b>: ", parts[p]);
-		html_esc(f, jstr(part, "summary"));
+		html_esc(f, json_get_str(part, "summary"));
 		fputc('\n', f);
 		if (p == 0) {
 			fprintf(f, "<span class='m'>- %" PRId64 "</span>\n"
 				"<span class='p'>+ %" PRId64 "</span>\n",
-				jint(json_object_get(rec, "primary"), "status"),
-				jint(json_object_get(rec, "candidate"), "status"));
+				json_get_int(json_object_get(rec, "primary"), "status"),
+				json_get_int(json_object_get(rec, "candidate"), "status"));
 			continue;
 		}
 		json_array_foreach(json_object_get(part, "diffs"), i, d) {
 			const char *what = json_string_value(json_object_get(d, "path"));
 
 			if (!what)
-				what = jstr(d, "name");
+				what = json_get_str(d, "name");
 			fputs("  ", f);
 			html_esc(f, what);
 			fputs("\n<span class='m'>  - ", f);
@@ -957,9 +943,9 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 	fprintf(f, "<p><b>Divergence rate %.2f%%</b>: %" PRId64 " divergences in %"
 		PRId64 " replays; %" PRId64 " candidate errors; %" PRId64
 		" captured, %" PRId64 " sampled.</p>\n",
-		jnum(tot, "divergence_rate") * 100, jint(tot, "diverged"),
-		jint(tot, "replayed"), jint(tot, "candidate_errors"),
-		jint(tot, "captured"), jint(tot, "sampled"));
+		json_get_num(tot, "divergence_rate") * 100, json_get_int(tot, "diverged"),
+		json_get_int(tot, "replayed"), json_get_int(tot, "candidate_errors"),
+		json_get_int(tot, "captured"), json_get_int(tot, "sampled"));
 
 	fputs("<h2>Divergence rate per endpoint</h2>\n", f);
 	if (json_array_size(eps))
@@ -978,8 +964,8 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 		size_t k;
 
 		fprintf(f, "<div class='sig'><p><b>%" PRId64 "&times;</b> <code>",
-			jint(g, "count"));
-		html_esc(f, jstr(g, "endpoint"));
+			json_get_int(g, "count"));
+		html_esc(f, json_get_str(g, "endpoint"));
 		fputs("</code> parts:", f);
 		json_array_foreach(json_object_get(g, "parts"), k, v) {
 			fputc(' ', f);
@@ -997,15 +983,15 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 			fputs("</code>", f);
 		}
 		fprintf(f, "<br>first seen %s, last seen %s</p>\n",
-			jstr(g, "first_seen"), jstr(g, "last_seen"));
+			json_get_str(g, "first_seen"), json_get_str(g, "last_seen"));
 		if (json_array_size(ex) &&
 		    !store_get_record(s, json_integer_value(
 				json_array_get(ex, json_array_size(ex) - 1)), &rec)) {
 			fprintf(f, "<p>Example %" PRId64 ": <code>",
-				jint(rec, "id"));
-			html_esc(f, jstr(json_object_get(rec, "request"), "method"));
+				json_get_int(rec, "id"));
+			html_esc(f, json_get_str(json_object_get(rec, "request"), "method"));
 			fputc(' ', f);
-			html_esc(f, jstr(json_object_get(rec, "request"), "target"));
+			html_esc(f, json_get_str(json_object_get(rec, "request"), "target"));
 			fputs("</code></p>\n", f);
 			html_diff(f, rec);
 			json_decref(rec);
@@ -1024,11 +1010,12 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 		"<tr><td>replay: candidate errors</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>replay: noise suppressed</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>store: records evicted</td><td>%" PRId64 "</td></tr>\n</table>\n",
-		jint(cap, "lost_events"), jint(cap, "gaps"), jint(cap, "parse_errors"),
-		jint(cap, "truncated"), jint(cap, "tls_undecoded"), jint(tot, "shed"),
-		jint(tot, "unsafe_skipped"),
-		jint(tot, "candidate_errors"), jint(tot, "noise_suppressed"),
-		jint(tot, "evicted"));
+		json_get_int(cap, "lost_events"), json_get_int(cap, "gaps"),
+		json_get_int(cap, "parse_errors"), json_get_int(cap, "truncated"),
+		json_get_int(cap, "tls_undecoded"), json_get_int(tot, "shed"),
+		json_get_int(tot, "unsafe_skipped"),
+		json_get_int(tot, "candidate_errors"), json_get_int(tot, "noise_suppressed"),
+		json_get_int(tot, "evicted"));
 	fputs("</body></html>\n", f);
 	json_decref(groups);
 	json_decref(st);
