@@ -865,7 +865,7 @@ static void html_diff(FILE *f, const json_t *rec)
 		const json_t *part = json_object_get(rec, parts[p]), *d;
 		size_t i;
 
-		if (!jdiverged(rec, parts[p]))
+		if (!json_is_true(json_object_get(part, "diverged")))
 			continue;
 		fprintf(f, "<b>%s</b>: ", parts[p]);
 		html_esc(f, json_get_str(part, "summary"));
@@ -898,7 +898,7 @@ static void html_diff(FILE *f, const json_t *rec)
 	fputs("</pre>\n", f);
 }
 
-static int write_report(struct store *s, struct opts *o, FILE *f)
+static int report_write(struct store *s, const char *store_path, FILE *f)
 {
 	json_t *st = store_stats(s), *groups = NULL, *eps, *tot, *cap, *g;
 	struct store_filter gf = { .limit = REPORT_TOP_SIGS };
@@ -938,7 +938,7 @@ static int write_report(struct store *s, struct opts *o, FILE *f)
 	      ".m{color:#b52a1d}.p{color:#1e7b34}\n"
 	      ".sig{margin-bottom:1.5em}code{font-size:12px}\n"
 	      "</style></head><body>\n<h1>request-shadow report</h1>\n<p>Store <code>", f);
-	html_esc(f, o->store);
+	html_esc(f, store_path);
 	fprintf(f, "</code>, generated %s.</p>\n", when);
 	fprintf(f, "<p><b>Divergence rate %.2f%%</b>: %" PRId64 " divergences in %"
 		PRId64 " replays; %" PRId64 " candidate errors; %" PRId64
@@ -1042,7 +1042,7 @@ static int cmd_report(struct store *s, struct opts *o, int argc, char **argv)
 		free(tmp);
 		return 1;
 	}
-	rc = write_report(s, o, f);
+	rc = report_write(s, o->store, f);
 	if (!rc && (fflush(f) || ferror(f) || fsync(fileno(f))))
 		rc = -errno ? -errno : -EIO;
 	if (fclose(f) && !rc)
