@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,27 +167,15 @@ static void html_diff(FILE *f, const json_t *rec)
 	fputs("</pre>\n", f);
 }
 
-int report_write(struct store *s, const char *store_path, FILE *f)
+/* The fixed top of the page: styles, title, which store, when. */
+static void report_head(FILE *f, const char *store_path)
 {
-	json_t *st = store_stats(s), *groups = NULL, *eps, *tot, *cap, *g;
-	struct store_filter gf = { .limit = REPORT_TOP_SIGS };
 	char when[64];
 	time_t now = time(NULL);
 	struct tm tm;
-	size_t i;
 
-	if (!st)
-		return -EIO;
-	groups = store_groups(s, &gf);
-	if (!groups) {
-		json_decref(st);
-		return -EIO;
-	}
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	eps = json_object_get(st, "endpoints");
-	tot = json_object_get(st, "totals");
-	cap = json_object_get(st, "capture");
 	fputs("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
 	      "<title>request-shadow report</title>\n<style>\n"
 	      "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;"
@@ -208,13 +197,21 @@ int report_write(struct store *s, const char *store_path, FILE *f)
 	      "</style></head><body>\n<h1>request-shadow report</h1>\n<p>Store <code>", f);
 	html_esc(f, store_path);
 	fprintf(f, "</code>, generated %s.</p>\n", when);
+}
+
+/* The headline: overall rate and the counts it stands on. */
+static void report_totals(FILE *f, const json_t *tot)
+{
 	fprintf(f, "<p><b>Divergence rate %.2f%%</b>: %" PRId64 " divergences in %"
 		PRId64 " replays; %" PRId64 " candidate errors; %" PRId64
 		" captured, %" PRId64 " sampled.</p>\n",
 		json_get_num(tot, "divergence_rate") * 100, json_get_int(tot, "diverged"),
 		json_get_int(tot, "replayed"), json_get_int(tot, "candidate_errors"),
 		json_get_int(tot, "captured"), json_get_int(tot, "sampled"));
+}
 
+static void report_charts(FILE *f, const json_t *eps)
+{
 	fputs("<h2>Divergence rate per endpoint</h2>\n", f);
 	if (json_array_size(eps))
 		html_rate_chart(f, eps);
@@ -223,50 +220,70 @@ int report_write(struct store *s, const char *store_path, FILE *f)
 	fputs("<h2>Latency per endpoint: primary vs candidate</h2>\n", f);
 	if (json_array_size(eps))
 		html_latency_chart(f, eps);
+}
+
+/* Each string of the array at g[key], " <code>"-wrapped or space-led. */
+static void html_strings(FILE *f, const json_t *g, const char *key, bool code)
+{
+	const json_t *v;
+	size_t k;
+
+	json_array_foreach(json_object_get(g, key), k, v) {
+		fputs(code ? " <code>" : " ", f);
+		html_esc(f, json_string_value(v));
+		if (code)
+			fputs("</code>", f);
+	}
+}
+
+/* One signature: count, endpoint, parts, fields, when, and the diff of its
+ * newest example (the store keeps the examples oldest first). */
+static void report_signature(FILE *f, struct store *s, const json_t *g)
+{
+	const json_t *ex = json_object_get(g, "examples");
+	json_t *rec = NULL;
+
+	fprintf(f, "<div class='sig'><p><b>%" PRId64 "&times;</b> <code>",
+		json_get_int(g, "count"));
+	html_esc(f, json_get_str(g, "endpoint"));
+	fputs("</code> parts:", f);
+	html_strings(f, g, "parts", false);
+	fputs("; fields:", f);
+	html_strings(f, g, "paths", true);
+	html_strings(f, g, "header_names", true);
+	fprintf(f, "<br>first seen %s, last seen %s</p>\n",
+		json_get_str(g, "first_seen"), json_get_str(g, "last_seen"));
+	if (json_array_size(ex) &&
+	    !store_get_record(s, json_integer_value(
+			json_array_get(ex, json_array_size(ex) - 1)), &rec)) {
+		fprintf(f, "<p>Example %" PRId64 ": <code>",
+			json_get_int(rec, "id"));
+		html_esc(f, json_get_str(json_object_get(rec, "request"), "method"));
+		fputc(' ', f);
+		html_esc(f, json_get_str(json_object_get(rec, "request"), "target"));
+		fputs("</code></p>\n", f);
+		html_diff(f, rec);
+		json_decref(rec);
+	}
+	fputs("</div>\n", f);
+}
+
+static void report_signatures(FILE *f, struct store *s, const json_t *groups)
+{
+	const json_t *g;
+	size_t i;
 
 	fputs("<h2>Top signatures</h2>\n", f);
 	if (!json_array_size(groups))
 		fputs("<p>No divergence recorded.</p>\n", f);
-	json_array_foreach(groups, i, g) {
-		json_t *ex = json_object_get(g, "examples"), *rec = NULL, *v;
-		size_t k;
+	json_array_foreach(groups, i, g)
+		report_signature(f, s, g);
+}
 
-		fprintf(f, "<div class='sig'><p><b>%" PRId64 "&times;</b> <code>",
-			json_get_int(g, "count"));
-		html_esc(f, json_get_str(g, "endpoint"));
-		fputs("</code> parts:", f);
-		json_array_foreach(json_object_get(g, "parts"), k, v) {
-			fputc(' ', f);
-			html_esc(f, json_string_value(v));
-		}
-		fputs("; fields:", f);
-		json_array_foreach(json_object_get(g, "paths"), k, v) {
-			fputs(" <code>", f);
-			html_esc(f, json_string_value(v));
-			fputs("</code>", f);
-		}
-		json_array_foreach(json_object_get(g, "header_names"), k, v) {
-			fputs(" <code>", f);
-			html_esc(f, json_string_value(v));
-			fputs("</code>", f);
-		}
-		fprintf(f, "<br>first seen %s, last seen %s</p>\n",
-			json_get_str(g, "first_seen"), json_get_str(g, "last_seen"));
-		if (json_array_size(ex) &&
-		    !store_get_record(s, json_integer_value(
-				json_array_get(ex, json_array_size(ex) - 1)), &rec)) {
-			fprintf(f, "<p>Example %" PRId64 ": <code>",
-				json_get_int(rec, "id"));
-			html_esc(f, json_get_str(json_object_get(rec, "request"), "method"));
-			fputc(' ', f);
-			html_esc(f, json_get_str(json_object_get(rec, "request"), "target"));
-			fputs("</code></p>\n", f);
-			html_diff(f, rec);
-			json_decref(rec);
-		}
-		fputs("</div>\n", f);
-	}
-
+/* Every counter of what was not compared, so a clean rate over a lossy
+ * capture does not pass for a clean one. */
+static void report_losses(FILE *f, const json_t *tot, const json_t *cap)
+{
 	fputs("<h2>Losses</h2>\n<table><tr><th>counter</th><th>value</th></tr>\n", f);
 	fprintf(f, "<tr><td>capture: lost ring-buffer events</td><td>%" PRId64 "</td></tr>\n"
 		"<tr><td>capture: stream gaps</td><td>%" PRId64 "</td></tr>\n"
@@ -284,6 +301,25 @@ int report_write(struct store *s, const char *store_path, FILE *f)
 		json_get_int(tot, "unsafe_skipped"),
 		json_get_int(tot, "candidate_errors"), json_get_int(tot, "noise_suppressed"),
 		json_get_int(tot, "evicted"));
+}
+
+int report_write(struct store *s, const char *store_path, FILE *f)
+{
+	struct store_filter gf = { .limit = REPORT_TOP_SIGS };
+	json_t *st = store_stats(s), *groups;
+
+	if (!st)
+		return -EIO;
+	groups = store_groups(s, &gf);
+	if (!groups) {
+		json_decref(st);
+		return -EIO;
+	}
+	report_head(f, store_path);
+	report_totals(f, json_object_get(st, "totals"));
+	report_charts(f, json_object_get(st, "endpoints"));
+	report_signatures(f, s, groups);
+	report_losses(f, json_object_get(st, "totals"), json_object_get(st, "capture"));
 	fputs("</body></html>\n", f);
 	json_decref(groups);
 	json_decref(st);
