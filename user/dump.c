@@ -852,7 +852,97 @@ static const char *opt_name(unsigned bit)
 
 enum { OPT_SINCE = 256, OPT_MAX_RATE, OPT_MIN_SAMPLES, OPT_HTML, OPT_VERSION };
 
-int main(int argc, char **argv)
+/* What main's steps return to go on to the next; anything else is the
+ * exit status, with what went wrong already said on stderr. */
+#define GO_ON (-1)
+
+static int parse_part(const char *arg, unsigned *parts)
+{
+	if (!strcmp(arg, "status"))
+		*parts |= STORE_PART_STATUS;
+	else if (!strcmp(arg, "headers"))
+		*parts |= STORE_PART_HEADERS;
+	else if (!strcmp(arg, "body"))
+		*parts |= STORE_PART_BODY;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* One option getopt_long found (c), its value in optarg: into o, or
+ * *help. GO_ON, 0 after --version, 1 on a bad value. */
+static int take_option(int c, struct opts *o, bool *help)
+{
+	uint64_t u;
+
+	switch (c) {
+	case 'o':
+		o->store = optarg;
+		return GO_ON;
+	case 'j':
+		o->json = true;
+		o->given |= O_JSON;
+		return GO_ON;
+	case 'e':
+		o->filter.endpoint_glob = optarg;
+		o->given |= O_ENDPOINT;
+		return GO_ON;
+	case 'p':
+		if (parse_part(optarg, &o->filter.parts)) {
+			die_line("--part takes status, headers or body, not '%s'", optarg);
+			return 1;
+		}
+		o->given |= O_PART;
+		return GO_ON;
+	case OPT_SINCE:
+		if (parse_since(optarg, &o->filter.since_ms)) {
+			die_line("--since takes a duration like 30s, 10m, 2h or 1d, not '%s'",
+				 optarg);
+			return 1;
+		}
+		o->given |= O_SINCE;
+		return GO_ON;
+	case 'n':
+		if (parse_unsigned(optarg, 1, SIZE_MAX, &u)) {
+			die_line("--limit takes a positive number, not '%s'", optarg);
+			return 1;
+		}
+		o->filter.limit = (size_t)u;
+		o->given |= O_LIMIT;
+		return GO_ON;
+	case OPT_MAX_RATE:
+		if (parse_number(optarg, 0, 1, &o->max_rate)) {
+			die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
+				 optarg);
+			return 1;
+		}
+		o->given |= O_MAX_RATE;
+		return GO_ON;
+	case OPT_MIN_SAMPLES:
+		if (parse_unsigned(optarg, 0, UINT64_MAX, &o->min_samples)) {
+			die_line("--min-samples takes a number, not '%s'", optarg);
+			return 1;
+		}
+		o->given |= O_MIN_SAMPLES;
+		return GO_ON;
+	case OPT_HTML:
+		o->html = optarg;
+		o->given |= O_HTML;
+		return GO_ON;
+	case 'h':
+		*help = true;
+		return GO_ON;
+	case OPT_VERSION:
+		printf("shadow-dump (request-shadow) store schema %d\n",
+		       STORE_SCHEMA_VERSION);
+		return 0;
+	}
+	return 1; /* getopt_long returns only the options above */
+}
+
+/* Every option, wherever it stands (getopt_long permutes argv, leaving the
+ * command and its arguments from optind on). GO_ON or the exit status. */
+static int parse_options(int argc, char **argv, struct opts *o, bool *help)
 {
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, 'o' },
@@ -868,92 +958,17 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
 	};
-	struct opts o = {
-		.store = DEFAULT_STORE,
-		.max_rate = DEFAULT_MAX_RATE,
-		.min_samples = DEFAULT_MIN_SAMPLES,
-	};
-	const struct command *cmd;
-	struct store *s = NULL;
-	bool help = false;
-	char err[512];
-	uint64_t u;
-	int c, rc;
+	int c, rc = GO_ON;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:je:p:n:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			o.store = optarg;
-			break;
-		case 'j':
-			o.json = true;
-			o.given |= O_JSON;
-			break;
-		case 'e':
-			o.filter.endpoint_glob = optarg;
-			o.given |= O_ENDPOINT;
-			break;
-		case 'p':
-			if (!strcmp(optarg, "status"))
-				o.filter.parts |= STORE_PART_STATUS;
-			else if (!strcmp(optarg, "headers"))
-				o.filter.parts |= STORE_PART_HEADERS;
-			else if (!strcmp(optarg, "body"))
-				o.filter.parts |= STORE_PART_BODY;
-			else {
-				die_line("--part takes status, headers or body, not '%s'", optarg);
-				return 1;
-			}
-			o.given |= O_PART;
-			break;
-		case OPT_SINCE:
-			if (parse_since(optarg, &o.filter.since_ms)) {
-				die_line("--since takes a duration like 30s, 10m, 2h or 1d, not '%s'",
-					 optarg);
-				return 1;
-			}
-			o.given |= O_SINCE;
-			break;
-		case 'n':
-			if (parse_unsigned(optarg, 1, SIZE_MAX, &u)) {
-				die_line("--limit takes a positive number, not '%s'", optarg);
-				return 1;
-			}
-			o.filter.limit = (size_t)u;
-			o.given |= O_LIMIT;
-			break;
-		case OPT_MAX_RATE:
-			if (parse_number(optarg, 0, 1, &o.max_rate)) {
-				die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
-					 optarg);
-				return 1;
-			}
-			o.given |= O_MAX_RATE;
-			break;
-		case OPT_MIN_SAMPLES:
-			if (parse_unsigned(optarg, 0, UINT64_MAX, &o.min_samples)) {
-				die_line("--min-samples takes a number, not '%s'", optarg);
-				return 1;
-			}
-			o.given |= O_MIN_SAMPLES;
-			break;
-		case OPT_HTML:
-			o.html = optarg;
-			o.given |= O_HTML;
-			break;
-		case 'h':
-			help = true;
-			break;
-		case OPT_VERSION:
-			printf("shadow-dump (request-shadow) store schema %d\n",
-			       STORE_SCHEMA_VERSION);
-			return 0;
-		case ':':
+	while (rc == GO_ON &&
+	       (c = getopt_long(argc, argv, ":o:je:p:n:h", longopts, NULL)) != -1) {
+		if (c == ':') {
 			die_line("%s needs a value (see shadow-dump --help)",
 				 argv[optind - 1]);
 			return 1;
-		default:
+		}
+		if (c == '?') {
 			if (optopt)
 				die_line("unknown option '-%c' (see shadow-dump --help)", optopt);
 			else
@@ -961,8 +976,19 @@ int main(int argc, char **argv)
 					 argv[optind - 1]);
 			return 1;
 		}
+		rc = take_option(c, o, help);
 	}
-	if (optind >= argc) {
+	return rc;
+}
+
+/* The command words[0] names (words: what follows the options), or the
+ * help asked for instead. GO_ON with *out set, or the exit status. */
+static int pick_command(int nwords, char **words, bool help,
+			const struct command **out)
+{
+	const struct command *cmd;
+
+	if (nwords < 1) {
 		if (help) {
 			usage(stdout);
 			return 0;
@@ -970,48 +996,67 @@ int main(int argc, char **argv)
 		die_line("no command given (see shadow-dump --help)");
 		return 1;
 	}
-	if (!strcmp(argv[optind], "help")) {
-		if (optind + 1 >= argc) {
+	if (!strcmp(words[0], "help")) {
+		if (nwords < 2) {
 			usage(stdout);
 			return 0;
 		}
-		cmd = find_command(argv[optind + 1]);
+		cmd = find_command(words[1]);
 		if (!cmd) {
-			die_line("no command '%s' (see shadow-dump --help)", argv[optind + 1]);
+			die_line("no command '%s' (see shadow-dump --help)", words[1]);
 			return 1;
 		}
 		command_help(cmd);
 		return 0;
 	}
-	cmd = find_command(argv[optind]);
+	cmd = find_command(words[0]);
 	if (!cmd) {
-		die_line("unknown command '%s' (see shadow-dump --help)", argv[optind]);
+		die_line("unknown command '%s' (see shadow-dump --help)", words[0]);
 		return 1;
 	}
 	if (help) {
 		command_help(cmd);
 		return 0;
 	}
+	*out = cmd;
+	return GO_ON;
+}
+
+/* Refuses an option the command does not take, and a wrong number of
+ * arguments, before the store is opened. GO_ON or 1. */
+static int check_usage(const struct command *cmd, const struct opts *o, int nargs)
+{
 	for (unsigned bit = 1; bit <= O_HTML; bit <<= 1) {
-		if ((o.given & bit) && !(cmd->allowed & bit)) {
+		if ((o->given & bit) && !(cmd->allowed & bit)) {
 			die_line("%s does not take %s (see shadow-dump help %s)",
 				 cmd->name, opt_name(bit), cmd->name);
 			return 1;
 		}
 	}
-	if (argc - optind - 1 != cmd->nargs) {
+	if (nargs != cmd->nargs) {
 		die_line("%s takes %s (see shadow-dump help %s)", cmd->name,
 			 cmd->nargs ? "one argument" : "no argument", cmd->name);
 		return 1;
 	}
-	o.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	return GO_ON;
+}
 
-	rc = store_open_reader(o.store, &s, err, sizeof(err));
+/* Opens the store, runs the command over it and turns what it returned
+ * into the exit status: verdict's 1 and 2 are answers, a negative errno
+ * is a store that could not be read, a short write to stdout a failure. */
+static int run_command(const struct command *cmd, struct opts *o, int nargs,
+		       char **args)
+{
+	struct store *s = NULL;
+	char err[512];
+	int rc;
+
+	rc = store_open_reader(o->store, &s, err, sizeof(err));
 	if (rc) {
 		die_line("%s", err);
 		return 1;
 	}
-	rc = cmd->run(s, &o, argc - optind - 1, argv + optind + 1);
+	rc = cmd->run(s, o, nargs, args);
 	store_close(s);
 	if (rc == 1001 || rc == 1002) /* verdict's answers */
 		return rc - 1000;
@@ -1019,7 +1064,7 @@ int main(int argc, char **argv)
 		return 1; /* already reported */
 	if (rc < 0) {
 		die_line("%s: reading %s failed: %s (is it a request-shadow store?)",
-			 cmd->name, o.store, strerror(-rc));
+			 cmd->name, o->store, strerror(-rc));
 		return 1;
 	}
 	if (fflush(stdout) || ferror(stdout)) {
@@ -1027,4 +1072,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.store = DEFAULT_STORE,
+		.max_rate = DEFAULT_MAX_RATE,
+		.min_samples = DEFAULT_MIN_SAMPLES,
+	};
+	const struct command *cmd = NULL;
+	bool help = false;
+	int rc;
+
+	rc = parse_options(argc, argv, &o, &help);
+	if (rc == GO_ON)
+		rc = pick_command(argc - optind, argv + optind, help, &cmd);
+	if (rc == GO_ON)
+		rc = check_usage(cmd, &o, argc - optind - 1);
+	if (rc != GO_ON)
+		return rc;
+	o.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	return run_command(cmd, &o, argc - optind - 1, argv + optind + 1);
 }
