@@ -236,6 +236,16 @@ static int print_json(json_t *j, size_t flags)
 	return 0;
 }
 
+/* print_json, then drops the reference it takes: for a command whose
+ * --json output is the object it read, and nothing else. */
+static int print_json_take(json_t *j, size_t flags)
+{
+	int rc = print_json(j, flags);
+
+	json_decref(j);
+	return rc;
+}
+
 /* ---- list / follow / export ---- */
 
 static int collect(json_t *rec, void *arg)
@@ -268,11 +278,8 @@ static int cmd_list(struct store *s, struct opts *o, int argc, char **argv)
 		json_decref(arr);
 		return rc;
 	}
-	if (o->json) {
-		rc = print_json(arr, JSON_COMPACT);
-		json_decref(arr);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(arr, JSON_COMPACT);
 	if (!json_array_size(arr)) {
 		puts("no divergences recorded");
 		json_decref(arr);
@@ -468,11 +475,8 @@ static int cmd_show(struct store *s, struct opts *o, int argc, char **argv)
 	}
 	if (rc)
 		return rc;
-	if (o->json) {
-		rc = print_json(rec, JSON_INDENT(2));
-		json_decref(rec);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(rec, JSON_INDENT(2));
 	req = json_object_get(rec, "request");
 	printf("%sdivergence %lld%s  %s  %s\n\n", c_bold(o), id, c_off(o),
 	       json_get_str(rec, "time"), json_get_str(rec, "endpoint"));
@@ -527,12 +531,8 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 
 	if (!groups)
 		return -EIO;
-	if (o->json) {
-		int rc = print_json(groups, JSON_COMPACT);
-
-		json_decref(groups);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(groups, JSON_COMPACT);
 	if (!json_array_size(groups)) {
 		puts("no divergences recorded");
 		json_decref(groups);
@@ -603,12 +603,8 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 
 	if (!st)
 		return -EIO;
-	if (o->json) {
-		int rc = print_json(st, JSON_COMPACT);
-
-		json_decref(st);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(st, JSON_COMPACT);
 	table_row(&t, "ENDPOINT", "CAPTURED", "SAMPLED", "REPLAYED", "DIVERGED",
 		  "RATE", "STATUS", "HEADERS", "BODY", "CAND-ERR", "SHED", "NOISE",
 		  "EVICTED", "P50 ms P/C", "P99 ms P/C");
