@@ -81,9 +81,9 @@ cleanup:
 	return err;
 }
 
-/* A JSON string of a C string from the wire (a header name or value),
- * by the rule diff.c's header records follow too, so one value reads the
- * same in a record's headers and in its header diff. */
+/* A JSON string of a C string from the wire (method, target, a header
+ * name or value), by the rule diff.c's header records follow too, so one
+ * header value reads the same in a record's headers and in its diff. */
 static json_t *wire_string(const char *s)
 {
 	return s ? utf8_json_string(s, strlen(s)) : NULL;

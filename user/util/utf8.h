@@ -72,7 +72,7 @@ enum utf8_escape {
 enum utf8_escape utf8_read_escape(const uint8_t *s, size_t n, uint32_t *cp,
 				  size_t *used);
 
-/* The JSON string for bytes from the wire (a header name or value):
+/* The JSON string for bytes from the wire (a header, a request target):
  * valid UTF-8 kept as it is, each byte that starts no valid sequence, and
  * each NUL, replaced by U+FFFD. Returns a new reference, NULL when out of
  * memory. */
