@@ -12,6 +12,7 @@
 #include "json_diff.h"
 #include "jsonpath.h"
 #include "message.h"
+#include "util/utf8.h"
 
 /* Records collected per part before noise filtering and trimming. */
 #define DIFF_MAX_COLLECTED 1000
@@ -123,63 +124,6 @@ bool diff_noise_report(uint64_t raw, uint64_t noise, uint64_t samples,
 
 /* ---- helpers ------------------------------------------------------ */
 
-/* A JSON string of s[0..n), invalid UTF-8 and NUL replaced by U+FFFD. */
-static json_t *lossy_string(const char *s, size_t n)
-{
-	const uint8_t *u = (const uint8_t *)s;
-	char *buf;
-	size_t k = 0;
-	json_t *v;
-
-	for (size_t i = 0; i < n;) {
-		size_t l = u[i] < 0x80 ? (u[i] != 0) : json_diff_utf8_len(u + i, n - i);
-
-		if (!l)
-			goto slow;
-		i += l;
-	}
-	return json_stringn(s, n);
-slow:
-	buf = malloc(n * 3 + 1);
-	if (!buf)
-		return NULL;
-	for (size_t i = 0; i < n;) {
-		size_t l = u[i] < 0x80 ? (u[i] != 0) : json_diff_utf8_len(u + i, n - i);
-
-		if (l) {
-			memcpy(buf + k, s + i, l);
-			k += l;
-			i += l;
-		} else {
-			memcpy(buf + k, "\xef\xbf\xbd", 3);
-			k += 3;
-			i++;
-		}
-	}
-	v = json_stringn(buf, k);
-	free(buf);
-	return v;
-}
-
-/* Valid UTF-8 without NUL bytes? */
-static bool is_text(const uint8_t *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		if (s[i] == 0)
-			return false;
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t l = json_diff_utf8_len(s + i, n - i);
-
-		if (!l)
-			return false;
-		i += l;
-	}
-	return true;
-}
-
 /* A growable string for summaries. */
 struct sbuf {
 	char *s;
@@ -290,7 +234,7 @@ static json_t *header_values(const struct headers *h, const char *name)
 	for (size_t i = 0; i < h->n; i++) {
 		if (strcasecmp(h->v[i].name, name) != 0)
 			continue;
-		json_t *v = lossy_string(h->v[i].value, strlen(h->v[i].value));
+		json_t *v = utf8_json_string(h->v[i].value, strlen(h->v[i].value));
 
 		if (!v)
 			goto nomem;
@@ -358,7 +302,7 @@ static int header_record(const struct headers *p, const struct headers *c,
 	if (json_array_size(out->diffs) >= max)
 		return 0;
 	rec = json_object();
-	if (!rec || json_object_set_new(rec, "name", lossy_string(name, strlen(name))) ||
+	if (!rec || json_object_set_new(rec, "name", utf8_json_string(name, strlen(name))) ||
 	    json_object_set_new(rec, "primary", header_values(p, name)) ||
 	    json_object_set_new(rec, "candidate", header_values(c, name)) ||
 	    json_array_append_new(out->diffs, rec))
@@ -565,7 +509,7 @@ static int cmp_body(const struct diff_rules *rules,
 				 ra != JSON_DOC_OK ? "primary" : "candidate",
 				 ra != JSON_DOC_OK ? ea : eb);
 	}
-	if (is_text(pb->data, pb->len) && is_text(cb->data, cb->len)) {
+	if (utf8_is_text(pb->data, pb->len) && utf8_is_text(cb->data, cb->len)) {
 		out->mode = BODY_TEXT;
 		ret = cmp_text(pb, cb, out);
 	} else {

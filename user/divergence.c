@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "message.h"
+#include "util/utf8.h"
 
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -80,37 +81,12 @@ cleanup:
 	return err;
 }
 
-/* A JSON string of a C string that may hold invalid UTF-8 (header values
- * are bytes from the wire): invalid bytes become U+FFFD. */
+/* A JSON string of a C string from the wire (method, target, a header
+ * name or value), by the rule diff.c's header records follow too, so one
+ * header value reads the same in a record's headers and in its diff. */
 static json_t *wire_string(const char *s)
 {
-	json_t *j = json_string(s);
-	char *fixed, *o;
-	size_t n;
-
-	if (j || !s)
-		return j;
-	n = strlen(s);
-	fixed = malloc(n * 3 + 1);
-	if (!fixed)
-		return NULL;
-	o = fixed;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x80) {
-			*o++ = (char)c;
-		} else {
-			/* keep it simple: every non-ASCII byte is replaced */
-			*o++ = (char)0xEF;
-			*o++ = (char)0xBF;
-			*o++ = (char)0xBD;
-		}
-	}
-	*o = '\0';
-	j = json_string(fixed);
-	free(fixed);
-	return j;
+	return s ? utf8_json_string(s, strlen(s)) : NULL;
 }
 
 json_t *divergence_headers(const struct headers *h)

@@ -10,8 +10,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,14 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "report.h"
 #include "store.h"
+#include "verdict.h"
+#include "util/json_get.h"
+#include "util/parse.h"
 
 #define DEFAULT_STORE "shadow.db"
 #define DEFAULT_MAX_RATE 0.01
 #define DEFAULT_MIN_SAMPLES 100
 #define FOLLOW_INTERVAL_MS 200
 #define SHOW_BODY_MAX 4096
-#define REPORT_TOP_SIGS 10
 
 enum opt_bit {
 	O_JSON = 1 << 0,
@@ -171,23 +172,6 @@ static void table_print(struct table *t, const struct opts *o)
 
 /* ---- small helpers ---- */
 
-static const char *jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
-static int64_t jint(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
-static double jnum(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
 static bool jdiverged(const json_t *rec, const char *part)
 {
 	return json_is_true(json_object_get(json_object_get(rec, part), "diverged"));
@@ -215,7 +199,7 @@ static const char *record_summary(const json_t *rec)
 	static const char *const parts[] = { "status", "body", "headers" };
 
 	for (int i = 0; i < 3; i++) {
-		const char *s = jstr(json_object_get(rec, parts[i]), "summary");
+		const char *s = json_get_str(json_object_get(rec, parts[i]), "summary");
 
 		if (jdiverged(rec, parts[i]) && *s)
 			return s;
@@ -252,6 +236,16 @@ static int print_json(json_t *j, size_t flags)
 	return 0;
 }
 
+/* print_json, then drops the reference it takes: for a command whose
+ * --json output is the object it read, and nothing else. */
+static int print_json_take(json_t *j, size_t flags)
+{
+	int rc = print_json(j, flags);
+
+	json_decref(j);
+	return rc;
+}
+
 /* ---- list / follow / export ---- */
 
 static int collect(json_t *rec, void *arg)
@@ -263,9 +257,9 @@ static void list_row(struct table *t, const json_t *rec)
 {
 	char id[24], parts[32];
 
-	fmt_u(id, sizeof(id), jint(rec, "id"));
+	fmt_u(id, sizeof(id), json_get_int(rec, "id"));
 	parts_text(rec, parts, sizeof(parts));
-	table_row(t, id, jstr(rec, "time"), jstr(rec, "endpoint"), parts,
+	table_row(t, id, json_get_str(rec, "time"), json_get_str(rec, "endpoint"), parts,
 		  record_summary(rec));
 }
 
@@ -284,11 +278,8 @@ static int cmd_list(struct store *s, struct opts *o, int argc, char **argv)
 		json_decref(arr);
 		return rc;
 	}
-	if (o->json) {
-		rc = print_json(arr, JSON_COMPACT);
-		json_decref(arr);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(arr, JSON_COMPACT);
 	if (!json_array_size(arr)) {
 		puts("no divergences recorded");
 		json_decref(arr);
@@ -324,12 +315,12 @@ static int follow_one(json_t *rec, void *arg)
 	struct follow_ctx *f = arg;
 	char parts[32];
 
-	f->last = jint(rec, "id");
+	f->last = json_get_int(rec, "id");
 	if (f->o->json)
 		return print_json(rec, JSON_COMPACT);
 	parts_text(rec, parts, sizeof(parts));
 	printf("%s%" PRId64 "%s  %s  %s  %s%s%s  %s\n", c_bold(f->o), f->last,
-	       c_off(f->o), jstr(rec, "time"), jstr(rec, "endpoint"),
+	       c_off(f->o), json_get_str(rec, "time"), json_get_str(rec, "endpoint"),
 	       c_red(f->o), parts, c_off(f->o), record_summary(rec));
 	return 0;
 }
@@ -417,9 +408,9 @@ static void show_message(const char *title, const json_t *msg, const struct opts
 		printf("%s%s%s  (no response)\n", c_bold(o), title, c_off(o));
 		return;
 	}
-	fmt_ms(ms, sizeof(ms), jnum(msg, "latency_ms"));
+	fmt_ms(ms, sizeof(ms), json_get_num(msg, "latency_ms"));
 	printf("%s%s%s  %" PRId64 "  %s ms\n", c_bold(o), title, c_off(o),
-	       jint(msg, "status"), ms);
+	       json_get_int(msg, "status"), ms);
 	show_headers(msg, o);
 	show_body(msg, o);
 }
@@ -434,7 +425,7 @@ static void show_part(const char *name, const json_t *part, const struct opts *o
 		printf("%s%-8s%s same\n", c_bold(o), name, c_off(o));
 		return;
 	}
-	printf("%s%-8s%s %s\n", c_bold(o), name, c_off(o), jstr(part, "summary"));
+	printf("%s%-8s%s %s\n", c_bold(o), name, c_off(o), json_get_str(part, "summary"));
 	json_array_foreach(json_object_get(part, "diffs"), i, d) {
 		const char *what = json_string_value(json_object_get(d, "path"));
 
@@ -446,7 +437,7 @@ static void show_part(const char *name, const json_t *part, const struct opts *o
 		}
 		printf("  %s%s", what ? what : "", c_dim(o));
 		if (json_object_get(d, "kind"))
-			printf(" (%s)", jstr(d, "kind"));
+			printf(" (%s)", json_get_str(d, "kind"));
 		printf("%s\n", c_off(o));
 		show_value("- primary:  ", c_red(o), json_object_get(d, "primary"), o);
 		show_value("+ candidate:", c_green(o), json_object_get(d, "candidate"), o);
@@ -484,16 +475,13 @@ static int cmd_show(struct store *s, struct opts *o, int argc, char **argv)
 	}
 	if (rc)
 		return rc;
-	if (o->json) {
-		rc = print_json(rec, JSON_INDENT(2));
-		json_decref(rec);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(rec, JSON_INDENT(2));
 	req = json_object_get(rec, "request");
 	printf("%sdivergence %lld%s  %s  %s\n\n", c_bold(o), id, c_off(o),
-	       jstr(rec, "time"), jstr(rec, "endpoint"));
-	printf("%srequest%s  %s %s\n", c_bold(o), c_off(o), jstr(req, "method"),
-	       jstr(req, "target"));
+	       json_get_str(rec, "time"), json_get_str(rec, "endpoint"));
+	printf("%srequest%s  %s %s\n", c_bold(o), c_off(o), json_get_str(req, "method"),
+	       json_get_str(req, "target"));
 	show_headers(req, o);
 	show_body(req, o);
 	fputc('\n', stdout);
@@ -543,12 +531,8 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 
 	if (!groups)
 		return -EIO;
-	if (o->json) {
-		int rc = print_json(groups, JSON_COMPACT);
-
-		json_decref(groups);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(groups, JSON_COMPACT);
 	if (!json_array_size(groups)) {
 		puts("no divergences recorded");
 		json_decref(groups);
@@ -559,7 +543,7 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 	json_array_foreach(groups, i, g) {
 		char count[24], parts[64], fields[256], names[256], ex[128];
 
-		fmt_u(count, sizeof(count), jint(g, "count"));
+		fmt_u(count, sizeof(count), json_get_int(g, "count"));
 		join_strings(json_object_get(g, "parts"), parts, sizeof(parts));
 		join_strings(json_object_get(g, "paths"), fields, sizeof(fields));
 		join_strings(json_object_get(g, "header_names"), names, sizeof(names));
@@ -571,8 +555,8 @@ static int cmd_groups(struct store *s, struct opts *o, int argc, char **argv)
 			strncat(fields, names, sizeof(fields) - strlen(fields) - 1);
 		}
 		join_strings(json_object_get(g, "examples"), ex, sizeof(ex));
-		table_row(&t, count, jstr(g, "first_seen"), jstr(g, "last_seen"),
-			  jstr(g, "endpoint"), parts, fields, ex);
+		table_row(&t, count, json_get_str(g, "first_seen"), json_get_str(g, "last_seen"),
+			  json_get_str(g, "endpoint"), parts, fields, ex);
 	}
 	table_print(&t, o);
 	json_decref(groups);
@@ -593,14 +577,14 @@ static void stats_row(struct table *t, const char *name, const json_t *c)
 	const json_t *cl = json_object_get(c, "candidate_latency_ms");
 
 	for (int i = 0; i < 11; i++)
-		fmt_u(v[i], sizeof(v[i]), jint(c, keys[i]));
-	fmt_pct(rate, sizeof(rate), jnum(c, "divergence_rate"));
+		fmt_u(v[i], sizeof(v[i]), json_get_int(c, keys[i]));
+	fmt_pct(rate, sizeof(rate), json_get_num(c, "divergence_rate"));
 	if (pl) {
-		fmt_ms(a, sizeof(a), jnum(pl, "p50"));
-		fmt_ms(b, sizeof(b), jnum(cl, "p50"));
+		fmt_ms(a, sizeof(a), json_get_num(pl, "p50"));
+		fmt_ms(b, sizeof(b), json_get_num(cl, "p50"));
 		snprintf(p50, sizeof(p50), "%s/%s", a, b);
-		fmt_ms(a, sizeof(a), jnum(pl, "p99"));
-		fmt_ms(b, sizeof(b), jnum(cl, "p99"));
+		fmt_ms(a, sizeof(a), json_get_num(pl, "p99"));
+		fmt_ms(b, sizeof(b), json_get_num(cl, "p99"));
 		snprintf(p99, sizeof(p99), "%s/%s", a, b);
 	} else {
 		snprintf(p50, sizeof(p50), "-");
@@ -619,17 +603,13 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 
 	if (!st)
 		return -EIO;
-	if (o->json) {
-		int rc = print_json(st, JSON_COMPACT);
-
-		json_decref(st);
-		return rc;
-	}
+	if (o->json)
+		return print_json_take(st, JSON_COMPACT);
 	table_row(&t, "ENDPOINT", "CAPTURED", "SAMPLED", "REPLAYED", "DIVERGED",
 		  "RATE", "STATUS", "HEADERS", "BODY", "CAND-ERR", "SHED", "NOISE",
 		  "EVICTED", "P50 ms P/C", "P99 ms P/C");
 	json_array_foreach(json_object_get(st, "endpoints"), i, e)
-		stats_row(&t, jstr(e, "endpoint"), e);
+		stats_row(&t, json_get_str(e, "endpoint"), e);
 	stats_row(&t, "TOTAL", json_object_get(st, "totals"));
 	table_print(&t, o);
 
@@ -638,11 +618,11 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 	       ", parse_errors %" PRId64 ", truncated %" PRId64
 	       ", tls_undecoded %" PRId64
 	       "; replay: shed %" PRId64 ", unsafe_skipped %" PRId64 "\n",
-	       jint(cap, "lost_events"), jint(cap, "gaps"),
-	       jint(cap, "parse_errors"), jint(cap, "truncated"),
-	       jint(cap, "tls_undecoded"),
-	       jint(json_object_get(st, "totals"), "shed"),
-	       jint(json_object_get(st, "totals"), "unsafe_skipped"));
+	       json_get_int(cap, "lost_events"), json_get_int(cap, "gaps"),
+	       json_get_int(cap, "parse_errors"), json_get_int(cap, "truncated"),
+	       json_get_int(cap, "tls_undecoded"),
+	       json_get_int(json_object_get(st, "totals"), "shed"),
+	       json_get_int(json_object_get(st, "totals"), "unsafe_skipped"));
 	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
 		json_t *f;
 		size_t k;
@@ -652,9 +632,10 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 		if (!any_fields)
 			printf("\n%stop diverging fields%s\n", c_bold(o), c_off(o));
 		any_fields = true;
-		printf("  %s\n", jstr(e, "endpoint"));
+		printf("  %s\n", json_get_str(e, "endpoint"));
 		json_array_foreach(json_object_get(e, "top_fields"), k, f)
-			printf("    %8" PRId64 "  %s\n", jint(f, "count"), jstr(f, "path"));
+			printf("    %8" PRId64 "  %s\n", json_get_int(f, "count"),
+			       json_get_str(f, "path"));
 	}
 	json_decref(st);
 	return 0;
@@ -664,375 +645,31 @@ static int cmd_stats(struct store *s, struct opts *o, int argc, char **argv)
 
 static int cmd_verdict(struct store *s, struct opts *o, int argc, char **argv)
 {
-	json_t *st = store_stats(s), *tot, *e, *bad = NULL, *out = NULL;
-	int64_t replayed, diverged, errors, attempts;
-	char reason[1024], worst[512] = "";
-	const char *verdict;
-	double rate, err_rate;
+	struct verdict_policy pol = { .max_rate = o->max_rate, .min_samples = o->min_samples };
+	json_t *st = store_stats(s), *v;
 	int code;
-	size_t i;
 
 	if (!st)
 		return -EIO;
-	bad = json_array();
-	tot = json_object_get(st, "totals");
-	/* replayed counts every request sent; errors are among them and are
-	 * never divergences: the rate is over the answered ones. */
-	attempts = jint(tot, "replayed");
-	diverged = jint(tot, "diverged");
-	errors = jint(tot, "candidate_errors");
-	replayed = attempts > errors ? attempts - errors : 0;
-	rate = jnum(tot, "divergence_rate");
-	err_rate = attempts ? (double)errors / (double)attempts : 0.0;
-
-	/* endpoints with enough samples of their own and too high a rate */
-	json_array_foreach(json_object_get(st, "endpoints"), i, e) {
-		int64_t r = jint(e, "replayed") - jint(e, "candidate_errors");
-		double er = jnum(e, "divergence_rate");
-
-		if ((uint64_t)r < o->min_samples || er <= o->max_rate)
-			continue;
-		json_array_append_new(bad, json_pack("{s s s I s I s f}",
-			"endpoint", jstr(e, "endpoint"), "replayed", (json_int_t)r,
-			"diverged", (json_int_t)jint(e, "diverged"),
-			"divergence_rate", er));
-		if (strlen(worst) < sizeof(worst) - 128)
-			snprintf(worst + strlen(worst), sizeof(worst) - strlen(worst),
-				 "%s%s %.2f%% (%" PRId64 "/%" PRId64 ")",
-				 worst[0] ? ", " : "", jstr(e, "endpoint"), er * 100,
-				 jint(e, "diverged"), r);
-	}
-
-	if ((uint64_t)attempts < o->min_samples) {
-		code = 2;
-		verdict = "insufficient";
-		snprintf(reason, sizeof(reason),
-			 "not enough evidence: %" PRId64 " replays, need %" PRIu64
-			 " (--min-samples)", attempts, o->min_samples);
-	} else if (err_rate > o->max_rate) {
-		code = 1;
-		verdict = "fail";
-		snprintf(reason, sizeof(reason),
-			 "candidate errors: %" PRId64 " of %" PRId64
-			 " replays failed (%.2f%% > %.2f%%)", errors, attempts,
-			 err_rate * 100, o->max_rate * 100);
-	} else if ((uint64_t)replayed < o->min_samples) {
-		code = 2;
-		verdict = "insufficient";
-		snprintf(reason, sizeof(reason),
-			 "not enough evidence: %" PRId64 " answered replays, need %"
-			 PRIu64 " (--min-samples)", replayed, o->min_samples);
-	} else if (rate > o->max_rate || json_array_size(bad)) {
-		code = 1;
-		verdict = "fail";
-		snprintf(reason, sizeof(reason),
-			 "divergence rate %.2f%% (%" PRId64 "/%" PRId64
-			 " replays), limit %.2f%%%s%s", rate * 100, diverged,
-			 replayed, o->max_rate * 100, worst[0] ? "; over the limit: " : "",
-			 worst);
-	} else {
-		code = 0;
-		verdict = "pass";
-		snprintf(reason, sizeof(reason),
-			 "divergence rate %.2f%% (%" PRId64 "/%" PRId64
-			 " replays over %zu endpoints) within %.2f%%, %" PRId64
-			 " candidate errors", rate * 100, diverged, replayed,
-			 json_array_size(json_object_get(st, "endpoints")),
-			 o->max_rate * 100, errors);
-	}
+	v = verdict_decide(st, &pol);
+	json_decref(st);
+	if (!v)
+		return -ENOMEM;
+	code = (int)json_get_int(v, "exit");
 	if (o->json) {
-		out = json_pack("{s s s i s s s I s I s I s f s f s I s O}",
-			"verdict", verdict, "exit", code, "reason", reason,
-			"replayed", (json_int_t)replayed,
-			"diverged", (json_int_t)diverged,
-			"candidate_errors", (json_int_t)errors,
-			"divergence_rate", rate, "max_rate", o->max_rate,
-			"min_samples", (json_int_t)o->min_samples,
-			"endpoints_over_limit", bad);
-		if (!out || print_json(out, JSON_COMPACT))
+		if (print_json(v, JSON_COMPACT))
 			code = -ENOMEM;
 	} else {
-		printf("%s: %s\n", code == 0 ? "PASS" : code == 1 ? "FAIL" :
-		       "NOT ENOUGH EVIDENCE", reason);
+		printf("%s: %s\n", code == VERDICT_PASS ? "PASS" :
+		       code == VERDICT_FAIL ? "FAIL" : "NOT ENOUGH EVIDENCE",
+		       json_get_str(v, "reason"));
 	}
-	json_decref(out);
-	json_decref(bad);
-	json_decref(st);
+	json_decref(v);
 	/* exit codes 1 and 2 are answers here, not failures */
 	return code == 1 ? 1001 : code == 2 ? 1002 : code;
 }
 
 /* ---- report --html ---- */
-
-static void html_esc(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*s, f);
-		}
-	}
-}
-
-static void html_value(FILE *f, const json_t *v)
-{
-	char *t;
-
-	if (!v)
-		return;
-	t = json_is_string(v) ? strdup(json_string_value(v))
-			      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	html_esc(f, t ? t : "");
-	free(t);
-}
-
-static void html_rate_chart(FILE *f, const json_t *eps)
-{
-	size_t n = json_array_size(eps), i;
-	double max = 0;
-	const int label_w = 260, bar_w = 400, row_h = 22;
-	json_t *e;
-
-	json_array_foreach(eps, i, e)
-		if (jnum(e, "divergence_rate") > max)
-			max = jnum(e, "divergence_rate");
-	if (max <= 0)
-		max = 1;
-	fprintf(f, "<svg width='%d' height='%zu'"
-		" role='img' aria-label='divergence rate per endpoint'>\n",
-		label_w + bar_w + 80, n * row_h + 10);
-	json_array_foreach(eps, i, e) {
-		double r = jnum(e, "divergence_rate");
-		int w = (int)(r / max * bar_w);
-
-		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
-			label_w - 6, i * row_h + 16);
-		html_esc(f, jstr(e, "endpoint"));
-		fprintf(f, "</text><rect x='%d' y='%zu' width='%d' height='16' class='%s'/>"
-			"<text x='%d' y='%zu' class='v'>%.2f%% (%" PRId64 "/%" PRId64
-			")</text>\n", label_w, i * row_h + 4, w > 0 ? w : 1,
-			r > 0 ? "bad" : "ok", label_w + (w > 0 ? w : 1) + 6,
-			i * row_h + 16, r * 100, jint(e, "diverged"), jint(e, "replayed"));
-	}
-	fputs("</svg>\n", f);
-}
-
-static void html_latency_chart(FILE *f, const json_t *eps)
-{
-	static const char *const series[4][3] = {
-		{ "primary_latency_ms", "p50", "prim" },
-		{ "candidate_latency_ms", "p50", "cand" },
-		{ "primary_latency_ms", "p99", "prim99" },
-		{ "candidate_latency_ms", "p99", "cand99" },
-	};
-	size_t n = json_array_size(eps), i;
-	const int label_w = 260, bar_w = 400, bar_h = 9, group_h = 4 * bar_h + 12;
-	double max = 0;
-	json_t *e;
-
-	json_array_foreach(eps, i, e)
-		for (int k = 0; k < 4; k++) {
-			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
-
-			if (v > max)
-				max = v;
-		}
-	if (max <= 0)
-		max = 1;
-	fputs("<p class='legend'><span class='sw prim'></span>primary p50 "
-	      "<span class='sw cand'></span>candidate p50 "
-	      "<span class='sw prim99'></span>primary p99 "
-	      "<span class='sw cand99'></span>candidate p99</p>\n", f);
-	fprintf(f, "<svg width='%d' height='%zu'"
-		" role='img' aria-label='latency per endpoint'>\n",
-		label_w + bar_w + 90, n * group_h + 10);
-	json_array_foreach(eps, i, e) {
-		fprintf(f, "<text x='%d' y='%zu' text-anchor='end' class='l'>",
-			label_w - 6, i * group_h + 4 * bar_h / 2 + 8);
-		html_esc(f, jstr(e, "endpoint"));
-		fputs("</text>\n", f);
-		for (int k = 0; k < 4; k++) {
-			double v = jnum(json_object_get(e, series[k][0]), series[k][1]);
-			int w = (int)(v / max * bar_w);
-			size_t y = i * group_h + 4 + (size_t)k * bar_h;
-
-			fprintf(f, "<rect x='%d' y='%zu' width='%d' height='%d' class='%s'/>"
-				"<text x='%d' y='%zu' class='v s'>%.3g ms</text>\n",
-				label_w, y, w > 0 ? w : 1, bar_h - 1, series[k][2],
-				label_w + (w > 0 ? w : 1) + 4, y + bar_h - 1, v);
-		}
-	}
-	fputs("</svg>\n", f);
-}
-
-static void html_diff(FILE *f, const json_t *rec)
-{
-	static const char *const parts[] = { "status", "headers", "body" };
-
-	fputs("<pre class='diff'>", f);
-	for (int p = 0; p < 3; p++) {
-		const json_t *part = json_object_get(rec, parts[p]), *d;
-		size_t i;
-
-		if (!jdiverged(rec, parts[p]))
-			continue;
-		fprintf(f, "<b>%s</b>: ", parts[p]);
-		html_esc(f, jstr(part, "summary"));
-		fputc('\n', f);
-		if (p == 0) {
-			fprintf(f, "<span class='m'>- %" PRId64 "</span>\n"
-				"<span class='p'>+ %" PRId64 "</span>\n",
-				jint(json_object_get(rec, "primary"), "status"),
-				jint(json_object_get(rec, "candidate"), "status"));
-			continue;
-		}
-		json_array_foreach(json_object_get(part, "diffs"), i, d) {
-			const char *what = json_string_value(json_object_get(d, "path"));
-
-			if (!what)
-				what = jstr(d, "name");
-			fputs("  ", f);
-			html_esc(f, what);
-			fputs("\n<span class='m'>  - ", f);
-			html_value(f, json_object_get(d, "primary"));
-			fputs("</span>\n<span class='p'>  + ", f);
-			html_value(f, json_object_get(d, "candidate"));
-			fputs("</span>\n", f);
-			if (i >= 20) {
-				fputs("  ...\n", f);
-				break;
-			}
-		}
-	}
-	fputs("</pre>\n", f);
-}
-
-static int write_report(struct store *s, struct opts *o, FILE *f)
-{
-	json_t *st = store_stats(s), *groups = NULL, *eps, *tot, *cap, *g;
-	struct store_filter gf = { .limit = REPORT_TOP_SIGS };
-	char when[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	size_t i;
-
-	if (!st)
-		return -EIO;
-	groups = store_groups(s, &gf);
-	if (!groups) {
-		json_decref(st);
-		return -EIO;
-	}
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	eps = json_object_get(st, "endpoints");
-	tot = json_object_get(st, "totals");
-	cap = json_object_get(st, "capture");
-	fputs("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
-	      "<title>request-shadow report</title>\n<style>\n"
-	      "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;"
-	      "margin:2em;color:#222;max-width:1100px}\n"
-	      "h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;"
-	      "border-bottom:1px solid #ddd}\n"
-	      "table{border-collapse:collapse}td,th{padding:3px 10px;"
-	      "border-bottom:1px solid #eee;text-align:right}"
-	      "td:first-child,th:first-child{text-align:left}\n"
-	      ".l{font-size:12px;fill:#222}.v{font-size:11px;fill:#444}.s{font-size:9px}\n"
-	      ".bad{fill:#d9534f}.ok{fill:#5cb85c}.prim{fill:#4a7bd0;background:#4a7bd0}"
-	      ".cand{fill:#e8a33d;background:#e8a33d}"
-	      ".prim99{fill:#9db5e6;background:#9db5e6}.cand99{fill:#f3cf98;"
-	      "background:#f3cf98}\n"
-	      ".sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}\n"
-	      "pre.diff{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}"
-	      ".m{color:#b52a1d}.p{color:#1e7b34}\n"
-	      ".sig{margin-bottom:1.5em}code{font-size:12px}\n"
-	      "</style></head><body>\n<h1>request-shadow report</h1>\n<p>Store <code>", f);
-	html_esc(f, o->store);
-	fprintf(f, "</code>, generated %s.</p>\n", when);
-	fprintf(f, "<p><b>Divergence rate %.2f%%</b>: %" PRId64 " divergences in %"
-		PRId64 " replays; %" PRId64 " candidate errors; %" PRId64
-		" captured, %" PRId64 " sampled.</p>\n",
-		jnum(tot, "divergence_rate") * 100, jint(tot, "diverged"),
-		jint(tot, "replayed"), jint(tot, "candidate_errors"),
-		jint(tot, "captured"), jint(tot, "sampled"));
-
-	fputs("<h2>Divergence rate per endpoint</h2>\n", f);
-	if (json_array_size(eps))
-		html_rate_chart(f, eps);
-	else
-		fputs("<p>No endpoint recorded yet.</p>\n", f);
-	fputs("<h2>Latency per endpoint: primary vs candidate</h2>\n", f);
-	if (json_array_size(eps))
-		html_latency_chart(f, eps);
-
-	fputs("<h2>Top signatures</h2>\n", f);
-	if (!json_array_size(groups))
-		fputs("<p>No divergence recorded.</p>\n", f);
-	json_array_foreach(groups, i, g) {
-		json_t *ex = json_object_get(g, "examples"), *rec = NULL, *v;
-		size_t k;
-
-		fprintf(f, "<div class='sig'><p><b>%" PRId64 "&times;</b> <code>",
-			jint(g, "count"));
-		html_esc(f, jstr(g, "endpoint"));
-		fputs("</code> parts:", f);
-		json_array_foreach(json_object_get(g, "parts"), k, v) {
-			fputc(' ', f);
-			html_esc(f, json_string_value(v));
-		}
-		fputs("; fields:", f);
-		json_array_foreach(json_object_get(g, "paths"), k, v) {
-			fputs(" <code>", f);
-			html_esc(f, json_string_value(v));
-			fputs("</code>", f);
-		}
-		json_array_foreach(json_object_get(g, "header_names"), k, v) {
-			fputs(" <code>", f);
-			html_esc(f, json_string_value(v));
-			fputs("</code>", f);
-		}
-		fprintf(f, "<br>first seen %s, last seen %s</p>\n",
-			jstr(g, "first_seen"), jstr(g, "last_seen"));
-		if (json_array_size(ex) &&
-		    !store_get_record(s, json_integer_value(
-				json_array_get(ex, json_array_size(ex) - 1)), &rec)) {
-			fprintf(f, "<p>Example %" PRId64 ": <code>",
-				jint(rec, "id"));
-			html_esc(f, jstr(json_object_get(rec, "request"), "method"));
-			fputc(' ', f);
-			html_esc(f, jstr(json_object_get(rec, "request"), "target"));
-			fputs("</code></p>\n", f);
-			html_diff(f, rec);
-			json_decref(rec);
-		}
-		fputs("</div>\n", f);
-	}
-
-	fputs("<h2>Losses</h2>\n<table><tr><th>counter</th><th>value</th></tr>\n", f);
-	fprintf(f, "<tr><td>capture: lost ring-buffer events</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>capture: stream gaps</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>capture: parse errors</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>capture: truncated bodies</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>capture: TLS connections not decoded</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>replay: shed</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>replay: unsafe methods skipped</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>replay: candidate errors</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>replay: noise suppressed</td><td>%" PRId64 "</td></tr>\n"
-		"<tr><td>store: records evicted</td><td>%" PRId64 "</td></tr>\n</table>\n",
-		jint(cap, "lost_events"), jint(cap, "gaps"), jint(cap, "parse_errors"),
-		jint(cap, "truncated"), jint(cap, "tls_undecoded"), jint(tot, "shed"),
-		jint(tot, "unsafe_skipped"),
-		jint(tot, "candidate_errors"), jint(tot, "noise_suppressed"),
-		jint(tot, "evicted"));
-	fputs("</body></html>\n", f);
-	json_decref(groups);
-	json_decref(st);
-	return 0;
-}
 
 static int cmd_report(struct store *s, struct opts *o, int argc, char **argv)
 {
@@ -1054,7 +691,7 @@ static int cmd_report(struct store *s, struct opts *o, int argc, char **argv)
 		free(tmp);
 		return 1;
 	}
-	rc = write_report(s, o, f);
+	rc = report_write(s, o->store, f);
 	if (!rc && (fflush(f) || ferror(f) || fsync(fileno(f))))
 		rc = -errno ? -errno : -EIO;
 	if (fclose(f) && !rc)
@@ -1178,47 +815,17 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* --since DUR as the epoch milliseconds DUR ago. */
 static int parse_since(const char *s, int64_t *out_ms)
 {
-	char *end;
-	double v, mult;
+	struct timespec ts;
+	double sec;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !(v >= 0))
+	if (parse_duration(s, &sec))
 		return -EINVAL;
-	if (!strcmp(end, "s") || !*end)
-		mult = 1;
-	else if (!strcmp(end, "m"))
-		mult = 60;
-	else if (!strcmp(end, "h"))
-		mult = 3600;
-	else if (!strcmp(end, "d"))
-		mult = 86400;
-	else
-		return -EINVAL;
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		*out_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
-			  (int64_t)(v * mult * 1000);
-	}
-	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*out_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+		  (int64_t)(sec * 1000);
 	return 0;
 }
 
@@ -1239,7 +846,97 @@ static const char *opt_name(unsigned bit)
 
 enum { OPT_SINCE = 256, OPT_MAX_RATE, OPT_MIN_SAMPLES, OPT_HTML, OPT_VERSION };
 
-int main(int argc, char **argv)
+/* What main's steps return to go on to the next; anything else is the
+ * exit status, with what went wrong already said on stderr. */
+#define GO_ON (-1)
+
+static int parse_part(const char *arg, unsigned *parts)
+{
+	if (!strcmp(arg, "status"))
+		*parts |= STORE_PART_STATUS;
+	else if (!strcmp(arg, "headers"))
+		*parts |= STORE_PART_HEADERS;
+	else if (!strcmp(arg, "body"))
+		*parts |= STORE_PART_BODY;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* One option getopt_long found (c), its value in optarg: into o, or
+ * *help. GO_ON, 0 after --version, 1 on a bad value. */
+static int take_option(int c, struct opts *o, bool *help)
+{
+	uint64_t u;
+
+	switch (c) {
+	case 'o':
+		o->store = optarg;
+		return GO_ON;
+	case 'j':
+		o->json = true;
+		o->given |= O_JSON;
+		return GO_ON;
+	case 'e':
+		o->filter.endpoint_glob = optarg;
+		o->given |= O_ENDPOINT;
+		return GO_ON;
+	case 'p':
+		if (parse_part(optarg, &o->filter.parts)) {
+			die_line("--part takes status, headers or body, not '%s'", optarg);
+			return 1;
+		}
+		o->given |= O_PART;
+		return GO_ON;
+	case OPT_SINCE:
+		if (parse_since(optarg, &o->filter.since_ms)) {
+			die_line("--since takes a duration like 30s, 10m, 2h or 1d, not '%s'",
+				 optarg);
+			return 1;
+		}
+		o->given |= O_SINCE;
+		return GO_ON;
+	case 'n':
+		if (parse_unsigned(optarg, 1, SIZE_MAX, &u)) {
+			die_line("--limit takes a positive number, not '%s'", optarg);
+			return 1;
+		}
+		o->filter.limit = (size_t)u;
+		o->given |= O_LIMIT;
+		return GO_ON;
+	case OPT_MAX_RATE:
+		if (parse_number(optarg, 0, 1, &o->max_rate)) {
+			die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
+				 optarg);
+			return 1;
+		}
+		o->given |= O_MAX_RATE;
+		return GO_ON;
+	case OPT_MIN_SAMPLES:
+		if (parse_unsigned(optarg, 0, UINT64_MAX, &o->min_samples)) {
+			die_line("--min-samples takes a number, not '%s'", optarg);
+			return 1;
+		}
+		o->given |= O_MIN_SAMPLES;
+		return GO_ON;
+	case OPT_HTML:
+		o->html = optarg;
+		o->given |= O_HTML;
+		return GO_ON;
+	case 'h':
+		*help = true;
+		return GO_ON;
+	case OPT_VERSION:
+		printf("shadow-dump (request-shadow) store schema %d\n",
+		       STORE_SCHEMA_VERSION);
+		return 0;
+	}
+	return 1; /* getopt_long returns only the options above */
+}
+
+/* Every option, wherever it stands (getopt_long permutes argv, leaving the
+ * command and its arguments from optind on). GO_ON or the exit status. */
+static int parse_options(int argc, char **argv, struct opts *o, bool *help)
 {
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, 'o' },
@@ -1255,98 +952,17 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
 	};
-	struct opts o = {
-		.store = DEFAULT_STORE,
-		.max_rate = DEFAULT_MAX_RATE,
-		.min_samples = DEFAULT_MIN_SAMPLES,
-	};
-	const struct command *cmd;
-	struct store *s = NULL;
-	bool help = false;
-	char err[512];
-	uint64_t u;
-	int c, rc;
+	int c, rc = GO_ON;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:je:p:n:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			o.store = optarg;
-			break;
-		case 'j':
-			o.json = true;
-			o.given |= O_JSON;
-			break;
-		case 'e':
-			o.filter.endpoint_glob = optarg;
-			o.given |= O_ENDPOINT;
-			break;
-		case 'p':
-			if (!strcmp(optarg, "status"))
-				o.filter.parts |= STORE_PART_STATUS;
-			else if (!strcmp(optarg, "headers"))
-				o.filter.parts |= STORE_PART_HEADERS;
-			else if (!strcmp(optarg, "body"))
-				o.filter.parts |= STORE_PART_BODY;
-			else {
-				die_line("--part takes status, headers or body, not '%s'", optarg);
-				return 1;
-			}
-			o.given |= O_PART;
-			break;
-		case OPT_SINCE:
-			if (parse_since(optarg, &o.filter.since_ms)) {
-				die_line("--since takes a duration like 30s, 10m, 2h or 1d, not '%s'",
-					 optarg);
-				return 1;
-			}
-			o.given |= O_SINCE;
-			break;
-		case 'n':
-			if (parse_u64(optarg, &u) || !u || u > SIZE_MAX) {
-				die_line("--limit takes a positive number, not '%s'", optarg);
-				return 1;
-			}
-			o.filter.limit = (size_t)u;
-			o.given |= O_LIMIT;
-			break;
-		case OPT_MAX_RATE: {
-			char *end;
-
-			errno = 0;
-			o.max_rate = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(o.max_rate >= 0) ||
-			    o.max_rate > 1) {
-				die_line("--max-rate takes a fraction between 0 and 1 (0.01 = 1%%), not '%s'",
-					 optarg);
-				return 1;
-			}
-			o.given |= O_MAX_RATE;
-			break;
-		}
-		case OPT_MIN_SAMPLES:
-			if (parse_u64(optarg, &o.min_samples)) {
-				die_line("--min-samples takes a number, not '%s'", optarg);
-				return 1;
-			}
-			o.given |= O_MIN_SAMPLES;
-			break;
-		case OPT_HTML:
-			o.html = optarg;
-			o.given |= O_HTML;
-			break;
-		case 'h':
-			help = true;
-			break;
-		case OPT_VERSION:
-			printf("shadow-dump (request-shadow) store schema %d\n",
-			       STORE_SCHEMA_VERSION);
-			return 0;
-		case ':':
+	while (rc == GO_ON &&
+	       (c = getopt_long(argc, argv, ":o:je:p:n:h", longopts, NULL)) != -1) {
+		if (c == ':') {
 			die_line("%s needs a value (see shadow-dump --help)",
 				 argv[optind - 1]);
 			return 1;
-		default:
+		}
+		if (c == '?') {
 			if (optopt)
 				die_line("unknown option '-%c' (see shadow-dump --help)", optopt);
 			else
@@ -1354,8 +970,19 @@ int main(int argc, char **argv)
 					 argv[optind - 1]);
 			return 1;
 		}
+		rc = take_option(c, o, help);
 	}
-	if (optind >= argc) {
+	return rc;
+}
+
+/* The command words[0] names (words: what follows the options), or the
+ * help asked for instead. GO_ON with *out set, or the exit status. */
+static int pick_command(int nwords, char **words, bool help,
+			const struct command **out)
+{
+	const struct command *cmd;
+
+	if (nwords < 1) {
 		if (help) {
 			usage(stdout);
 			return 0;
@@ -1363,48 +990,67 @@ int main(int argc, char **argv)
 		die_line("no command given (see shadow-dump --help)");
 		return 1;
 	}
-	if (!strcmp(argv[optind], "help")) {
-		if (optind + 1 >= argc) {
+	if (!strcmp(words[0], "help")) {
+		if (nwords < 2) {
 			usage(stdout);
 			return 0;
 		}
-		cmd = find_command(argv[optind + 1]);
+		cmd = find_command(words[1]);
 		if (!cmd) {
-			die_line("no command '%s' (see shadow-dump --help)", argv[optind + 1]);
+			die_line("no command '%s' (see shadow-dump --help)", words[1]);
 			return 1;
 		}
 		command_help(cmd);
 		return 0;
 	}
-	cmd = find_command(argv[optind]);
+	cmd = find_command(words[0]);
 	if (!cmd) {
-		die_line("unknown command '%s' (see shadow-dump --help)", argv[optind]);
+		die_line("unknown command '%s' (see shadow-dump --help)", words[0]);
 		return 1;
 	}
 	if (help) {
 		command_help(cmd);
 		return 0;
 	}
+	*out = cmd;
+	return GO_ON;
+}
+
+/* Refuses an option the command does not take, and a wrong number of
+ * arguments, before the store is opened. GO_ON or 1. */
+static int check_usage(const struct command *cmd, const struct opts *o, int nargs)
+{
 	for (unsigned bit = 1; bit <= O_HTML; bit <<= 1) {
-		if ((o.given & bit) && !(cmd->allowed & bit)) {
+		if ((o->given & bit) && !(cmd->allowed & bit)) {
 			die_line("%s does not take %s (see shadow-dump help %s)",
 				 cmd->name, opt_name(bit), cmd->name);
 			return 1;
 		}
 	}
-	if (argc - optind - 1 != cmd->nargs) {
+	if (nargs != cmd->nargs) {
 		die_line("%s takes %s (see shadow-dump help %s)", cmd->name,
 			 cmd->nargs ? "one argument" : "no argument", cmd->name);
 		return 1;
 	}
-	o.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	return GO_ON;
+}
 
-	rc = store_open_reader(o.store, &s, err, sizeof(err));
+/* Opens the store, runs the command over it and turns what it returned
+ * into the exit status: verdict's 1 and 2 are answers, a negative errno
+ * is a store that could not be read, a short write to stdout a failure. */
+static int run_command(const struct command *cmd, struct opts *o, int nargs,
+		       char **args)
+{
+	struct store *s = NULL;
+	char err[512];
+	int rc;
+
+	rc = store_open_reader(o->store, &s, err, sizeof(err));
 	if (rc) {
 		die_line("%s", err);
 		return 1;
 	}
-	rc = cmd->run(s, &o, argc - optind - 1, argv + optind + 1);
+	rc = cmd->run(s, o, nargs, args);
 	store_close(s);
 	if (rc == 1001 || rc == 1002) /* verdict's answers */
 		return rc - 1000;
@@ -1412,7 +1058,7 @@ int main(int argc, char **argv)
 		return 1; /* already reported */
 	if (rc < 0) {
 		die_line("%s: reading %s failed: %s (is it a request-shadow store?)",
-			 cmd->name, o.store, strerror(-rc));
+			 cmd->name, o->store, strerror(-rc));
 		return 1;
 	}
 	if (fflush(stdout) || ferror(stdout)) {
@@ -1420,4 +1066,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.store = DEFAULT_STORE,
+		.max_rate = DEFAULT_MAX_RATE,
+		.min_samples = DEFAULT_MIN_SAMPLES,
+	};
+	const struct command *cmd = NULL;
+	bool help = false;
+	int rc;
+
+	rc = parse_options(argc, argv, &o, &help);
+	if (rc == GO_ON)
+		rc = pick_command(argc - optind, argv + optind, help, &cmd);
+	if (rc == GO_ON)
+		rc = check_usage(cmd, &o, argc - optind - 1);
+	if (rc != GO_ON)
+		return rc;
+	o.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	return run_command(cmd, &o, argc - optind - 1, argv + optind + 1);
 }

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "jsonpath.h"
+#include "util/utf8.h"
 
 enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
 
@@ -110,84 +111,6 @@ static inline void skip_ws(struct pstate *p)
 	p->pos = pos;
 }
 
-size_t json_diff_utf8_len(const uint8_t *s, size_t n)
-{
-	uint8_t c = s[0];
-	size_t k;
-	uint8_t lo = 0x80, hi = 0xbf;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		k = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		k = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		k = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f; /* no UTF-16 surrogates */
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < k || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return k;
-}
-
-static int hex4(const uint8_t *s, size_t n, unsigned *out)
-{
-	unsigned v = 0;
-
-	if (n < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		uint8_t c = s[i];
-		unsigned h;
-
-		if (c >= '0' && c <= '9')
-			h = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			h = c - 'a' + 10u;
-		else if (c >= 'A' && c <= 'F')
-			h = c - 'A' + 10u;
-		else
-			return -1;
-		v = v << 4 | h;
-	}
-	*out = v;
-	return 0;
-}
-
-static size_t put_utf8(uint8_t *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (uint8_t)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (uint8_t)(0xc0 | cp >> 6);
-		o[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (uint8_t)(0xe0 | cp >> 12);
-		o[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (uint8_t)(0xf0 | cp >> 18);
-	o[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (uint8_t)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* Decodes the rest of a string with escapes into the arena; p->pos is on
  * the first backslash, the plain prefix starts at `from`. */
 static int parse_escaped(struct pstate *p, long idx, size_t from)
@@ -218,7 +141,7 @@ static int parse_escaped(struct pstate *p, long idx, size_t from)
 		if (c < 0x20)
 			return pfail(p, "control character in string");
 		if (c >= 0x80) {
-			size_t u = json_diff_utf8_len(p->s + p->pos, p->n - p->pos);
+			size_t u = utf8_seq_len(p->s + p->pos, p->n - p->pos);
 
 			if (!u)
 				return pfail(p, "invalid UTF-8");
@@ -244,26 +167,19 @@ static int parse_escaped(struct pstate *p, long idx, size_t from)
 		case 'r': o[k++] = '\r'; break;
 		case 't': o[k++] = '\t'; break;
 		case 'u': {
-			unsigned cp, lo;
+			enum utf8_escape e;
+			uint32_t cp;
+			size_t used;
 
-			if (hex4(p->s + p->pos + 2, p->n - p->pos - 2, &cp))
+			e = utf8_read_escape(p->s + p->pos + 2, p->n - p->pos - 2,
+					     &cp, &used);
+			/* bad digits in a low half leave a lone surrogate too */
+			if (e == UTF8_ESCAPE_BAD_HEX && used < 4)
 				return pfail(p, "invalid \\u escape");
-			if (cp >= 0xdc00 && cp <= 0xdfff)
+			if (e != UTF8_ESCAPE_OK)
 				return pfail(p, "lone surrogate in \\u escape");
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				size_t q = p->pos + 6;
-
-				if (q + 6 > p->n || p->s[q] != '\\' ||
-				    p->s[q + 1] != 'u' ||
-				    hex4(p->s + q + 2, p->n - q - 2, &lo) ||
-				    lo < 0xdc00 || lo > 0xdfff)
-					return pfail(p, "lone surrogate in \\u escape");
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				     (lo - 0xdc00);
-				p->pos += 6;
-			}
-			k += put_utf8(o + k, cp);
-			p->pos += 4;
+			k += utf8_put(o + k, cp);
+			p->pos += used;
 			break;
 		}
 		default:
@@ -326,7 +242,7 @@ static int parse_string(struct pstate *p)
 		}
 		if (c < 0x20)
 			return pfail(p, "control character in string");
-		size_t u = json_diff_utf8_len(s + pos, n - pos);
+		size_t u = utf8_seq_len(s + pos, n - pos);
 
 		if (!u)
 			return pfail(p, "invalid UTF-8");

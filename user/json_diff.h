@@ -92,8 +92,4 @@ int json_diff(const struct json_diff_opts *opts, const struct json_doc *a,
 	      const struct json_doc *b, json_t *diffs, size_t *total)
 	__attribute__((warn_unused_result));
 
-/* Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
- * surrogates) at s[0..n), n > 0, or 0 if invalid. */
-size_t json_diff_utf8_len(const uint8_t *s, size_t n);
-
 #endif /* SHADOW_JSON_DIFF_H */

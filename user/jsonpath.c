@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/utf8.h"
+
 /* A path longer than this many segments is refused (states hold a u16). */
 #define JSONPATH_MAX_SEGS 256
 /* Selectors in one bracket union. */
@@ -110,57 +112,6 @@ static bool is_name_char(unsigned char c)
 	return is_name_first(c) || (c >= '0' && c <= '9');
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int read_hex4(struct parser *p, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		int h = hexval(p->s[p->pos]);
-
-		if (h < 0)
-			return fail(p, "expected 4 hex digits after \\u");
-		v = v << 4 | (unsigned)h;
-		p->pos++;
-	}
-	*out = v;
-	return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | cp >> 6);
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | cp >> 12);
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | cp >> 18);
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* A quoted name ('...' or "...") with RFC 9535 escapes, decoded. */
 static int parse_string(struct parser *p, struct sel *out)
 {
@@ -216,32 +167,23 @@ static int parse_string(struct parser *p, struct sel *out)
 			goto cleanup;
 		}
 		p->pos++;
-		unsigned cp, lo;
+		uint32_t cp;
+		size_t used;
+		enum utf8_escape e = utf8_read_escape(
+			(const uint8_t *)p->s + p->pos, strnlen(p->s + p->pos, 10),
+			&cp, &used);
 
-		err = read_hex4(p, &cp);
-		if (err)
+		/* an error points at where the escape went wrong */
+		p->pos += used;
+		if (e != UTF8_ESCAPE_OK) {
+			err = fail(p, "%s", e == UTF8_ESCAPE_BAD_HEX ?
+				   "expected 4 hex digits after \\u" :
+				   e == UTF8_ESCAPE_LONE_LOW ? "lone low surrogate" :
+				   "expected low surrogate");
 			goto cleanup;
-		if (cp >= 0xdc00 && cp <= 0xdfff) {
-			err = fail(p, "lone low surrogate");
-			goto cleanup;
-		}
-		if (cp >= 0xd800 && cp <= 0xdbff) {
-			if (p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
-				err = fail(p, "expected low surrogate");
-				goto cleanup;
-			}
-			p->pos += 2;
-			err = read_hex4(p, &lo);
-			if (err)
-				goto cleanup;
-			if (lo < 0xdc00 || lo > 0xdfff) {
-				err = fail(p, "expected low surrogate");
-				goto cleanup;
-			}
-			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 		}
 		/* \uXXXX (6 bytes) decodes to at most 3, a pair (12) to 4. */
-		n += put_utf8(buf + n, cp);
+		n += utf8_put((uint8_t *)buf + n, cp);
 	}
 	out->type = SEL_NAME;
 	out->name = buf;

@@ -35,6 +35,7 @@
 #include "store.h"
 #include "tally.h"
 #include "util/loop.h"
+#include "util/parse.h"
 
 #define SHADOWD_VERSION "0.1.0"
 #define MAX_LIST 64
@@ -225,12 +226,9 @@ static void list_add(struct list *l, const char *flag, const char *v)
 static double parse_double(const char *flag, const char *s, double lo,
 			   double hi)
 {
-	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || isnan(v) || v < lo || v > hi)
+	if (parse_number(s, lo, hi, &v))
 		die("%s %s: expected a number from %g to %g", flag, s, lo, hi);
 	return v;
 }
@@ -238,12 +236,9 @@ static double parse_double(const char *flag, const char *s, double lo,
 static long long parse_int(const char *flag, const char *s, long long lo,
 			   long long hi)
 {
-	char *end;
 	long long v;
 
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	if (parse_integer(s, lo, hi, &v))
 		die("%s %s: expected a whole number from %lld to %lld", flag, s,
 		    lo, hi);
 	return v;
@@ -251,17 +246,9 @@ static long long parse_int(const char *flag, const char *s, long long lo,
 
 static size_t parse_size(const char *flag, const char *s)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (end != s && (*end == 'k' || *end == 'K'))
-		v <<= 10, end++;
-	else if (end != s && (*end == 'm' || *end == 'M'))
-		v <<= 20, end++;
-	if (errno || end == s || *end || *s == '-' || v == 0 ||
-	    v > (1ull << 30))
+	if (parse_bytes(s, 1, 1ull << 30, &v))
 		die("%s %s: expected a size from 1 to 1G, e.g. 65536, 64k, 1M",
 		    flag, s);
 	return v;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "diff.h"
 #include "message.h"
 #include "divergence.h"
 
@@ -191,4 +192,32 @@ Test(record, redact_replaces_values_everywhere_they_appear)
 	cr_assert_not_null(strstr(text, "\"primary\":null"), "absent stays absent: %s", text);
 	free(text);
 	json_decref(rec);
+}
+
+/* A header value from the wire that is not valid UTF-8 reads the same in
+ * the record's headers and in the header diff: the valid sequence kept,
+ * the one bad byte U+FFFD. */
+Test(record, invalid_utf8_header_reads_alike_in_headers_and_diff)
+{
+	struct http_response p, c;
+	struct diff_result r;
+	json_t *hs, *in_headers, *in_diff;
+
+	memset(&p, 0, sizeof(p));
+	memset(&c, 0, sizeof(c));
+	p.status = c.status = 200;
+	add_header(&p.headers, "X-Name", "caf\xc3\xa9\xff");
+	add_header(&c.headers, "X-Name", "cafe");
+	cr_assert_eq(diff_responses(NULL, &p, &c, NULL, NULL, &r), 0);
+	hs = divergence_headers(&p.headers);
+	cr_assert_not_null(hs);
+	in_headers = json_array_get(json_array_get(hs, 0), 1);
+	in_diff = json_object_get(json_array_get(r.headers.diffs, 0), "primary");
+	cr_assert_str_eq(json_string_value(in_headers), "caf\xc3\xa9\xef\xbf\xbd");
+	cr_assert(json_equal(in_headers, in_diff), "diff has '%s'",
+		  json_string_value(in_diff));
+	json_decref(hs);
+	diff_result_clean(&r);
+	http_response_clean(&p);
+	http_response_clean(&c);
 }

@@ -32,6 +32,11 @@ static const struct perr errors[] = {
 	{ "$.length()", "function calls are not supported at column 9" },
 	{ "$...a", "expected member name or '*' at column 4" },
 	{ "$['\\ud800']", "expected low surrogate at column 10" },
+	{ "$['\\u12g4']", "expected 4 hex digits after \\u at column 8" },
+	{ "$['\\udc00']", "lone low surrogate at column 10" },
+	{ "$['\\ud800\\u0041']", "expected low surrogate at column 16" },
+	{ "$['\\ud800\\u00g1']", "expected 4 hex digits after \\u at column 14" },
+	{ "$['\\u12", "expected 4 hex digits after \\u at column 8" },
 };
 
 Test(jsonpath, bad_paths_report_the_column)
