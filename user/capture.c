@@ -1135,13 +1135,125 @@ static void configure(struct capture_bpf *s, const struct capture_config *cfg,
 				 libbpf_num_possible_cpus() : 1);
 }
 
+/* Opens the programs with cfg's settings and loads them into the kernel;
+ * a refusal names the program and the verifier's reason. */
+static int load_programs(struct capture *c, const struct capture_config *cfg,
+			 char *err, size_t errlen)
+{
+	int rc;
+
+	c->skel = capture_bpf__open();
+	if (!c->skel) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open the BPF object: %s",
+			 strerror(errno));
+		return rc;
+	}
+	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
+	configure(c->skel, cfg, c->ring_size, c->sock_hooks);
+	load_log_start();
+	rc = capture_bpf__load(c->skel);
+	load_log_stop();
+	if (rc < 0) {
+		char prog[64], why[256];
+
+		load_log_refusal(prog, sizeof(prog), why, sizeof(why));
+		snprintf(err, errlen, "the kernel refused BPF program %s: %s "
+			 "(shadowd --check lists every program%s)", prog, why,
+			 cfg->verbose ? "" : "; -vv shows the verifier log");
+	}
+	return rc;
+}
+
+/* Tells the loaded programs what to look at: the --port list, the ports
+ * listened on now, the --exe files and the --pid targets. */
+static void fill_maps(struct capture *c, const struct capture_config *cfg,
+		      const struct tcp_table *tcp)
+{
+	__u8 one = 1;
+
+	for (size_t i = 0; i < cfg->n_ports; i++) {
+		__u16 p = cfg->ports[i];
+
+		bpf_map__update_elem(c->skel->maps.ports, &p, sizeof(p), &one,
+				     sizeof(one), BPF_ANY);
+	}
+	/* Ports listened on now: connections still in their listeners'
+	 * queues were made before attach, and are known by their port. */
+	for (size_t i = 0; i < tcp->n_listen; i++) {
+		__u16 p = tcp->listen[i];
+
+		if (cfg->n_ports && !port_in(cfg->ports, cfg->n_ports, p))
+			continue;
+		bpf_map__update_elem(c->skel->maps.listen_ports, &p, sizeof(p),
+				     &one, sizeof(one), BPF_ANY);
+		srv_port_add(c, p);
+	}
+	for (size_t i = 0; i < cfg->n_exes; i++) {
+		struct bpf_exe_key k = {};
+		struct stat st;
+
+		if (stat(cfg->exes[i], &st) < 0)
+			continue;
+		k.ino = st.st_ino;
+		k.dev = kernel_dev(st.st_dev);
+		bpf_map__update_elem(c->skel->maps.exes, &k, sizeof(k), &one,
+				     sizeof(one), BPF_ANY);
+	}
+	for (size_t i = 0; i < cfg->n_pids; i++)
+		target_add(c, cfg->pids[i]);
+}
+
+/* Attaches the programs and counts them. */
+static int attach_programs(struct capture *c, char *err, size_t errlen)
+{
+	struct bpf_program *prog;
+	int rc = capture_bpf__attach(c->skel);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot attach the BPF programs: %s "
+			 "(is tracefs mounted at /sys/kernel/tracing?)",
+			 strerror(-rc));
+		return rc;
+	}
+	bpf_object__for_each_program(prog, c->skel->obj)
+		if (bpf_program__autoload(prog) &&
+		    bpf_program__autoattach(prog))
+			c->programs++;
+	return 0;
+}
+
+/* Once attached: the processes and libssl files there already, the ring
+ * buffer, and the connections open before attach. */
+static int start_reading(struct capture *c, const struct capture_config *cfg,
+			 struct tcp_table *tcp, char *err, size_t errlen)
+{
+	int rc;
+
+	/* After attach, so a fork in between is caught by one or the other. */
+	scan_processes(c, cfg->n_exes > 0);
+	/* Before connections are registered: their next SSL call is hooked. */
+	c->last_scan_ns = c->last_full_scan_ns = now_ns();
+	tls_scan(c, true);
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_sample,
+				 c, NULL);
+	if (!c->rb) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot map the ring buffer: %s",
+			 strerror(errno));
+		return rc;
+	}
+	map_positions(c);
+	scan_connections(c, cfg, tcp);
+	return 0;
+}
+
 int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 		 void *ctx, struct capture **out, char *err, size_t errlen)
 {
 	struct bpfcheck_features features;
 	struct tcp_table tcp = {};
 	struct capture *c = NULL;
-	struct bpf_program *prog;
 	bool sock;
 	int rc;
 
@@ -1170,89 +1282,18 @@ int capture_open(const struct capture_config *cfg, capture_event_fn fn,
 	c->sock_hooks = sock;
 	c->fn = fn;
 	c->ctx = ctx;
-	c->skel = capture_bpf__open();
-	if (!c->skel) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot open the BPF object: %s",
-			 strerror(errno));
+	rc = load_programs(c, cfg, err, errlen);
+	if (rc < 0)
 		goto cleanup;
-	}
-	c->ring_size = cfg->ring_bytes ? cfg->ring_bytes : 16u << 20;
-	configure(c->skel, cfg, c->ring_size, c->sock_hooks);
-	load_log_start();
-	rc = capture_bpf__load(c->skel);
-	load_log_stop();
-	if (rc < 0) {
-		char prog[64], why[256];
-
-		load_log_refusal(prog, sizeof(prog), why, sizeof(why));
-		snprintf(err, errlen, "the kernel refused BPF program %s: %s "
-			 "(shadowd --check lists every program%s)", prog, why,
-			 cfg->verbose ? "" : "; -vv shows the verifier log");
+	fill_maps(c, cfg, &tcp);
+	rc = attach_programs(c, err, errlen);
+	if (rc < 0)
 		goto cleanup;
-	}
-	for (size_t i = 0; i < cfg->n_ports; i++) {
-		__u16 p = cfg->ports[i];
-		__u8 one = 1;
-
-		bpf_map__update_elem(c->skel->maps.ports, &p, sizeof(p), &one,
-				     sizeof(one), BPF_ANY);
-	}
-	/* Ports listened on now: connections still in their listeners'
-	 * queues were made before attach, and are known by their port. */
-	for (size_t i = 0; i < tcp.n_listen; i++) {
-		__u16 p = tcp.listen[i];
-		__u8 one = 1;
-
-		if (cfg->n_ports && !port_in(cfg->ports, cfg->n_ports, p))
-			continue;
-		bpf_map__update_elem(c->skel->maps.listen_ports, &p, sizeof(p),
-				     &one, sizeof(one), BPF_ANY);
-		srv_port_add(c, p);
-	}
-	for (size_t i = 0; i < cfg->n_exes; i++) {
-		struct bpf_exe_key k = {};
-		struct stat st;
-		__u8 one = 1;
-
-		if (stat(cfg->exes[i], &st) < 0)
-			continue;
-		k.ino = st.st_ino;
-		k.dev = kernel_dev(st.st_dev);
-		bpf_map__update_elem(c->skel->maps.exes, &k, sizeof(k), &one,
-				     sizeof(one), BPF_ANY);
-	}
-	for (size_t i = 0; i < cfg->n_pids; i++)
-		target_add(c, cfg->pids[i]);
-	rc = capture_bpf__attach(c->skel);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot attach the BPF programs: %s "
-			 "(is tracefs mounted at /sys/kernel/tracing?)",
-			 strerror(-rc));
+	rc = start_reading(c, cfg, &tcp, err, errlen);
+	if (rc < 0)
 		goto cleanup;
-	}
-	bpf_object__for_each_program(prog, c->skel->obj)
-		if (bpf_program__autoload(prog) &&
-		    bpf_program__autoattach(prog))
-			c->programs++;
-	/* After attach, so a fork in between is caught by one or the other. */
-	scan_processes(c, cfg->n_exes > 0);
-	/* Before connections are registered: their next SSL call is hooked. */
-	c->last_scan_ns = c->last_full_scan_ns = now_ns();
-	tls_scan(c, true);
-	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_sample,
-				 c, NULL);
-	if (!c->rb) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot map the ring buffer: %s",
-			 strerror(errno));
-		goto cleanup;
-	}
-	map_positions(c);
-	scan_connections(c, cfg, &tcp);
 	*out = c;
 	c = NULL;
-	rc = 0;
 cleanup:
 	free(tcp.v);
 	capture_close(c);
