@@ -1400,26 +1400,15 @@ static struct capture_prog_report *report_find(struct capture_report *r,
 	return NULL;
 }
 
-/* Loads what is not refused yet, in one object; on a refusal, marks the
- * program refused and returns -EAGAIN for the caller to go on without it.
- * Returns 0 once everything left loaded. */
-static int check_round(const struct capture_config *cfg, bool sock,
-		       struct capture_report *r)
+/* Marks the programs this round loads (every one not refused in an
+ * earlier round), each with a log buffer of its own in logs, verifier
+ * statistics on. */
+static int check_prepare(struct capture_bpf *s, struct capture_report *r,
+			 char (*logs)[CHECK_LOG_BYTES])
 {
-	struct capture_bpf *s = capture_bpf__open();
-	char (*logs)[CHECK_LOG_BYTES] = NULL;
 	struct bpf_program *prog;
 	unsigned i = 0;
-	int rc;
 
-	if (!s)
-		return -errno;
-	configure(s, cfg, 4096 * 16, sock);
-	logs = calloc(sizeof(r->progs) / sizeof(r->progs[0]), sizeof(*logs));
-	if (!logs) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
 	bpf_object__for_each_program(prog, s->obj) {
 		const char *name = bpf_program__name(prog);
 		struct capture_prog_report *p = report_find(r, name);
@@ -1431,10 +1420,8 @@ static int check_round(const struct capture_config *cfg, bool sock,
 			continue;
 		}
 		if (!p) {
-			if (r->n_progs == sizeof(r->progs) / sizeof(r->progs[0])) {
-				rc = -E2BIG;
-				goto cleanup;
-			}
+			if (r->n_progs == sizeof(r->progs) / sizeof(r->progs[0]))
+				return -E2BIG;
 			p = &r->progs[r->n_progs++];
 			snprintf(p->name, sizeof(p->name), "%s", name);
 		}
@@ -1442,32 +1429,44 @@ static int check_round(const struct capture_config *cfg, bool sock,
 		bpf_program__set_log_level(prog, 4); /* BPF_LOG_STATS */
 		bpf_program__set_log_buf(prog, logs[i++], CHECK_LOG_BYTES);
 	}
-	load_log_start();
-	rc = capture_bpf__load(s);
-	load_log_stop();
-	if (rc < 0) {
-		char name[64], why[256];
-		struct capture_prog_report *p;
+	return 0;
+}
 
-		load_log_refusal(name, sizeof(name), why, sizeof(why));
-		p = report_find(r, name);
-		if (!p)
-			goto cleanup; /* not a program's refusal: say so */
-		p->loaded = false;
-		/* The kernel's words, from the program's own log. */
-		i = 0;
-		bpf_object__for_each_program(prog, s->obj) {
-			if (!bpf_program__autoload(prog))
-				continue;
-			if (!strcmp(bpf_program__name(prog), name) && logs[i][0])
-				bpfcheck_reason(logs[i], why, sizeof(why));
-			i++;
-		}
-		snprintf(p->reason, sizeof(p->reason), "%s", why);
-		rc = -EAGAIN;
-		goto cleanup;
+/* After a refused load: marks the refused program, with the kernel's
+ * words from its own log. -EAGAIN (another round), or the load's rc when
+ * the refusal is no program's. */
+static int check_refusal(struct capture_bpf *s, struct capture_report *r,
+			 char (*logs)[CHECK_LOG_BYTES], int rc)
+{
+	char name[64], why[256];
+	struct capture_prog_report *p;
+	struct bpf_program *prog;
+	unsigned i = 0;
+
+	load_log_refusal(name, sizeof(name), why, sizeof(why));
+	p = report_find(r, name);
+	if (!p)
+		return rc; /* not a program's refusal: say so */
+	p->loaded = false;
+	bpf_object__for_each_program(prog, s->obj) {
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (!strcmp(bpf_program__name(prog), name) && logs[i][0])
+			bpfcheck_reason(logs[i], why, sizeof(why));
+		i++;
 	}
-	i = 0;
+	snprintf(p->reason, sizeof(p->reason), "%s", why);
+	return -EAGAIN;
+}
+
+/* After a load: each program's instructions processed and stack, from
+ * its log and its code. */
+static void check_figures(struct capture_bpf *s, struct capture_report *r,
+			  char (*logs)[CHECK_LOG_BYTES])
+{
+	struct bpf_program *prog;
+	unsigned i = 0;
+
 	bpf_object__for_each_program(prog, s->obj) {
 		struct capture_prog_report *p;
 		struct bpfcheck_stats st;
@@ -1489,6 +1488,36 @@ static int check_round(const struct capture_config *cfg, bool sock,
 		}
 		i++;
 	}
+}
+
+/* Loads what is not refused yet, in one object; on a refusal, marks the
+ * program refused and returns -EAGAIN for the caller to go on without it.
+ * Returns 0 once everything left loaded. */
+static int check_round(const struct capture_config *cfg, bool sock,
+		       struct capture_report *r)
+{
+	struct capture_bpf *s = capture_bpf__open();
+	char (*logs)[CHECK_LOG_BYTES] = NULL;
+	int rc;
+
+	if (!s)
+		return -errno;
+	configure(s, cfg, 4096 * 16, sock);
+	logs = calloc(sizeof(r->progs) / sizeof(r->progs[0]), sizeof(*logs));
+	if (!logs) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	rc = check_prepare(s, r, logs);
+	if (rc < 0)
+		goto cleanup;
+	load_log_start();
+	rc = capture_bpf__load(s);
+	load_log_stop();
+	if (rc < 0)
+		rc = check_refusal(s, r, logs, rc);
+	else
+		check_figures(s, r, logs);
 cleanup:
 	free(logs);
 	capture_bpf__destroy(s);
