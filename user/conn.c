@@ -404,6 +404,55 @@ static void conn_final(struct conn_table *t, struct conn *c,
 		t->ops->end(t->ctx, c->state, ev->ts_ns);
 }
 
+/* A REQLINE record, checked: its shed reason from the flags, and, with
+ * SHADOW_F_AFTER_SKIP, the SKIP it carries at its end, which comes first,
+ * as its own record would have. 0, or -EINVAL for a malformed record. */
+static int feed_reqline(struct conn_table *t, const struct shadow_event *ev,
+			const void *payload)
+{
+	struct shadow_skip_before b;
+	size_t line = ev->len;
+	unsigned shed = SHADOW_SHED_NONE;
+	struct conn *c;
+
+	if (ev->flags & SHADOW_F_SHED_QUEUE)
+		shed = SHADOW_SHED_QUEUE;
+	if (ev->flags & SHADOW_F_SHED_BREAKER) {
+		if (shed)
+			return -EINVAL;
+		shed = SHADOW_SHED_BREAKER;
+	}
+	if (ev->flags & SHADOW_F_AFTER_SKIP) {
+		if (line < sizeof(b))
+			return -EINVAL;
+		line -= sizeof(b);
+		memcpy(&b, (const uint8_t *)payload + line, sizeof(b));
+		if (!b.size || b.size > UINT32_MAX)
+			return -EINVAL;
+	}
+	if (ev->dir != SHADOW_DIR_IN || !line || line > ev->size ||
+	    line > SHADOW_CHUNK_MAX)
+		return -EINVAL;
+	c = conn_for(t, ev);
+	if (!c)
+		return 0;
+	if (ev->flags & SHADOW_F_AFTER_SKIP) {
+		struct shadow_event sk = *ev;
+		struct shadow_skip last = { .last_ts_ns = b.last_ts_ns };
+
+		sk.kind = SHADOW_EV_SKIP;
+		sk.dir = SHADOW_DIR_OUT;
+		sk.flags = 0;
+		sk.offset = b.offset;
+		sk.size = b.size;
+		sk.ts_ns = b.ts_ns;
+		sk.len = sizeof(last);
+		conn_skip(t, c, &sk, &last);
+	}
+	conn_reqline(t, c, ev, payload, line, shed);
+	return 0;
+}
+
 int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		    const void *payload)
 {
@@ -448,50 +497,10 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 		if (c)
 			conn_skip(t, c, ev, payload);
 		return 0;
-	case SHADOW_EV_REQLINE: {
-		struct shadow_skip_before b;
-		size_t line = ev->len;
-		unsigned shed = SHADOW_SHED_NONE;
-
-		if (ev->flags & SHADOW_F_SHED_QUEUE)
-			shed = SHADOW_SHED_QUEUE;
-		if (ev->flags & SHADOW_F_SHED_BREAKER) {
-			if (shed)
-				goto bad;
-			shed = SHADOW_SHED_BREAKER;
-		}
-		if (ev->flags & SHADOW_F_AFTER_SKIP) {
-			if (line < sizeof(b))
-				goto bad;
-			line -= sizeof(b);
-			memcpy(&b, (const uint8_t *)payload + line, sizeof(b));
-			if (!b.size || b.size > UINT32_MAX)
-				goto bad;
-		}
-		if (ev->dir != SHADOW_DIR_IN || !line || line > ev->size ||
-		    line > SHADOW_CHUNK_MAX)
+	case SHADOW_EV_REQLINE:
+		if (feed_reqline(t, ev, payload) < 0)
 			goto bad;
-		c = conn_for(t, ev);
-		if (!c)
-			return 0;
-		if (ev->flags & SHADOW_F_AFTER_SKIP) {
-			/* The SKIP it carries comes first, as its own record
-			 * would have. */
-			struct shadow_event sk = *ev;
-			struct shadow_skip last = { .last_ts_ns = b.last_ts_ns };
-
-			sk.kind = SHADOW_EV_SKIP;
-			sk.dir = SHADOW_DIR_OUT;
-			sk.flags = 0;
-			sk.offset = b.offset;
-			sk.size = b.size;
-			sk.ts_ns = b.ts_ns;
-			sk.len = sizeof(last);
-			conn_skip(t, c, &sk, &last);
-		}
-		conn_reqline(t, c, ev, payload, line, shed);
 		return 0;
-	}
 	case SHADOW_EV_LOST:
 		t->st.lost_events += ev->offset;
 		return 0;
