@@ -249,12 +249,13 @@ else
 
 	# What an unrelated process pays per syscall, detached and attached.
 	if [ -z "$MODES" ] || [[ syscall =~ $MODES ]]; then
-		d=$(.output/tests/bench/syscall_bench | awk '{print $2}')
+		read -r d ds <<<"$(.output/tests/bench/syscall_bench | awk '{printf "%s ", $2}')"
 		start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1
-		a=$(.output/tests/bench/syscall_bench | awk '{print $2}')
+		read -r a as <<<"$(.output/tests/bench/syscall_bench | awk '{printf "%s ", $2}')"
 		stop_shadowd > /dev/null
 		echo "getppid_ns_detached: $d"
 		echo "getppid_ns_attached: $a"
+		echo "socket_round_trip_ns_other_process: $ds detached, $as attached"
 	fi
 	# The programs' own time per request, from the kernel's BPF run-time
 	# counters: steadier than the ratios, which swing with the scheduler.
