@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -428,7 +427,8 @@ static void on_exchange(void *ctx, struct exchange *x)
 {
 	struct daemon *d = ctx;
 
-	pipeline_exchange(d->pipe, x);
+	if (!pipeline_exchange(d->pipe, x))
+		http1_recycle(d->http1, x);
 }
 
 static void on_replayed(void *ctx, struct replay_job *job)
@@ -436,6 +436,41 @@ static void on_replayed(void *ctx, struct replay_job *job)
 	struct daemon *d = ctx;
 
 	pipeline_replayed(d->pipe, job);
+}
+
+/* The pipeline's replayer is replay.c. */
+static void replayer_submit(void *ctx, struct exchange *x)
+{
+	replay_submit(ctx, x);
+}
+
+static enum replay_outcome replayer_shed(void *ctx, const struct exchange *x,
+					 enum replay_outcome why)
+{
+	return replay_shed(ctx, x, why);
+}
+
+static int replayer_recheck(void *ctx, struct replay_job *job)
+{
+	return replay_recheck(ctx, job);
+}
+
+/* The other stages' counters and gauges, to the store and the metrics. */
+static void publish(struct daemon *d)
+{
+	struct capture_stats st;
+	struct pipeline_sources src = {
+		.conns = conn_table_stats(d->conns),
+		.http1 = http1_stats(d->http1),
+		.replay = replay_stats(d->replay),
+		.send_rate = replay_send_rate(d->replay),
+	};
+
+	if (d->cap) {
+		capture_get_stats(d->cap, &st);
+		src.capture = &st;
+	}
+	pipeline_publish(d->pipe, &src);
 }
 
 static void on_event(void *ctx, const struct shadow_event *ev,
@@ -536,7 +571,7 @@ static long tick(struct loop *l, long long id, void *ctx)
 
 	if (d->cap)
 		conn_table_expire(d->conns, loop_now_ns());
-	pipeline_publish(d->pipe);
+	publish(d);
 	if (d->input_done && !replay_stats(d->replay)->queued &&
 	    !replay_stats(d->replay)->inflight)
 		loop_stop(l);
@@ -680,15 +715,17 @@ static void open_store(struct daemon *d)
 {
 	const struct options *o = &d->o;
 	struct pipeline_config pc = {
-		.verbose = o->verbose,
-		.noise_recheck = o->noise_recheck,
-		.cap = d->cap,
-		.conns = d->conns,
-		.http1 = d->http1,
 		.sample = d->sample,
-		.replay = d->replay,
 		.rules = d->rules,
 		.metrics = d->metrics,
+		.replayer = {
+			.submit = replayer_submit,
+			.shed = replayer_shed,
+			.recheck = replayer_recheck,
+			.ctx = d->replay,
+		},
+		.noise_recheck = o->noise_recheck,
+		.verbose = o->verbose,
 	};
 	struct store_config sc = {
 		.path = o->store,
@@ -702,8 +739,7 @@ static void open_store(struct daemon *d)
 	if (store_open(&sc, &d->store, err, sizeof(err)) < 0)
 		die("%s", err);
 	pc.store = d->store;
-	d->pipe = pipeline_new(&pc);
-	if (!d->pipe)
+	if (pipeline_new(&pc, &d->pipe) < 0)
 		die("out of memory");
 }
 
@@ -795,7 +831,8 @@ int main(int argc, char **argv)
 {
 	static struct daemon d;
 	const struct conn_stats *cs;
-	struct pipeline_counters pc;
+	const struct pipeline_counters *pc;
+	uint64_t store_errors;
 	int sfd, drained;
 
 	parse_args(argc, argv, &d.o);
@@ -834,16 +871,18 @@ int main(int argc, char **argv)
 		loop_timer_del(d.loop, d.poll_timer);
 	}
 	drained = replay_drain(d.replay, d.o.timeout_ms + 100);
-	pipeline_publish(d.pipe);
-	pipeline_get_counters(d.pipe, &pc);
+	publish(&d);
+	pc = pipeline_counters(d.pipe);
 	cs = conn_table_stats(d.conns);
 	fprintf(stderr, "shadowd: %llu exchanges captured, %llu replayed, "
 		"%llu diverged, %llu candidate errors, %llu shed, %llu unsafe "
 		"skipped; %llu lost events, %llu gaps%s; store %s\n",
-		(unsigned long long)pc.captured, (unsigned long long)pc.replayed,
-		(unsigned long long)pc.diverged,
-		(unsigned long long)pc.cand_errors, (unsigned long long)pc.shed,
-		(unsigned long long)pc.unsafe_skipped,
+		(unsigned long long)pc->captured,
+		(unsigned long long)pc->replayed,
+		(unsigned long long)pc->diverged,
+		(unsigned long long)pc->candidate_errors,
+		(unsigned long long)pc->shed,
+		(unsigned long long)pc->unsafe_skipped,
 		(unsigned long long)cs->lost_events,
 		(unsigned long long)cs->gaps,
 		drained < 0 ? "; replays still in flight were abandoned" : "",
@@ -859,7 +898,7 @@ int main(int argc, char **argv)
 	/* The last counts, with any of exchanges the connections closed
 	 * above handed on. */
 	pipeline_flush(d.pipe);
-	pipeline_get_counters(d.pipe, &pc);
+	store_errors = pipeline_counters(d.pipe)->store_errors;
 	pipeline_free(d.pipe);
 	store_close(d.store);
 	metrics_free(d.metrics);
@@ -869,8 +908,8 @@ int main(int argc, char **argv)
 	loop_free(d.loop);
 	if (sfd >= 0)
 		close(sfd);
-	if (pc.store_errors)
+	if (store_errors)
 		fprintf(stderr, "shadowd: %llu store writes failed (see -v)\n",
-			(unsigned long long)pc.store_errors);
+			(unsigned long long)store_errors);
 	return 0;
 }
