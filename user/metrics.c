@@ -13,9 +13,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "replay.h"
+
 #define MAX_ENDPOINTS 500
 #define SLOTS 1024 /* power of two, > 2 * MAX_ENDPOINTS */
-#define N_ERROR_CLASSES 8
 
 /* Latency buckets, ms (Prometheus "le" bounds); +Inf is implied. */
 static const double buckets[] = { 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250,
@@ -31,11 +32,6 @@ struct histogram {
 struct endpoint {
 	char *name; /* NULL: empty slot */
 	uint64_t c[STORE_N_COUNTERS];
-};
-
-static const char *const error_classes[N_ERROR_CLASSES] = {
-	"refused", "timeout", "reset", "bad_url", "tls", "breaker_open",
-	"protocol", "other",
 };
 
 static const char *const gauge_names[METRICS_N_GAUGES][3] = {
@@ -84,7 +80,7 @@ struct metrics {
 	size_t n_endpoints;
 	struct endpoint other; /* past MAX_ENDPOINTS */
 	struct histogram primary, candidate;
-	uint64_t errors[N_ERROR_CLASSES];
+	uint64_t errors[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	double gauges[METRICS_N_GAUGES];
 	struct MHD_Daemon *mhd;
 };
@@ -164,12 +160,11 @@ void metrics_latency(struct metrics *m, double primary_ms, double candidate_ms)
 
 void metrics_candidate_error(struct metrics *m, const char *class_name)
 {
-	size_t i = 0;
+	size_t i;
 
 	if (!m)
 		return;
-	while (i < N_ERROR_CLASSES - 1 && strcmp(error_classes[i], class_name))
-		i++;
+	i = replay_error_class(class_name) - REPLAY_ERR_CLASS_FIRST;
 	pthread_mutex_lock(&m->lock);
 	m->errors[i]++;
 	pthread_mutex_unlock(&m->lock);
@@ -283,9 +278,10 @@ char *metrics_render(struct metrics *m)
 	put(&t, "# HELP request_shadow_candidate_errors_by_class_total "
 	    "Candidate errors by class (never counted as divergences).\n"
 	    "# TYPE request_shadow_candidate_errors_by_class_total counter\n");
-	for (int i = 0; i < N_ERROR_CLASSES; i++)
+	for (int i = 0; i < REPLAY_N_ERROR_CLASSES; i++)
 		put(&t, "request_shadow_candidate_errors_by_class_total"
-		    "{class=\"%s\"} %llu\n", error_classes[i],
+		    "{class=\"%s\"} %llu\n",
+		    replay_error_name(REPLAY_ERR_CLASS_FIRST + i),
 		    (unsigned long long)m->errors[i]);
 	for (int g = 0; g < METRICS_N_GAUGES; g++)
 		put(&t, "# HELP request_shadow_%s %s\n# TYPE request_shadow_%s "

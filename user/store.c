@@ -18,6 +18,7 @@
 
 #include "diff.h"
 #include "divergence.h"
+#include "replay.h"
 #include "util/hist.h"
 
 /* 'SHDW': set on every store so a foreign SQLite file is recognised. */
@@ -53,11 +54,6 @@ static const char *const counter_names[N_SLOTS] = {
 	[STORE_UNSAFE_SKIPPED] = "unsafe_skipped",
 	[STORE_NOISE_SUPPRESSED] = "noise_suppressed",
 	[C_EVICTED] = "evicted",
-};
-
-const char *const store_error_classes[STORE_N_ERROR_CLASSES] = {
-	"refused", "timeout", "reset", "bad_url", "tls", "breaker_open",
-	"protocol", "other",
 };
 
 static const char *const capture_names[STORE_N_CAPTURE] = {
@@ -188,7 +184,7 @@ static void map_free(struct map *m, void (*free_val)(void *))
 struct ep {
 	const char *name; /* the map key */
 	uint64_t d[N_SLOTS];
-	uint64_t err[STORE_N_ERROR_CLASSES];
+	uint64_t err[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	struct hist *lat[2]; /* primary, candidate; allocated on first use */
 	bool dirty;
 };
@@ -1223,7 +1219,7 @@ int store_latency(struct store *s, const char *endpoint, double primary_ms,
 int store_candidate_error(struct store *s, const char *endpoint,
 			  const char *class_name)
 {
-	size_t k = STORE_N_ERROR_CLASSES - 1;
+	size_t k = replay_error_class(class_name) - REPLAY_ERR_CLASS_FIRST;
 	struct ep *e;
 
 	if (!s)
@@ -1233,9 +1229,6 @@ int store_candidate_error(struct store *s, const char *endpoint,
 	e = ep_get(s, endpoint);
 	if (!e)
 		return -ENOMEM;
-	for (size_t i = 0; class_name && i < STORE_N_ERROR_CLASSES; i++)
-		if (!strcmp(class_name, store_error_classes[i]))
-			k = i;
 	e->err[k]++;
 	e->d[STORE_CANDIDATE_ERRORS]++;
 	e->dirty = s->dirty = true;
@@ -1331,11 +1324,12 @@ static int write_ep(struct store *s, struct ep *e)
 	for (int c = 0; !rc && c < N_SLOTS; c++)
 		if (e->d[c])
 			rc = write_counter(s, e->name, counter_names[c], e->d[c]);
-	for (int k = 0; !rc && k < STORE_N_ERROR_CLASSES; k++) {
+	for (int k = 0; !rc && k < REPLAY_N_ERROR_CLASSES; k++) {
 		if (!e->err[k])
 			continue;
 		sqlite3_bind_text(s->up_err, 1, e->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->up_err, 2, store_error_classes[k], -1,
+		sqlite3_bind_text(s->up_err, 2,
+				  replay_error_name(REPLAY_ERR_CLASS_FIRST + k), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(s->up_err, 3, (int64_t)e->err[k]);
 		rc = step_reset(s->up_err);
@@ -1638,8 +1632,10 @@ static int stats_ep_details(struct store *s, json_t *o)
 	json_object_set_new(o, "primary_latency_ms", quantiles(&h[0]));
 	json_object_set_new(o, "candidate_latency_ms", quantiles(&h[1]));
 
-	for (int k = 0; k < STORE_N_ERROR_CLASSES; k++)
-		json_object_set_new(classes, store_error_classes[k], json_integer(0));
+	for (int k = 0; k < REPLAY_N_ERROR_CLASSES; k++)
+		json_object_set_new(classes,
+				    replay_error_name(REPLAY_ERR_CLASS_FIRST + k),
+				    json_integer(0));
 	rc = sqlite3_prepare_v2(s->db, "SELECT class, count FROM errors"
 				" WHERE endpoint = ?", -1, &st, NULL);
 	if (rc != SQLITE_OK)

@@ -58,11 +58,6 @@ enum store_counter {
 /* "captured", "diverged_status", ...: the stats --json key of a counter. */
 const char *store_counter_name(enum store_counter c);
 
-/* The candidate error classes store_candidate_error() knows; any other
- * name is counted as "other". */
-extern const char *const store_error_classes[];
-#define STORE_N_ERROR_CLASSES 8
-
 /*
  * Opens (creating it mode 0600 when missing) and migrates the store at
  * cfg->path for writing. cfg is copied. On success *out is the caller's
@@ -106,8 +101,8 @@ int store_count(struct store *s, const char *endpoint, enum store_counter c,
 int store_latency(struct store *s, const char *endpoint, double primary_ms,
 		  double candidate_ms) __attribute__((warn_unused_result));
 
-/* Counts one candidate error of class_name (one of store_error_classes,
- * anything else is "other"). Also bumps STORE_CANDIDATE_ERRORS. 0 or -errno. */
+/* Counts one candidate error of class_name (a replay_error_name() of
+ * replay.h's classes, anything else is "other"). Also bumps STORE_CANDIDATE_ERRORS. 0 or -errno. */
 int store_candidate_error(struct store *s, const char *endpoint,
 			  const char *class_name) __attribute__((warn_unused_result));
 
