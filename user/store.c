@@ -41,20 +41,12 @@
 #define C_EVICTED STORE_N_COUNTERS
 #define N_SLOTS (STORE_N_COUNTERS + 1)
 
-static const char *const counter_names[N_SLOTS] = {
-	[STORE_CAPTURED] = "captured",
-	[STORE_SAMPLED] = "sampled",
-	[STORE_REPLAYED] = "replayed",
-	[STORE_DIVERGED] = "diverged",
-	[STORE_DIVERGED_STATUS] = "diverged_status",
-	[STORE_DIVERGED_HEADERS] = "diverged_headers",
-	[STORE_DIVERGED_BODY] = "diverged_body",
-	[STORE_CANDIDATE_ERRORS] = "candidate_errors",
-	[STORE_SHED] = "shed",
-	[STORE_UNSAFE_SKIPPED] = "unsafe_skipped",
-	[STORE_NOISE_SUPPRESSED] = "noise_suppressed",
-	[C_EVICTED] = "evicted",
-};
+/* A counter slot's stats key: the public counters' (store_counter.h),
+ * then "evicted". */
+static const char *slot_name(int c)
+{
+	return c == C_EVICTED ? "evicted" : store_counter_name(c);
+}
 
 static const char *const capture_names[STORE_N_CAPTURE] = {
 	"lost_events", "gaps", "parse_errors", "truncated", "tls_undecoded",
@@ -245,11 +237,6 @@ struct store {
 	sqlite3_stmt *ins_rec, *del_rec, *up_sig, *up_cnt, *up_lat, *up_err,
 		*up_fld, *up_cap, *up_meta;
 };
-
-const char *store_counter_name(enum store_counter c)
-{
-	return (unsigned)c < STORE_N_COUNTERS ? counter_names[c] : "unknown";
-}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -1323,7 +1310,7 @@ static int write_ep(struct store *s, struct ep *e)
 
 	for (int c = 0; !rc && c < N_SLOTS; c++)
 		if (e->d[c])
-			rc = write_counter(s, e->name, counter_names[c], e->d[c]);
+			rc = write_counter(s, e->name, slot_name(c), e->d[c]);
 	for (int k = 0; !rc && k < REPLAY_N_ERROR_CLASSES; k++) {
 		if (!e->err[k])
 			continue;
@@ -1573,7 +1560,7 @@ static json_t *stats_ep(json_t *eps, struct map *idx, const char *name)
 		return NULL;
 	json_object_set_new(o, "endpoint", json_string(name));
 	for (int c = 0; c < N_SLOTS; c++)
-		json_object_set_new(o, counter_names[c], json_integer(0));
+		json_object_set_new(o, slot_name(c), json_integer(0));
 	if (json_array_append_new(eps, o) || !map_insert(idx, name, o))
 		return NULL;
 	return o;
@@ -1711,7 +1698,7 @@ json_t *store_stats(struct store *s)
 	if (!totals || !capture || !eps)
 		goto fail;
 	for (int c = 0; c < N_SLOTS; c++)
-		json_object_set_new(totals, counter_names[c], json_integer(0));
+		json_object_set_new(totals, slot_name(c), json_integer(0));
 	for (int c = 0; c < STORE_N_CAPTURE; c++)
 		json_object_set_new(capture, capture_names[c], json_integer(0));
 
@@ -1734,7 +1721,7 @@ json_t *store_stats(struct store *s)
 		if (!name)
 			continue;
 		for (int c = 0; c < N_SLOTS; c++) {
-			if (strcmp(name, counter_names[c]))
+			if (strcmp(name, slot_name(c)))
 				continue;
 			add_int(o, name, v);
 			add_int(totals, name, v);

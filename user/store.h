@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store_counter.h"
+
 /* The schema version this build writes and reads (PRAGMA user_version). */
 #define STORE_SCHEMA_VERSION 1
 #define STORE_DEFAULT_MAX_RECORDS 10000
@@ -39,24 +41,6 @@ struct store_config {
 	const char *const *redact;  /* extra header names to redact */
 	size_t n_redact;
 };
-
-enum store_counter {
-	STORE_CAPTURED,
-	STORE_SAMPLED,
-	STORE_REPLAYED,
-	STORE_DIVERGED,
-	STORE_DIVERGED_STATUS,
-	STORE_DIVERGED_HEADERS,
-	STORE_DIVERGED_BODY,
-	STORE_CANDIDATE_ERRORS,
-	STORE_SHED,
-	STORE_UNSAFE_SKIPPED,
-	STORE_NOISE_SUPPRESSED,
-	STORE_N_COUNTERS
-};
-
-/* "captured", "diverged_status", ...: the stats --json key of a counter. */
-const char *store_counter_name(enum store_counter c);
 
 /*
  * Opens (creating it mode 0600 when missing) and migrates the store at

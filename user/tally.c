@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "metrics.h"
+#include "store.h"
 
 /* Distinct endpoints held between two emptyings; a power of two. More
  * than the metrics keep (500), so a full table is rare. */

@@ -21,9 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store_counter.h"
 
 struct metrics;
+struct store;
 struct tally;
 
 /* Returns an empty tally feeding s and m (borrowed until tally_free();
