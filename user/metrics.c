@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "endpoint.h"
 #include "replay.h"
 
-#define MAX_ENDPOINTS 500
-#define SLOTS 1024 /* power of two, > 2 * MAX_ENDPOINTS */
+#define SLOTS 1024 /* a power of two */
+_Static_assert(SLOTS > 2 * ENDPOINT_MAX_COUNTED,
+	       "the endpoint table stays at most half full");
 
 /* Latency buckets, ms (Prometheus "le" bounds); +Inf is implied. */
 static const double buckets[] = { 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250,
@@ -78,7 +80,7 @@ struct metrics {
 	pthread_mutex_t lock;
 	struct endpoint slots[SLOTS];
 	size_t n_endpoints;
-	struct endpoint other; /* past MAX_ENDPOINTS */
+	struct endpoint other; /* past ENDPOINT_MAX_COUNTED */
 	struct histogram primary, candidate;
 	uint64_t errors[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	double gauges[METRICS_N_GAUGES];
@@ -92,7 +94,7 @@ struct metrics *metrics_new(void)
 	if (!m)
 		return NULL;
 	pthread_mutex_init(&m->lock, NULL);
-	m->other.name = "other";
+	m->other.name = ENDPOINT_OTHER;
 	return m;
 }
 
@@ -112,7 +114,7 @@ static struct endpoint *endpoint_get(struct metrics *m, const char *name)
 		struct endpoint *e = &m->slots[i];
 
 		if (!e->name) {
-			if (m->n_endpoints >= MAX_ENDPOINTS)
+			if (m->n_endpoints >= ENDPOINT_MAX_COUNTED)
 				return &m->other;
 			e->name = strdup(name);
 			if (!e->name)
@@ -131,7 +133,7 @@ void metrics_count(struct metrics *m, const char *endpoint,
 	if (!m || c >= STORE_N_COUNTERS)
 		return;
 	pthread_mutex_lock(&m->lock);
-	endpoint_get(m, endpoint ? endpoint : "")->c[c] += n;
+	endpoint_get(m, endpoint && *endpoint ? endpoint : ENDPOINT_NONE)->c[c] += n;
 	pthread_mutex_unlock(&m->lock);
 }
 

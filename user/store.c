@@ -18,6 +18,7 @@
 
 #include "diff.h"
 #include "divergence.h"
+#include "endpoint.h"
 #include "replay.h"
 #include "util/hist.h"
 
@@ -28,9 +29,6 @@
 /* A failing disk must not eat the daemon's memory: past this many queued
  * records new ones are dropped (and store_put says so). */
 #define STORE_PENDING_HARD_MAX (16 * STORE_BATCH_MAX)
-/* Distinct endpoints tracked; more land in STORE_OTHER_ENDPOINT. */
-#define STORE_MAX_ENDPOINTS 10000
-#define STORE_OTHER_ENDPOINT "(other)"
 /* Distinct (endpoint, path) field counts queued before a flush is forced. */
 #define STORE_FIELDS_MAX 65536
 /* Header names and body paths that make up a signature, at most. */
@@ -340,12 +338,12 @@ static struct ep *ep_get(struct store *s, const char *name)
 	struct ep *e;
 
 	if (!name || !*name)
-		name = "(none)";
+		name = ENDPOINT_NONE;
 	me = map_find(&s->eps, name);
 	if (me)
 		return me->val;
-	if (s->eps.n >= STORE_MAX_ENDPOINTS) {
-		name = STORE_OTHER_ENDPOINT;
+	if (s->eps.n >= ENDPOINT_MAX_COUNTED) {
+		name = ENDPOINT_OTHER;
 		me = map_find(&s->eps, name);
 		if (me)
 			return me->val;
@@ -1121,7 +1119,7 @@ int store_put(struct store *s, json_t *record)
 	divergence_redact(record, (const char *const *)s->redact, s->n_redact);
 	endpoint = json_string_value(json_object_get(record, "endpoint"));
 	if (!endpoint || !*endpoint)
-		endpoint = "(none)";
+		endpoint = ENDPOINT_NONE;
 	g = sig_of(s, record, endpoint);
 	if (!g || sig_push_id(g, s->next_id))
 		goto cleanup;
@@ -1235,7 +1233,7 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 	if (!s->writer)
 		return -EROFS;
 	if (!endpoint || !*endpoint)
-		endpoint = "(none)";
+		endpoint = ENDPOINT_NONE;
 	if (s->fields.n >= STORE_FIELDS_MAX) {
 		rc = store_flush(s);
 		if (rc)
@@ -1715,7 +1713,7 @@ json_t *store_stats(struct store *s)
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		int64_t v = sqlite3_column_int64(st, 2);
 
-		o = stats_ep(eps, &idx, ep ? ep : "(none)");
+		o = stats_ep(eps, &idx, ep ? ep : ENDPOINT_NONE);
 		if (!o)
 			goto fail;
 		if (!name)
