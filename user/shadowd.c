@@ -491,9 +491,8 @@ static void on_event(void *ctx, const struct shadow_event *ev,
 
 /* While records flow, the ring buffer is drained every millisecond: the
  * daemon then runs in short bursts, and a core it takes from the primary
- * is given back sooner. Measured with the 500 ms candidate row of make
- * bench: the primary's p99 3.4-3.9 ms with 10 ms batches, 2.5-2.6 ms with
- * 1 ms ones, for ~20% more daemon CPU per exchange. */
+ * is given back sooner. That lowers the primary's p99 more than the extra
+ * wakeups cost the daemon (docs/benchmarks.md has the figures). */
 #define POLL_BUSY_MS 1
 
 /* Tells the kernel what the replayer would shed now (a full queue, an
