@@ -31,7 +31,7 @@ struct histogram {
 	double sum;
 };
 
-struct endpoint {
+struct metrics_endpoint {
 	char *name; /* NULL: empty slot */
 	uint64_t c[STORE_N_COUNTERS];
 };
@@ -78,9 +78,9 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 
 struct metrics {
 	pthread_mutex_t lock;
-	struct endpoint slots[SLOTS];
+	struct metrics_endpoint slots[SLOTS];
 	size_t n_endpoints;
-	struct endpoint other; /* past ENDPOINT_MAX_COUNTED */
+	struct metrics_endpoint other; /* past ENDPOINT_MAX_COUNTED */
 	struct histogram primary, candidate;
 	uint64_t errors[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	double gauges[METRICS_N_GAUGES];
@@ -108,10 +108,10 @@ static uint32_t hash_str(const char *s)
 }
 
 /* The endpoint's counters; called with the lock held. */
-static struct endpoint *endpoint_get(struct metrics *m, const char *name)
+static struct metrics_endpoint *endpoint_get(struct metrics *m, const char *name)
 {
 	for (uint32_t i = hash_str(name) & (SLOTS - 1);; i = (i + 1) & (SLOTS - 1)) {
-		struct endpoint *e = &m->slots[i];
+		struct metrics_endpoint *e = &m->slots[i];
 
 		if (!e->name) {
 			if (m->n_endpoints >= ENDPOINT_MAX_COUNTED)
@@ -267,7 +267,7 @@ char *metrics_render(struct metrics *m)
 		    "endpoint (see shadow-dump stats).\n", name, name);
 		put(&t, "# TYPE request_shadow_%s_total counter\n", name);
 		for (size_t i = 0; i <= SLOTS; i++) {
-			const struct endpoint *e = i < SLOTS ? &m->slots[i] :
+			const struct metrics_endpoint *e = i < SLOTS ? &m->slots[i] :
 							       &m->other;
 
 			if (!e->name || (i == SLOTS && !e->c[c]))
