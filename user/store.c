@@ -21,6 +21,7 @@
 #include "endpoint.h"
 #include "replay.h"
 #include "util/hist.h"
+#include "util/strmap.h"
 
 /* 'SHDW': set on every store so a foreign SQLite file is recognised. */
 #define STORE_APP_ID 0x53484457
@@ -81,93 +82,6 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	" WITHOUT ROWID;",
 };
 
-/* ---- a small string-keyed hash map (chained) ---- */
-
-struct map_ent {
-	struct map_ent *next;
-	uint64_t h;
-	void *val;
-	char key[];
-};
-
-struct map {
-	struct map_ent **b;
-	size_t nb, n;
-};
-
-static struct map_ent *map_find(const struct map *m, const char *key)
-{
-	uint64_t h;
-
-	if (!m->nb)
-		return NULL;
-	h = XXH3_64bits(key, strlen(key));
-	for (struct map_ent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
-		if (e->h == h && !strcmp(e->key, key))
-			return e;
-	return NULL;
-}
-
-/* Inserts key (copied) with val; the key must not be present. NULL on ENOMEM. */
-static struct map_ent *map_insert(struct map *m, const char *key, void *val)
-{
-	size_t klen = strlen(key);
-	struct map_ent *e;
-
-	if (m->n >= m->nb) {
-		size_t nb = m->nb ? m->nb * 2 : 64;
-		struct map_ent **b = calloc(nb, sizeof(*b));
-
-		if (!b)
-			return NULL;
-		for (size_t i = 0; i < m->nb; i++) {
-			while (m->b[i]) {
-				e = m->b[i];
-				m->b[i] = e->next;
-				e->next = b[e->h & (nb - 1)];
-				b[e->h & (nb - 1)] = e;
-			}
-		}
-		free(m->b);
-		m->b = b;
-		m->nb = nb;
-	}
-	e = malloc(sizeof(*e) + klen + 1);
-	if (!e)
-		return NULL;
-	memcpy(e->key, key, klen + 1);
-	e->h = XXH3_64bits(key, klen);
-	e->val = val;
-	e->next = m->b[e->h & (m->nb - 1)];
-	m->b[e->h & (m->nb - 1)] = e;
-	m->n++;
-	return e;
-}
-
-/* Frees every entry (and its value with free_val, when given). */
-static void map_clear(struct map *m, void (*free_val)(void *))
-{
-	for (size_t i = 0; i < m->nb; i++) {
-		while (m->b[i]) {
-			struct map_ent *e = m->b[i];
-
-			m->b[i] = e->next;
-			if (free_val)
-				free_val(e->val);
-			free(e);
-		}
-	}
-	m->n = 0;
-}
-
-static void map_free(struct map *m, void (*free_val)(void *))
-{
-	map_clear(m, free_val);
-	free(m->b);
-	m->b = NULL;
-	m->nb = 0;
-}
-
 /* ---- in-memory state of the writer ---- */
 
 /* Per endpoint: deltas not yet written. */
@@ -213,7 +127,7 @@ struct store {
 	char **redact;
 	size_t n_redact;
 
-	struct map eps, sigs, fields;
+	struct strmap eps, sigs, fields;
 	size_t n_records; /* kept records, written or queued */
 	int64_t next_id;
 
@@ -334,24 +248,24 @@ static void free_field(void *p)
 /* The endpoint's delta slot, created on first use; NULL on ENOMEM. */
 static struct ep *ep_get(struct store *s, const char *name)
 {
-	struct map_ent *me;
+	struct strmap_ent *me;
 	struct ep *e;
 
 	if (!name || !*name)
 		name = ENDPOINT_NONE;
-	me = map_find(&s->eps, name);
+	me = strmap_find(&s->eps, name);
 	if (me)
 		return me->val;
 	if (s->eps.n >= ENDPOINT_MAX_COUNTED) {
 		name = ENDPOINT_OTHER;
-		me = map_find(&s->eps, name);
+		me = strmap_find(&s->eps, name);
 		if (me)
 			return me->val;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	me = map_insert(&s->eps, name, e);
+	me = strmap_insert(&s->eps, name, e);
 	if (!me) {
 		free(e);
 		return NULL;
@@ -507,10 +421,10 @@ static char *dup_col(sqlite3_stmt *st, int col)
 static struct sig *sig_lookup(struct store *s, int64_t hash)
 {
 	char key[24];
-	struct map_ent *me;
+	struct strmap_ent *me;
 
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)hash);
-	me = map_find(&s->sigs, key);
+	me = strmap_find(&s->sigs, key);
 	return me ? me->val : NULL;
 }
 
@@ -768,10 +682,10 @@ void store_close(struct store *s)
 	free(s->pend);
 	free(s->dels);
 	free(s->dump_buf);
-	map_free(&s->eps, free_ep);
-	map_free(&s->sigs, free_sig);
+	strmap_free(&s->eps, free_ep);
+	strmap_free(&s->sigs, free_sig);
 	free(s->heap);
-	map_free(&s->fields, free_field);
+	strmap_free(&s->fields, free_field);
 	for (size_t i = 0; i < s->n_redact; i++)
 		free(s->redact[i]);
 	free(s->redact);
@@ -958,7 +872,7 @@ static int sig_insert(struct store *s, struct sig *g)
 		s->cap_heap = cap;
 	}
 	if (!g->endpoint || !g->header_names || !g->paths ||
-	    !map_insert(&s->sigs, key, g))
+	    !strmap_insert(&s->sigs, key, g))
 		goto fail;
 	g->heap_idx = s->n_heap;
 	s->heap[s->n_heap++] = g;
@@ -1223,7 +1137,7 @@ int store_candidate_error(struct store *s, const char *endpoint,
 int store_field(struct store *s, const char *endpoint, const char *path,
 		bool noise)
 {
-	struct map_ent *me;
+	struct strmap_ent *me;
 	struct field *f;
 	char *key;
 	int rc;
@@ -1244,7 +1158,7 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 	if (path[0] != '$')
 		for (char *k = key + strlen(endpoint) + 1; *k; k++)
 			*k = (char)tolower((unsigned char)*k);
-	me = map_find(&s->fields, key);
+	me = strmap_find(&s->fields, key);
 	if (!me) {
 		f = calloc(1, sizeof(*f));
 		if (f) {
@@ -1252,7 +1166,7 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 			f->path = strdup(key + strlen(endpoint) + 1);
 		}
 		if (!f || !f->endpoint || !f->path ||
-		    !(me = map_insert(&s->fields, key, f))) {
+		    !(me = strmap_insert(&s->fields, key, f))) {
 			free_field(f);
 			free(key);
 			return -ENOMEM;
@@ -1375,15 +1289,15 @@ static int write_all(struct store *s)
 		rc = step_reset(s->ins_rec);
 	}
 	for (size_t i = 0; !rc && i < s->sigs.nb; i++)
-		for (struct map_ent *me = s->sigs.b[i]; !rc && me; me = me->next)
+		for (struct strmap_ent *me = s->sigs.b[i]; !rc && me; me = me->next)
 			if (((struct sig *)me->val)->count_delta)
 				rc = write_sig(s, me->val);
 	for (size_t i = 0; !rc && i < s->eps.nb; i++)
-		for (struct map_ent *me = s->eps.b[i]; !rc && me; me = me->next)
+		for (struct strmap_ent *me = s->eps.b[i]; !rc && me; me = me->next)
 			if (((struct ep *)me->val)->dirty)
 				rc = write_ep(s, me->val);
 	for (size_t i = 0; !rc && i < s->fields.nb; i++) {
-		for (struct map_ent *me = s->fields.b[i]; !rc && me; me = me->next) {
+		for (struct strmap_ent *me = s->fields.b[i]; !rc && me; me = me->next) {
 			struct field *f = me->val;
 
 			sqlite3_bind_text(s->up_fld, 1, f->endpoint, -1, SQLITE_STATIC);
@@ -1415,14 +1329,14 @@ static void flushed(struct store *s)
 	s->n_pend = 0;
 	s->n_dels = 0;
 	for (size_t i = 0; i < s->sigs.nb; i++)
-		for (struct map_ent *me = s->sigs.b[i]; me; me = me->next) {
+		for (struct strmap_ent *me = s->sigs.b[i]; me; me = me->next) {
 			struct sig *g = me->val;
 
 			g->count_delta = 0;
 			g->first_ms = g->last_ms = 0;
 		}
 	for (size_t i = 0; i < s->eps.nb; i++)
-		for (struct map_ent *me = s->eps.b[i]; me; me = me->next) {
+		for (struct strmap_ent *me = s->eps.b[i]; me; me = me->next) {
 			struct ep *e = me->val;
 
 			if (!e->dirty)
@@ -1434,7 +1348,7 @@ static void flushed(struct store *s)
 					hist_init(e->lat[k]);
 			e->dirty = false;
 		}
-	map_clear(&s->fields, free_field);
+	strmap_clear(&s->fields, free_field);
 	s->cap_dirty = false;
 	s->dirty = false;
 }
@@ -1549,9 +1463,9 @@ int64_t store_last_id(struct store *s)
 }
 
 /* The per-endpoint object of stats, created with every counter at 0. */
-static json_t *stats_ep(json_t *eps, struct map *idx, const char *name)
+static json_t *stats_ep(json_t *eps, struct strmap *idx, const char *name)
 {
-	struct map_ent *me = map_find(idx, name);
+	struct strmap_ent *me = strmap_find(idx, name);
 	json_t *o;
 
 	if (me)
@@ -1562,7 +1476,7 @@ static json_t *stats_ep(json_t *eps, struct map *idx, const char *name)
 	json_object_set_new(o, "endpoint", json_string(name));
 	for (int c = 0; c < N_SLOTS; c++)
 		json_object_set_new(o, slot_name(c), json_integer(0));
-	if (json_array_append_new(eps, o) || !map_insert(idx, name, o))
+	if (json_array_append_new(eps, o) || !strmap_insert(idx, name, o))
 		return NULL;
 	return o;
 }
@@ -1686,7 +1600,7 @@ static double rate_of(const json_t *counters)
 json_t *store_stats(struct store *s)
 {
 	json_t *out = NULL, *totals = NULL, *capture = NULL, *eps = NULL, *o;
-	struct map idx = { 0 };
+	struct strmap idx = { 0 };
 	sqlite3_stmt *st = NULL;
 	size_t i;
 	int rc;
@@ -1774,11 +1688,11 @@ json_t *store_stats(struct store *s)
 	json_object_set_new(totals, "divergence_rate", json_real(rate_of(totals)));
 	out = json_pack("{s o s o s o}", "totals", totals, "capture", capture,
 			"endpoints", eps);
-	map_free(&idx, NULL);
+	strmap_free(&idx, NULL);
 	return out;
 fail:
 	sqlite3_finalize(st);
-	map_free(&idx, NULL);
+	strmap_free(&idx, NULL);
 	json_decref(totals);
 	json_decref(capture);
 	json_decref(eps);
