@@ -15,10 +15,9 @@
 
 #include "endpoint.h"
 #include "replay.h"
+#include "util/dbuf.h"
+#include "util/strmap.h"
 
-#define SLOTS 1024 /* a power of two */
-_Static_assert(SLOTS > 2 * ENDPOINT_MAX_COUNTED,
-	       "the endpoint table stays at most half full");
 
 /* Latency buckets, ms (Prometheus "le" bounds); +Inf is implied. */
 static const double buckets[] = { 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250,
@@ -32,7 +31,7 @@ struct histogram {
 };
 
 struct metrics_endpoint {
-	char *name; /* NULL: empty slot */
+	const char *name; /* the index's key */
 	uint64_t c[STORE_N_COUNTERS];
 };
 
@@ -78,8 +77,10 @@ static const char *const gauge_names[METRICS_N_GAUGES][3] = {
 
 struct metrics {
 	pthread_mutex_t lock;
-	struct metrics_endpoint slots[SLOTS];
+	/* In the order they were first counted, found by name in index. */
+	struct metrics_endpoint eps[ENDPOINT_MAX_COUNTED];
 	size_t n_endpoints;
+	struct strmap index;
 	struct metrics_endpoint other; /* past ENDPOINT_MAX_COUNTED */
 	struct histogram primary, candidate;
 	uint64_t errors[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
@@ -98,33 +99,23 @@ struct metrics *metrics_new(void)
 	return m;
 }
 
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 /* The endpoint's counters; called with the lock held. */
 static struct metrics_endpoint *endpoint_get(struct metrics *m, const char *name)
 {
-	for (uint32_t i = hash_str(name) & (SLOTS - 1);; i = (i + 1) & (SLOTS - 1)) {
-		struct metrics_endpoint *e = &m->slots[i];
+	struct strmap_ent *me = strmap_find(&m->index, name);
+	struct metrics_endpoint *e;
 
-		if (!e->name) {
-			if (m->n_endpoints >= ENDPOINT_MAX_COUNTED)
-				return &m->other;
-			e->name = strdup(name);
-			if (!e->name)
-				return &m->other;
-			m->n_endpoints++;
-			return e;
-		}
-		if (strcmp(e->name, name) == 0)
-			return e;
-	}
+	if (me)
+		return me->val;
+	if (m->n_endpoints >= ENDPOINT_MAX_COUNTED)
+		return &m->other;
+	e = &m->eps[m->n_endpoints];
+	me = strmap_insert(&m->index, name, e);
+	if (!me)
+		return &m->other;
+	e->name = me->key;
+	m->n_endpoints++;
+	return e;
 }
 
 void metrics_count(struct metrics *m, const char *endpoint,
@@ -181,43 +172,23 @@ void metrics_set(struct metrics *m, enum metrics_gauge g, double v)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* The page being rendered: a dbuf, and whether any append failed (the
+ * page is then not served). */
 struct text {
-	char *p;
-	size_t n, cap;
+	struct dbuf b;
 	bool failed;
 };
 
 static void put(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
-	int need;
 
 	if (t->failed)
 		return;
-	for (;;) {
-		va_start(ap, fmt);
-		need = vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
-		va_end(ap);
-		if (need < 0) {
-			t->failed = true;
-			return;
-		}
-		if ((size_t)need < t->cap - t->n) {
-			t->n += need;
-			return;
-		}
-		{
-			size_t cap = (t->cap + need) * 2;
-			char *p = realloc(t->p, cap);
-
-			if (!p) {
-				t->failed = true;
-				return;
-			}
-			t->p = p;
-			t->cap = cap;
-		}
-	}
+	va_start(ap, fmt);
+	if (dbuf_vaddf(&t->b, fmt, ap) < 0)
+		t->failed = true;
+	va_end(ap);
 }
 
 /* Prometheus label values escape backslash, quote and newline. */
@@ -254,11 +225,8 @@ static void put_histogram(struct text *t, const char *name, const char *help,
 
 char *metrics_render(struct metrics *m)
 {
-	struct text t = { .cap = 16384 };
+	struct text t = { .b = DBUF_INIT(SIZE_MAX) };
 
-	t.p = malloc(t.cap);
-	if (!t.p)
-		return NULL;
 	pthread_mutex_lock(&m->lock);
 	for (int c = 0; c < STORE_N_COUNTERS; c++) {
 		const char *name = store_counter_name(c);
@@ -266,11 +234,11 @@ char *metrics_render(struct metrics *m)
 		put(&t, "# HELP request_shadow_%s_total Exchanges %s, per "
 		    "endpoint (see shadow-dump stats).\n", name, name);
 		put(&t, "# TYPE request_shadow_%s_total counter\n", name);
-		for (size_t i = 0; i <= SLOTS; i++) {
-			const struct metrics_endpoint *e = i < SLOTS ? &m->slots[i] :
-							       &m->other;
+		for (size_t i = 0; i <= m->n_endpoints; i++) {
+			const struct metrics_endpoint *e =
+				i < m->n_endpoints ? &m->eps[i] : &m->other;
 
-			if (!e->name || (i == SLOTS && !e->c[c]))
+			if (i == m->n_endpoints && !e->c[c])
 				continue;
 			put(&t, "request_shadow_%s_total{endpoint=\"", name);
 			put_label(&t, e->name);
@@ -297,11 +265,11 @@ char *metrics_render(struct metrics *m)
 		      "Candidate latency: replay sent to response complete.",
 		      &m->candidate);
 	pthread_mutex_unlock(&m->lock);
-	if (t.failed) {
-		free(t.p);
+	if (t.failed || !t.b.p) {
+		dbuf_free(&t.b);
 		return NULL;
 	}
-	return t.p;
+	return dbuf_take(&t.b, NULL);
 }
 
 static enum MHD_Result serve(void *cls, struct MHD_Connection *conn,
@@ -410,8 +378,7 @@ void metrics_free(struct metrics *m)
 		return;
 	if (m->mhd)
 		MHD_stop_daemon(m->mhd);
-	for (size_t i = 0; i < SLOTS; i++)
-		free(m->slots[i].name);
+	strmap_free(&m->index, NULL);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -61,7 +61,8 @@ void metrics_latency(struct metrics *m, double primary_ms, double candidate_ms);
 /* Counts a candidate error of a class ("timeout", ...). */
 void metrics_candidate_error(struct metrics *m, const char *class_name);
 void metrics_set(struct metrics *m, enum metrics_gauge g, double v);
-/* Renders the exposition text; the caller frees it. NULL on ENOMEM. */
+/* Renders the exposition text, each counter's endpoints in the order they
+ * were first counted; the caller frees it. NULL on ENOMEM. */
 char *metrics_render(struct metrics *m);
 
 /* Splits "ADDR:PORT" into a sockaddr. 0 or -EINVAL. Shared with flag

@@ -57,28 +57,39 @@ int dbuf_addc(struct dbuf *b, char c)
 	return dbuf_add(b, &c, 1);
 }
 
+int dbuf_vaddf(struct dbuf *b, const char *fmt, va_list ap)
+{
+	char small[256];
+	char *big;
+	va_list again;
+	int n, rc;
+
+	va_copy(again, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	if (n < 0 || (size_t)n < sizeof(small)) {
+		va_end(again);
+		return n < 0 ? -EINVAL : dbuf_add(b, small, (size_t)n);
+	}
+	big = malloc((size_t)n + 1);
+	if (!big) {
+		va_end(again);
+		return -ENOMEM;
+	}
+	vsnprintf(big, (size_t)n + 1, fmt, again);
+	va_end(again);
+	rc = dbuf_add(b, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
 int dbuf_addf(struct dbuf *b, const char *fmt, ...)
 {
 	va_list ap;
-	char small[256];
-	char *big;
-	int n, rc;
+	int rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
+	rc = dbuf_vaddf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n < sizeof(small))
-		return dbuf_add(b, small, (size_t)n);
-	big = malloc((size_t)n + 1);
-	if (!big)
-		return -ENOMEM;
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	rc = dbuf_add(b, big, (size_t)n);
-	free(big);
 	return rc;
 }
 

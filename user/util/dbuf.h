@@ -9,6 +9,7 @@
 #ifndef SHADOW_DBUF_H
 #define SHADOW_DBUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct dbuf {
@@ -29,6 +30,8 @@ int dbuf_add(struct dbuf *b, const void *p, size_t n)
 int dbuf_addc(struct dbuf *b, char c) __attribute__((warn_unused_result));
 int dbuf_addf(struct dbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), warn_unused_result));
+int dbuf_vaddf(struct dbuf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0), warn_unused_result));
 /* Room for n more bytes and the NUL after them, without adding any; the
  * room may be less than asked only at max. Returns the room (0 at max),
  * or (size_t)-1 on ENOMEM. */
