@@ -1,30 +1,28 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * The table: entries in the order their endpoint was first counted, found
- * through an open-addressing index of twice their number (no deletions:
- * a full table is emptied whole). The entries with sums pending are also
- * listed, in the order they got them, so a flush costs what is pending.
+ * by name through a util/strmap (no deletions: a full table is emptied
+ * whole). The entries with sums pending are also listed, in the order
+ * they got them, so a flush costs what is pending.
  */
 #include "tally.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "endpoint.h"
 #include "metrics.h"
 #include "store.h"
+#include "util/strmap.h"
 
-/* Distinct endpoints held between two emptyings; a power of two. More
- * than the store and the metrics count apart (ENDPOINT_MAX_COUNTED), so a
- * full table is rare. */
+/* Distinct endpoints held between two emptyings. More than the store and
+ * the metrics count apart (ENDPOINT_MAX_COUNTED), so a full table is
+ * rare. */
 #define TALLY_MAX 1024
-#define TALLY_SLOTS (2 * TALLY_MAX)
 
 struct tally_ent {
-	char *name;
-	uint64_t hash;
+	const char *name; /* the index's key */
 	uint64_t c[STORE_N_COUNTERS];
 	bool pending;
 };
@@ -34,7 +32,7 @@ struct tally {
 	struct metrics *metrics;
 	struct tally_ent ent[TALLY_MAX];
 	uint32_t n;
-	uint32_t slot[TALLY_SLOTS]; /* entry index + 1; 0: empty */
+	struct strmap index; /* name -> entry */
 	uint32_t pending[TALLY_MAX]; /* entry indexes with sums */
 	uint32_t n_pending;
 	uint64_t store_errors; /* since the last flush */
@@ -53,10 +51,8 @@ struct tally *tally_new(struct store *s, struct metrics *m)
 
 static void tally_clear(struct tally *t)
 {
-	for (uint32_t i = 0; i < t->n; i++)
-		free(t->ent[i].name);
+	strmap_clear(&t->index, NULL);
 	memset(t->ent, 0, sizeof(t->ent));
-	memset(t->slot, 0, sizeof(t->slot));
 	t->n = 0;
 }
 
@@ -64,7 +60,7 @@ void tally_free(struct tally *t)
 {
 	if (!t)
 		return;
-	tally_clear(t);
+	strmap_free(&t->index, NULL);
 	free(t);
 }
 
@@ -104,31 +100,24 @@ uint64_t tally_flush(struct tally *t)
 	return errors;
 }
 
-/* The entry of endpoint (len bytes, hash h), added if missing; NULL on
- * ENOMEM. */
-static struct tally_ent *ent_get(struct tally *t, const char *endpoint,
-				 size_t len, uint64_t h)
+/* The entry of endpoint, added if missing; NULL on ENOMEM. */
+static struct tally_ent *ent_get(struct tally *t, const char *endpoint)
 {
-	uint32_t i = h & (TALLY_SLOTS - 1);
+	struct strmap_ent *me = strmap_find(&t->index, endpoint);
 	struct tally_ent *e;
 
-	for (; t->slot[i]; i = (i + 1) & (TALLY_SLOTS - 1)) {
-		e = &t->ent[t->slot[i] - 1];
-		if (e->hash == h && !strcmp(e->name, endpoint))
-			return e;
-	}
+	if (me)
+		return me->val;
 	if (t->n == TALLY_MAX) {
 		flush_pending(t);
 		tally_clear(t);
-		i = h & (TALLY_SLOTS - 1);
 	}
 	e = &t->ent[t->n];
-	e->name = malloc(len + 1);
-	if (!e->name)
+	me = strmap_insert(&t->index, endpoint, e);
+	if (!me)
 		return NULL;
-	memcpy(e->name, endpoint, len + 1);
-	e->hash = h;
-	t->slot[i] = ++t->n;
+	e->name = me->key;
+	t->n++;
 	return e;
 }
 
@@ -136,13 +125,11 @@ void tally_count(struct tally *t, const char *endpoint, enum store_counter c,
 		 uint64_t n)
 {
 	struct tally_ent *e = NULL;
-	size_t len;
 
 	if (!endpoint)
 		endpoint = "";
-	len = strlen(endpoint);
 	if ((unsigned)c < STORE_N_COUNTERS)
-		e = ent_get(t, endpoint, len, XXH3_64bits(endpoint, len));
+		e = ent_get(t, endpoint);
 	if (!e) {
 		flush_pending(t);
 		count_now(t, endpoint, c, n);
