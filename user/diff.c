@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "json_diff.h"
 #include "jsonpath.h"
 #include "message.h"
+#include "util/dbuf.h"
 #include "util/utf8.h"
 
 /* Records collected per part before noise filtering and trimming. */
@@ -28,7 +30,7 @@ static const char *const default_ignored[] = {
 
 struct diff_rules {
 	char **headers; /* user-ignored header names */
-	size_t n_headers;
+	size_t n_headers, cap_headers;
 	struct jsonpath_set *paths; /* JSON_DIFF_IGNORE / _UNORDERED */
 	double tolerance;
 };
@@ -60,19 +62,17 @@ void diff_rules_free(struct diff_rules *r)
 
 int diff_rules_ignore_header(struct diff_rules *r, const char *name)
 {
-	char **v, *copy;
+	char *copy;
 
 	if (!name || !*name)
 		return -EINVAL;
 	copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	v = realloc(r->headers, (r->n_headers + 1) * sizeof(*v));
-	if (!v) {
+	if (vec_reserve(r->headers, r->cap_headers, r->n_headers + 1) < 0) {
 		free(copy);
 		return -ENOMEM;
 	}
-	r->headers = v;
 	r->headers[r->n_headers++] = copy;
 	return 0;
 }
@@ -124,40 +124,22 @@ bool diff_noise_report(uint64_t raw, uint64_t noise, uint64_t samples,
 
 /* ---- helpers ------------------------------------------------------ */
 
-/* A growable string for summaries. */
+/* A summary being written: a dbuf, and whether an append failed. */
 struct sbuf {
-	char *s;
-	size_t len, cap;
+	struct dbuf b;
 	bool nomem;
 };
 
 static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	if (b->nomem)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	if (dbuf_vaddf(&b->b, fmt, ap) == -ENOMEM)
+		b->nomem = true;
 	va_end(ap);
-	if (n < 0)
-		return;
-	if (b->len + (size_t)n + 1 > b->cap) {
-		size_t cap = (b->len + (size_t)n + 1) * 2;
-		char *v = realloc(b->s, cap);
-
-		if (!v) {
-			b->nomem = true;
-			return;
-		}
-		b->s = v;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
 }
 
 /* Takes the string (never NULL on success: "" for empty). */
@@ -166,12 +148,11 @@ static char *sb_take(struct sbuf *b)
 	char *s;
 
 	if (b->nomem) {
-		free(b->s);
+		dbuf_free(&b->b);
 		return NULL;
 	}
-	s = b->s ? b->s : strdup("");
-	b->s = NULL;
-	return s;
+	s = dbuf_take(&b->b, NULL);
+	return s ? s : strdup("");
 }
 
 static bool header_ignored(const struct diff_rules *r, const char *name)
@@ -659,7 +640,7 @@ static void list_names(struct sbuf *b, const json_t *diffs, const char *key,
 static int finish_part(struct diff_part *out, struct raw_part *raw,
 		       const char *what)
 {
-	struct sbuf b = { 0 };
+	struct sbuf b = { .b = DBUF_INIT(SIZE_MAX) };
 
 	while (json_array_size(raw->diffs) > DIFF_MAX_REPORTED)
 		json_array_remove(raw->diffs, json_array_size(raw->diffs) - 1);

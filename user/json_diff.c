@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "jsonpath.h"
+#include "util/dbuf.h"
 #include "util/utf8.h"
 
 enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
@@ -80,15 +81,8 @@ static inline long new_node(struct pstate *p, enum jtype t)
 {
 	struct json_doc *d = p->d;
 
-	if (d->n == d->cap) {
-		size_t cap = d->cap * 2;
-		struct jnode *v = realloc(d->nodes, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		d->nodes = v;
-		d->cap = cap;
-	}
+	if (d->n == d->cap && vec_reserve(d->nodes, d->cap, d->n + 1) < 0)
+		return -ENOMEM;
 	d->nodes[d->n] = (struct jnode){ .type = (uint8_t)t,
 					 .start = (uint32_t)p->pos };
 	return (long)d->n++;
@@ -770,33 +764,19 @@ static void emit(struct cmp *c, const char *kind, long ai, long bi)
 
 static bool path_reserve(struct cmp *c, size_t more)
 {
-	if (c->path_len + more + 1 <= c->path_cap)
-		return true;
-	size_t cap = (c->path_len + more + 1) * 2;
-	char *v = realloc(c->path, cap);
-
-	if (!v) {
+	if (vec_reserve(c->path, c->path_cap, c->path_len + more + 1) < 0) {
 		c->err = -ENOMEM;
 		return false;
 	}
-	c->path = v;
-	c->path_cap = cap;
 	return true;
 }
 
 static bool st_reserve(struct cmp *c, size_t more)
 {
-	if (c->st_n + more <= c->st_cap)
-		return true;
-	size_t cap = (c->st_n + more) * 2;
-	struct jsonpath_state *v = realloc(c->st, cap * sizeof(*v));
-
-	if (!v) {
+	if (vec_reserve(c->st, c->st_cap, c->st_n + more) < 0) {
 		c->err = -ENOMEM;
 		return false;
 	}
-	c->st = v;
-	c->st_cap = cap;
 	return true;
 }
 
@@ -907,16 +887,9 @@ static long collect_members(struct cmp *c, const struct json_doc *d,
 	const struct jnode *nd = &d->nodes[idx];
 	size_t base = c->mem_n, k = 0;
 
-	if (!c->mem || c->mem_n + nd->count > c->mem_cap) {
-		size_t cap = (c->mem_n + nd->count) * 2 + 16;
-		struct member *v = realloc(c->mem, cap * sizeof(*v));
-
-		if (!v) {
-			c->err = -ENOMEM;
-			return -1;
-		}
-		c->mem = v;
-		c->mem_cap = cap;
+	if (vec_reserve(c->mem, c->mem_cap, c->mem_n + nd->count + 1) < 0) {
+		c->err = -ENOMEM;
+		return -1;
 	}
 	for (uint32_t i = idx + 1; i < nd->next; k++) {
 		struct member *m = &c->mem[base + k];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/dbuf.h"
 #include "util/utf8.h"
 
 /* A path longer than this many segments is refused (states hold a u16). */
@@ -372,16 +373,9 @@ int jsonpath_set_add(struct jsonpath_set *s, const char *text, unsigned kind,
 	ret = parse_path(&p);
 	if (ret)
 		goto cleanup;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 8;
-		struct path *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v) {
-			ret = -ENOMEM;
-			goto cleanup;
-		}
-		s->v = v;
-		s->cap = cap;
+	if (vec_reserve(s->v, s->cap, s->n + 1) < 0) {
+		ret = -ENOMEM;
+		goto cleanup;
 	}
 	p.path.kind = kind;
 	s->v[s->n++] = p.path;
