@@ -6,6 +6,7 @@ CC        ?= cc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
 PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
 DESTDIR   ?=
 ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
@@ -15,6 +16,8 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE 
 LDLIBS    := -lbpf -lelf -lcurl -lhttp_parser -ljansson -lsqlite3 \
 	         -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd -lcap -lm
 TEST_LIBS := -lcriterion
+# What librequest-shadow needs: no BPF, no capture, no metrics server.
+RS_LIBS   := -lcurl -ljansson -lsqlite3 -lbrotlidec -lzstd -lz -lxxhash -lm -lpthread
 
 ifeq ($(V),1)
 Q =
@@ -42,13 +45,29 @@ FUZZ_BINS  := $(patsubst %.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 # its sanitized ones under its own output directory instead.
 BINDIR     ?= .
 BINS       := $(BINDIR)/shadowd $(BINDIR)/shadow-dump
+# librequest-shadow (include/request_shadow.h): the in-process shadower and
+# the modules it runs, position-independent, only rs_* exported from the .so.
+RS_VERSION := 0.1.0
+RS_SONAME  := librequest-shadow.so.0
+RS_SRCS    := user/request_shadow.c user/rs_config.c user/rs_http.c user/shadower.c \
+	      user/sample.c user/diff.c user/json_diff.c user/jsonpath.c \
+	      user/divergence.c user/store.c user/endpoint.c user/message.c \
+	      user/util/decode.c user/util/hist.c
+RS_OBJS    := $(patsubst %.c,$(OUTPUT)/pic/%.o,$(RS_SRCS))
+RS_SO      := $(OUTPUT)/librequest-shadow.so
+RS_A       := $(OUTPUT)/librequest-shadow.a
+RS_PC      := $(OUTPUT)/request-shadow.pc
+RS_TESTS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/unit/rs_*_test.c))
+EXAMPLES   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard examples/*.c))
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
-	    install clean vmlinux test-kernels
+	    install clean vmlinux test-kernels lib examples check-tsan
 .SECONDARY:
 
-all: $(OUTPUT)/deps.ok $(BINS)
+all: $(OUTPUT)/deps.ok $(BINS) lib
+
+lib: $(RS_SO) $(RS_A) $(RS_PC)
 
 # Installs missing Debian packages; near-instant when all are present.
 deps:
@@ -87,6 +106,46 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(OUTPUT)/pic/user/%.o: user/%.c | $(OUTPUT)/deps.ok
+	$(call msg,CC-PIC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(OUTPUT)/$(RS_SONAME): $(RS_OBJS) user/librequest-shadow.map
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,$(RS_SONAME) \
+		-Wl,--version-script=user/librequest-shadow.map $(RS_OBJS) $(RS_LIBS) -o $@
+
+$(RS_SO): $(OUTPUT)/$(RS_SONAME)
+	$(Q)ln -sf $(RS_SONAME) $@
+
+$(RS_A): $(RS_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(RS_PC): user/request-shadow.pc.in Makefile | $(OUTPUT)/deps.ok
+	$(call msg,GEN,$@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@VERSION@|$(RS_VERSION)|' -e 's|@LIBS@|$(RS_LIBS)|' $< > $@
+
+# The library's tests link the library itself, as its users do; they need
+# no skeleton, so check-tsan builds nothing of the capture.
+$(OUTPUT)/tests/unit/rs_%.o: tests/unit/rs_%.c | $(OUTPUT)/deps.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/unit/rs_%: $(OUTPUT)/tests/unit/rs_%.o $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) $(TEST_LIBS) -o $@
+
+$(OUTPUT)/examples/%: examples/%.c $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
+
+examples: $(EXAMPLES)
+
 $(BINDIR)/shadowd: $(OUTPUT)/user/shadowd.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
@@ -107,7 +166,7 @@ $(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
 
-unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS)
+unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) lib examples
 	$(Q)tests/run.sh unit $(UNIT_BINS)
 
 # The BPF tests run twice: with the socket-tracepoint data hooks this
@@ -121,7 +180,7 @@ e2e-test: $(OUTPUT)/deps.ok $(BINS)
 	$(Q)tests/run.sh e2e $(wildcard tests/e2e/*_test.sh)
 
 # The README's test command: unit (no root), then BPF and end-to-end (root).
-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) $(BPF_BINS)
+test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) $(BPF_BINS) lib examples
 	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_RUNS) $(wildcard tests/e2e/*_test.sh)
 
 # The capture on Debian's 6.1 and 6.12 kernels in qemu, and on the host's.
@@ -141,6 +200,15 @@ check-asan: $(OUTPUT)/deps.ok
 		OUTPUT=.output/asan BINDIR=.output/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		.output/asan/deps.ok unit-test
 
+# The library's tests under ThreadSanitizer (a report fails the run); the
+# shadow-dump they call is the ordinary one.
+check-tsan: $(OUTPUT)/deps.ok $(BINS) lib examples
+	$(Q)$(MAKE) --no-print-directory OUTPUT=.output/tsan \
+		CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+		$(patsubst $(OUTPUT)/%,.output/tsan/%,$(RS_TESTS))
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $${TSAN_OPTIONS:-}" \
+		tests/run.sh tsan $(patsubst $(OUTPUT)/%,.output/tsan/%,$(RS_TESTS))
+
 # libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -153,9 +221,17 @@ $(OUTPUT)/fuzz/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(OUTPUT)/deps.ok
 fuzz: $(FUZZ_BINS)
 	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-install: $(BINS)
+install: $(BINS) lib
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(OUTPUT)/$(RS_SONAME) $(DESTDIR)$(LIBDIR)/$(RS_SONAME)
+	ln -sf $(RS_SONAME) $(DESTDIR)$(LIBDIR)/librequest-shadow.so
+	install -m 0644 $(RS_A) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/request_shadow.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 $(RS_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 docs/request_shadow.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 0755 shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
 	install -m 0755 shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
 	install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/

@@ -1,0 +1,876 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The in-process shadower (request_shadow.h): the caller's side of
+ * rs_shadow_call(), the bounded queue, the worker threads that call the
+ * candidate, the keeper thread that cuts off calls over the timeout and
+ * writes the store, and the breaker. What is counted and recorded once a
+ * call is decided or diffed is shadower.c's.
+ *
+ * Threads. Up to `replay-threads` workers take queued calls. A candidate
+ * call that runs past `timeout` is abandoned by the keeper: counted as a
+ * candidate error at once, and a new worker started in its place, so the
+ * pool keeps its size; the stuck thread releases the late answer when the
+ * call returns and then leaves (or takes the place of a worker that is
+ * missing). `max-inflight` bounds the threads, stuck ones included: with
+ * that many calls stuck, the queue fills and sheds.
+ *
+ * The breaker (as replay.c's, over backends instead of transfers): after
+ * BREAKER_FAILURES consecutive candidate errors it opens and sheds every
+ * sampled call for BREAKER_PAUSE_NS, then lets one probe through: an
+ * answer closes it, another error opens it again.
+ */
+#include "request_shadow.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "diff.h"
+#include "endpoint.h"
+#include "message.h"
+#include "rs_config.h"
+#include "sample.h"
+#include "shadower.h"
+#include "util/decode.h"
+
+#define BREAKER_FAILURES 20
+#define BREAKER_PAUSE_NS (5000ull * 1000000ull)
+#define STORE_FLUSH_NS (100ull * 1000000ull)
+
+/* What a candidate call came to besides 0 or -errno. */
+#define CALL_ABANDONED 1
+
+struct job {
+	struct job *next;
+	struct exchange *x; /* the request and the primary's answer, owned */
+	bool probe;         /* the breaker's half-open probe */
+};
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
+
+/* One worker thread; sh->lock guards every field but tid and sh. */
+struct slot {
+	struct rs_shadower *sh;
+	pthread_t tid;
+	enum slot_state state;
+	struct job *job;      /* in the candidate's hands, or NULL */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC, while job */
+	bool abandoned;       /* the keeper gave up on job */
+};
+
+enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+
+struct rs_shadower {
+	struct rs_backend primary, candidate;
+	struct sample *sample;
+	double rate;                  /* sample rate */
+	struct diff_rules *rules;
+	struct endpoint_rules *endpoints;
+	struct shadower *acct;
+	long timeout_ms;
+	bool noise_recheck, replay_unsafe;
+	size_t max_body;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;          /* a job was queued, or stop */
+	pthread_cond_t idle;          /* a job ended, or a thread left */
+	pthread_cond_t keeper_wake;   /* a nearer deadline, or keeper_stop */
+	struct job *head, *tail;
+	size_t queued;                /* in the list, or reserved for it */
+	size_t max_queue;
+	unsigned busy;                /* jobs taken and not yet judged or abandoned */
+	struct slot *slots;
+	unsigned n_slots;             /* max-inflight */
+	unsigned target, live, total; /* workers wanted, free of stuck calls, threads */
+	uint64_t abandoned_running;
+	bool stop, keeper_stop, keeper_started;
+	uint64_t keeper_at;           /* when the keeper wakes next */
+	pthread_t keeper;
+
+	enum breaker_state breaker;
+	unsigned consecutive_failures;
+	uint64_t breaker_until;
+	bool probe_out;
+
+	uint64_t interval_ns, next_send; /* `rate` pacing; 0: none */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct timespec to_timespec(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000ull,
+			       .tv_nsec = ns % 1000000000ull };
+
+	return ts;
+}
+
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t until)
+{
+	struct timespec ts = to_timespec(until);
+
+	pthread_cond_timedwait(c, m, &ts);
+}
+
+/* ---- messages ---- */
+
+/* Copies a backend's response m (borrowed) into r (zeroed): the body cut
+ * at max_body, its Content-Encoding undone for the differ. 0 or -ENOMEM. */
+static int response_copy(const struct rs_message *m, size_t max_body,
+			 struct http_response *r)
+{
+	struct decode_result dr;
+	size_t len = m->body_len;
+	int rc;
+
+	r->status = m->status;
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const char *n = m->headers[i].name, *v = m->headers[i].value;
+
+		if (!n)
+			continue;
+		v = v ? v : "";
+		if (headers_add(&r->headers, n, strlen(n), v, strlen(v)) < 0)
+			return -ENOMEM;
+	}
+	if (len > max_body) {
+		len = max_body;
+		r->flags |= MESSAGE_TRUNCATED;
+	}
+	if (body_set(&r->raw, len ? m->body : "", len) < 0)
+		return -ENOMEM;
+	rc = decode_body(headers_get(&r->headers, "Content-Encoding"),
+			 r->raw.data, r->raw.len, max_body,
+			 r->flags & MESSAGE_TRUNCATED, &dr);
+	if (rc == 0) {
+		r->decoded.data = dr.data;
+		r->decoded.len = dr.len;
+		if (dr.truncated)
+			r->flags |= MESSAGE_TRUNCATED;
+		return 0;
+	}
+	if (rc == -ENOMEM)
+		return rc;
+	r->flags |= MESSAGE_DECODE_FAILED;
+	return body_set(&r->decoded, r->raw.data, r->raw.len);
+}
+
+/* A heap exchange of req and the primary's resp (both borrowed), answered
+ * between t0 and t1; NULL on ENOMEM. */
+static struct exchange *exchange_of(struct rs_shadower *sh,
+				    const struct rs_message *req,
+				    const struct rs_message *resp,
+				    uint64_t t0, uint64_t t1)
+{
+	struct exchange *x = exchange_new();
+
+	if (!x || exchange_set_line(x, req->method, strlen(req->method),
+				    req->target, strlen(req->target),
+				    sh->endpoints) < 0)
+		goto fail;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const char *n = req->headers[i].name, *v = req->headers[i].value;
+
+		if (!n)
+			continue;
+		v = v ? v : "";
+		if (headers_add(&x->req.headers, n, strlen(n), v, strlen(v)) < 0)
+			goto fail;
+	}
+	if (body_set(&x->req.body, req->body_len ? req->body : "",
+		     req->body_len) < 0 ||
+	    response_copy(resp, sh->max_body, &x->resp) < 0)
+		goto fail;
+	x->req.http_major = x->req.http_minor = 1;
+	x->t_first_req_ns = t0;
+	x->t_last_resp_ns = t1;
+	return x;
+fail:
+	exchange_free(x);
+	return NULL;
+}
+
+/* The request of x as a backend sees it; the header array is malloc'd
+ * into *hv (caller frees), the strings borrowed from x. 0 or -ENOMEM. */
+static int request_view(const struct exchange *x, struct rs_message *m,
+			struct rs_header **hv)
+{
+	const struct headers *h = &x->req.headers;
+
+	*hv = NULL;
+	if (h->n && !(*hv = calloc(h->n, sizeof(**hv))))
+		return -ENOMEM;
+	for (size_t i = 0; i < h->n; i++) {
+		(*hv)[i].name = h->v[i].name;
+		(*hv)[i].value = h->v[i].value;
+	}
+	*m = (struct rs_message){
+		.method = x->req.method, .target = x->req.target,
+		.headers = *hv, .n_headers = h->n,
+		.body = x->req.body.data, .body_len = x->req.body.len,
+	};
+	return 0;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	exchange_free(j->x);
+	free(j);
+}
+
+/* ---- breaker (sh->lock held) ---- */
+
+/* Whether a sampled call may be queued now; marks the half-open probe. */
+static bool breaker_admits(struct rs_shadower *sh, bool *probe)
+{
+	*probe = false;
+	if (sh->breaker == BREAKER_OPEN && now_ns() >= sh->breaker_until) {
+		sh->breaker = BREAKER_HALF_OPEN;
+		sh->probe_out = false;
+	}
+	if (sh->breaker == BREAKER_OPEN ||
+	    (sh->breaker == BREAKER_HALF_OPEN && sh->probe_out))
+		return false;
+	if (sh->breaker == BREAKER_HALF_OPEN)
+		*probe = sh->probe_out = true;
+	return true;
+}
+
+static void breaker_record(struct rs_shadower *sh, bool ok, bool probe)
+{
+	if (ok) {
+		sh->consecutive_failures = 0;
+		if (probe)
+			sh->breaker = BREAKER_CLOSED;
+		return;
+	}
+	sh->consecutive_failures++;
+	if (probe || (sh->breaker == BREAKER_CLOSED &&
+		      sh->consecutive_failures >= BREAKER_FAILURES)) {
+		sh->breaker = BREAKER_OPEN;
+		sh->breaker_until = now_ns() + BREAKER_PAUSE_NS;
+	}
+}
+
+/* ---- threads ---- */
+
+static void *worker_main(void *arg);
+
+/* Starts a worker in a free slot; sh->lock held. 0 or -errno. */
+static int spawn_worker(struct rs_shadower *sh)
+{
+	struct slot *s = NULL;
+	int rc;
+
+	for (unsigned i = 0; i < sh->n_slots && !s; i++)
+		if (sh->slots[i].state != SLOT_RUNNING)
+			s = &sh->slots[i];
+	if (!s)
+		return -EAGAIN;
+	if (s->state == SLOT_EXITED)
+		/* it only has its unlock and return left */
+		pthread_join(s->tid, NULL);
+	s->state = SLOT_FREE;
+	rc = pthread_create(&s->tid, NULL, worker_main, s);
+	if (rc)
+		return -rc;
+	s->state = SLOT_RUNNING;
+	s->job = NULL;
+	s->abandoned = false;
+	sh->total++;
+	sh->live++;
+	return 0;
+}
+
+/* The keeper gives up on slot s's call: a candidate error now, the
+ * worker's place taken by a new one; sh->lock held. */
+static void abandon(struct rs_shadower *sh, struct slot *s)
+{
+	s->abandoned = true;
+	sh->abandoned_running++;
+	sh->live--;
+	sh->busy--;
+	breaker_record(sh, false, s->job->probe);
+	shadower_candidate_error(sh->acct, s->job->x->endpoint, -ETIMEDOUT);
+	if (!sh->stop && sh->live < sh->target && sh->total < sh->n_slots &&
+	    spawn_worker(sh) < 0)
+		fprintf(stderr, "request-shadow: cannot start a worker in place "
+			"of one stuck in the candidate\n");
+	pthread_cond_broadcast(&sh->idle);
+}
+
+/*
+ * Calls the candidate for j's request (view req) from worker s, its
+ * answer into *resp, the time it took into *ms. Returns 0, the backend's
+ * -errno, -ETIMEDOUT when it answered past the timeout (the answer then
+ * released), or CALL_ABANDONED when the keeper gave up on it meanwhile
+ * (counted there; the late answer released here).
+ */
+static int call_candidate(struct rs_shadower *sh, struct slot *s,
+			  struct job *j, const struct rs_message *req,
+			  struct rs_message *resp, double *ms)
+{
+	const struct rs_backend *c = &sh->candidate;
+	uint64_t t0, t1, deadline;
+	bool abandoned;
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	pthread_mutex_lock(&sh->lock);
+	t0 = now_ns();
+	deadline = t0 + (uint64_t)sh->timeout_ms * 1000000ull;
+	s->job = j;
+	s->deadline_ns = deadline;
+	if (deadline < sh->keeper_at)
+		pthread_cond_signal(&sh->keeper_wake);
+	pthread_mutex_unlock(&sh->lock);
+
+	rc = c->call(c->ctx, req, resp);
+	t1 = now_ns();
+
+	pthread_mutex_lock(&sh->lock);
+	s->job = NULL;
+	abandoned = s->abandoned;
+	pthread_mutex_unlock(&sh->lock);
+	*ms = (t1 - t0) / 1e6;
+	if (rc > 0)
+		rc = -EIO;
+	if (rc == 0 && (abandoned || t1 >= deadline)) {
+		if (c->release)
+			c->release(c->ctx, resp);
+		rc = -ETIMEDOUT;
+	}
+	return abandoned ? CALL_ABANDONED : rc;
+}
+
+/* Asks the candidate once more after a divergence (noise-recheck) and
+ * re-diffs with the two answers as the noise pair. 0, or CALL_ABANDONED
+ * (the job is over). A failed second call keeps the first verdict. */
+static int recheck(struct rs_shadower *sh, struct slot *s, struct job *j,
+		   const struct rs_message *req,
+		   const struct http_response *cand, struct diff_result *res)
+{
+	struct http_response again = { 0 };
+	struct diff_result res2 = { 0 };
+	struct rs_message m;
+	double ms;
+	int rc;
+
+	rc = call_candidate(sh, s, j, req, &m, &ms);
+	if (rc == CALL_ABANDONED || rc < 0)
+		return rc == CALL_ABANDONED ? rc : 0;
+	rc = response_copy(&m, sh->max_body, &again);
+	if (sh->candidate.release)
+		sh->candidate.release(sh->candidate.ctx, &m);
+	if (rc == 0 && diff_responses(sh->rules, &j->x->resp, cand, cand,
+				      &again, &res2) == 0) {
+		diff_result_clean(res);
+		*res = res2;
+	}
+	http_response_clean(&again);
+	return 0;
+}
+
+/* Runs job j (taken by worker s, owned): candidate call, diff, verdict.
+ * Returns CALL_ABANDONED when the keeper gave up on it, else 0. */
+static int run_job(struct rs_shadower *sh, struct slot *s, struct job *j)
+{
+	struct http_response cand = { 0 };
+	struct diff_result res = { 0 };
+	struct rs_header *hv = NULL;
+	struct rs_message req, m;
+	const char *ep = j->x->endpoint;
+	uint64_t wait_until = 0;
+	double ms = 0;
+	int rc;
+
+	if (sh->interval_ns) {
+		pthread_mutex_lock(&sh->lock);
+		wait_until = sh->next_send > now_ns() ? sh->next_send : now_ns();
+		sh->next_send = wait_until + sh->interval_ns;
+		pthread_mutex_unlock(&sh->lock);
+		struct timespec ts = to_timespec(wait_until);
+
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+				       NULL) == EINTR)
+			;
+	}
+	if (request_view(j->x, &req, &hv) < 0) {
+		shadower_count(sh->acct, ep, STORE_SHED);
+		goto done;
+	}
+	rc = call_candidate(sh, s, j, &req, &m, &ms);
+	if (rc == CALL_ABANDONED)
+		goto abandoned;
+	pthread_mutex_lock(&sh->lock);
+	breaker_record(sh, rc == 0, j->probe);
+	pthread_mutex_unlock(&sh->lock);
+	if (rc < 0) {
+		shadower_candidate_error(sh->acct, ep, rc);
+		goto done;
+	}
+	rc = response_copy(&m, sh->max_body, &cand);
+	if (sh->candidate.release)
+		sh->candidate.release(sh->candidate.ctx, &m);
+	if (rc < 0 || diff_responses(sh->rules, &j->x->resp, &cand, NULL, NULL,
+				     &res) < 0) {
+		/* no memory to judge it: shed, as shadowd counts it */
+		shadower_count(sh->acct, ep, STORE_SHED);
+		goto done;
+	}
+	if (res.diverged && sh->noise_recheck &&
+	    recheck(sh, s, j, &req, &cand, &res) == CALL_ABANDONED)
+		goto abandoned;
+	shadower_judge(sh->acct, j->x, &cand, ms, &res);
+done:
+	pthread_mutex_lock(&sh->lock);
+	sh->busy--;
+	pthread_cond_broadcast(&sh->idle);
+	pthread_mutex_unlock(&sh->lock);
+	rc = 0;
+	goto cleanup;
+abandoned:
+	rc = CALL_ABANDONED;
+cleanup:
+	diff_result_clean(&res);
+	http_response_clean(&cand);
+	free(hv);
+	job_free(j);
+	return rc;
+}
+
+static void *worker_main(void *arg)
+{
+	struct slot *s = arg;
+	struct rs_shadower *sh = s->sh;
+	struct job *j;
+
+	pthread_mutex_lock(&sh->lock);
+	for (;;) {
+		while (!sh->head && !sh->stop)
+			pthread_cond_wait(&sh->work, &sh->lock);
+		if (!sh->head)
+			break;
+		j = sh->head;
+		sh->head = j->next;
+		if (!sh->head)
+			sh->tail = NULL;
+		sh->queued--;
+		sh->busy++;
+		pthread_mutex_unlock(&sh->lock);
+		if (run_job(sh, s, j) == 0) {
+			pthread_mutex_lock(&sh->lock);
+			continue;
+		}
+		/* Back from a call the keeper gave up on: a replacement may
+		 * have our place already. */
+		pthread_mutex_lock(&sh->lock);
+		s->abandoned = false;
+		sh->abandoned_running--;
+		if (sh->stop || sh->live >= sh->target) {
+			sh->live++; /* undone below */
+			break;
+		}
+		sh->live++;
+	}
+	sh->live--;
+	sh->total--;
+	s->state = SLOT_EXITED;
+	pthread_cond_broadcast(&sh->idle);
+	pthread_mutex_unlock(&sh->lock);
+	return NULL;
+}
+
+/* Cuts off calls past their deadline and writes the store every
+ * STORE_FLUSH_NS. */
+static void *keeper_main(void *arg)
+{
+	struct rs_shadower *sh = arg;
+	uint64_t next_flush = now_ns() + STORE_FLUSH_NS, now, wake;
+
+	pthread_mutex_lock(&sh->lock);
+	while (!sh->keeper_stop) {
+		now = now_ns();
+		wake = next_flush;
+		for (unsigned i = 0; i < sh->n_slots; i++) {
+			struct slot *s = &sh->slots[i];
+
+			if (s->state != SLOT_RUNNING || !s->job || s->abandoned)
+				continue;
+			if (s->deadline_ns <= now)
+				abandon(sh, s);
+			else if (s->deadline_ns < wake)
+				wake = s->deadline_ns;
+		}
+		if (now >= next_flush) {
+			pthread_mutex_unlock(&sh->lock);
+			if (shadower_flush(sh->acct) < 0)
+				fprintf(stderr, "request-shadow: cannot write "
+					"the store; retrying\n");
+			pthread_mutex_lock(&sh->lock);
+			next_flush = now_ns() + STORE_FLUSH_NS;
+			continue;
+		}
+		sh->keeper_at = wake;
+		timed_wait(&sh->keeper_wake, &sh->lock, wake);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return NULL;
+}
+
+/* ---- the API ---- */
+
+static void set_error(char **error, const char *msg)
+{
+	if (error)
+		*error = strdup(msg);
+}
+
+static int build_rules(struct rs_shadower *sh, const struct rs_config *c,
+		       char *err, size_t len)
+{
+	int rc;
+
+	sh->rules = diff_rules_new();
+	sh->endpoints = endpoint_rules_new();
+	if (!sh->rules || !sh->endpoints)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->ignore_header.n; i++)
+		if ((rc = diff_rules_ignore_header(sh->rules,
+						   c->ignore_header.v[i])) < 0)
+			return rc;
+	for (size_t i = 0; i < c->ignore_json.n; i++)
+		if ((rc = diff_rules_ignore_json(sh->rules, c->ignore_json.v[i],
+						 err, len)) < 0)
+			return rc;
+	for (size_t i = 0; i < c->unordered.n; i++)
+		if ((rc = diff_rules_unordered(sh->rules, c->unordered.v[i], err,
+					       len)) < 0)
+			return rc;
+	for (size_t i = 0; i < c->endpoint.n; i++)
+		if ((rc = endpoint_rules_add(sh->endpoints, c->endpoint.v[i], err,
+					     len)) < 0)
+			return rc;
+	return diff_rules_float_tolerance(sh->rules, c->float_tolerance);
+}
+
+/* The condition variables wait on CLOCK_MONOTONIC. */
+static int init_sync(struct rs_shadower *sh)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_mutex_init(&sh->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&sh->work, &ca);
+	rc = rc ? rc : pthread_cond_init(&sh->idle, &ca);
+	rc = rc ? rc : pthread_cond_init(&sh->keeper_wake, &ca);
+	pthread_condattr_destroy(&ca);
+	return -rc;
+}
+
+struct rs_shadower *rs_shadower_new(const struct rs_config *cfg,
+				    struct rs_backend primary,
+				    struct rs_backend candidate, char **error)
+{
+	struct rs_config *defaults = NULL;
+	struct rs_shadower *sh = NULL;
+	struct shadower_config ac;
+	char err[512] = "";
+	int rc;
+
+	if (error)
+		*error = NULL;
+	if (!primary.call || !candidate.call) {
+		set_error(error, "the primary and the candidate backend each "
+			  "need a call function");
+		return NULL;
+	}
+	if (!cfg && !(cfg = defaults = rs_config_new()))
+		goto nomem;
+	if (cfg->error) {
+		set_error(error, cfg->error);
+		goto fail;
+	}
+	sh = calloc(1, sizeof(*sh));
+	if (!sh || init_sync(sh) < 0)
+		goto nomem;
+	sh->primary = primary;
+	sh->candidate = candidate;
+	sh->rate = cfg->sample;
+	sh->timeout_ms = cfg->timeout_ms;
+	sh->noise_recheck = cfg->noise_recheck;
+	sh->replay_unsafe = cfg->replay_unsafe;
+	sh->max_body = cfg->max_body;
+	sh->max_queue = cfg->max_queue;
+	sh->n_slots = cfg->max_inflight;
+	sh->target = cfg->threads < cfg->max_inflight ? cfg->threads :
+						      cfg->max_inflight;
+	sh->interval_ns = cfg->rate > 0 ? (uint64_t)(1e9 / cfg->rate) : 0;
+	sh->keeper_at = UINT64_MAX;
+	rc = build_rules(sh, cfg, err, sizeof(err));
+	if (rc == -ENOMEM)
+		goto nomem;
+	if (rc < 0 ||
+	    sample_new(cfg->sample, cfg->sample_key, &sh->sample, err,
+		       sizeof(err)) < 0) {
+		set_error(error, err[0] ? err : "bad option");
+		goto fail;
+	}
+	ac = (struct shadower_config){
+		.store = cfg->store, .max_records = cfg->max_records,
+		.examples = cfg->examples,
+		.redact = (const char *const *)cfg->redact.v,
+		.n_redact = cfg->redact.n, .log_size = cfg->log_size,
+	};
+	if (shadower_new(&ac, &sh->acct, err, sizeof(err)) < 0) {
+		set_error(error, err);
+		goto fail;
+	}
+	sh->slots = calloc(sh->n_slots, sizeof(*sh->slots));
+	if (!sh->slots)
+		goto nomem;
+	for (unsigned i = 0; i < sh->n_slots; i++)
+		sh->slots[i].sh = sh;
+	pthread_mutex_lock(&sh->lock);
+	rc = 0;
+	for (unsigned i = 0; i < sh->target && rc == 0; i++)
+		rc = spawn_worker(sh);
+	pthread_mutex_unlock(&sh->lock);
+	if (rc == 0)
+		rc = -pthread_create(&sh->keeper, NULL, keeper_main, sh);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "cannot start threads: %s",
+			 strerror(-rc));
+		set_error(error, err);
+		goto fail;
+	}
+	sh->keeper_started = true;
+	rs_config_free(defaults);
+	return sh;
+nomem:
+	set_error(error, "out of memory");
+fail:
+	rs_shadower_free(sh);
+	rs_config_free(defaults);
+	return NULL;
+}
+
+/* Whether method is one replay-unsafe guards (DESIGN.md "Replay"). */
+static bool unsafe_method(const char *m)
+{
+	return !strcasecmp(m, "POST") || !strcasecmp(m, "PUT") ||
+	       !strcasecmp(m, "PATCH") || !strcasecmp(m, "DELETE");
+}
+
+/* The sampling decision for req on endpoint ep, without copying it: a
+ * view of it as an exchange (its header strings borrowed). */
+static bool sampled(struct rs_shadower *sh, const struct rs_message *req,
+		    const char *ep)
+{
+	struct exchange v = { 0 };
+	struct header *hv = NULL;
+	bool yes;
+
+	if (sh->rate >= 1 || sh->rate <= 0)
+		return sh->rate >= 1;
+	if (req->n_headers && (sample_kind(sh->sample) == SAMPLE_KEY_HEADER ||
+			       sample_kind(sh->sample) == SAMPLE_KEY_COOKIE)) {
+		hv = calloc(req->n_headers, sizeof(*hv));
+		for (size_t i = 0; hv && i < req->n_headers; i++) {
+			hv[i].name = (char *)(req->headers[i].name ?
+					      req->headers[i].name : "");
+			hv[i].value = (char *)(req->headers[i].value ?
+					       req->headers[i].value : "");
+		}
+		v.req.headers.v = hv;
+		v.req.headers.n = hv ? req->n_headers : 0;
+	}
+	v.req.method = req->method;
+	v.req.target = req->target;
+	v.endpoint = ep;
+	yes = sample_exchange_value(sh->sample, &v, NULL) < sh->rate;
+	free(hv);
+	return yes;
+}
+
+/* Queues a copy of a sampled call, or sheds it (counted). */
+static void submit(struct rs_shadower *sh, const struct rs_message *req,
+		   const struct rs_message *resp, const char *ep, uint64_t t0,
+		   uint64_t t1)
+{
+	struct job *j = NULL;
+	bool probe = false, admit;
+
+	if (!sh->replay_unsafe && unsafe_method(req->method)) {
+		shadower_count(sh->acct, ep, STORE_UNSAFE_SKIPPED);
+		return;
+	}
+	/* A place in the queue first, so that a shed call costs no copy. */
+	pthread_mutex_lock(&sh->lock);
+	admit = !sh->stop && sh->queued < sh->max_queue &&
+		breaker_admits(sh, &probe);
+	if (admit)
+		sh->queued++;
+	pthread_mutex_unlock(&sh->lock);
+	if (admit && (j = calloc(1, sizeof(*j))) &&
+	    !(j->x = exchange_of(sh, req, resp, t0, t1))) {
+		free(j);
+		j = NULL;
+	}
+	pthread_mutex_lock(&sh->lock);
+	if (j) {
+		j->probe = probe;
+		if (sh->tail)
+			sh->tail->next = j;
+		else
+			sh->head = j;
+		sh->tail = j;
+		pthread_cond_signal(&sh->work);
+	} else if (admit) {
+		sh->queued--;
+		if (probe)
+			sh->probe_out = false;
+		pthread_cond_broadcast(&sh->idle);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (!j)
+		shadower_count(sh->acct, ep, STORE_SHED);
+}
+
+int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
+		   struct rs_message *resp)
+{
+	char small[640], *ep = small;
+	size_t need;
+	uint64_t t0, t1;
+	int rc;
+
+	if (!sh || !req || !resp || !req->method || !req->target)
+		return -EINVAL;
+	memset(resp, 0, sizeof(*resp));
+	t0 = now_ns();
+	rc = sh->primary.call(sh->primary.ctx, req, resp);
+	t1 = now_ns();
+	if (rc) {
+		memset(resp, 0, sizeof(*resp));
+		return rc < 0 ? rc : -EIO;
+	}
+	need = endpoint_name_max(sh->endpoints, strlen(req->method),
+				 strlen(req->target));
+	if (need > sizeof(small) && !(ep = malloc(need)))
+		return 0; /* the caller has its answer; this one goes uncounted */
+	endpoint_write(sh->endpoints, req->method, req->target, ep);
+	shadower_count(sh->acct, ep, STORE_CAPTURED);
+	if (sampled(sh, req, ep)) {
+		shadower_count(sh->acct, ep, STORE_SAMPLED);
+		submit(sh, req, resp, ep, t0, t1);
+	}
+	if (ep != small)
+		free(ep);
+	return 0;
+}
+
+void rs_release(struct rs_shadower *sh, struct rs_message *resp)
+{
+	if (!sh || !resp)
+		return;
+	if (sh->primary.release)
+		sh->primary.release(sh->primary.ctx, resp);
+	memset(resp, 0, sizeof(*resp));
+}
+
+int rs_shadower_flush(struct rs_shadower *sh, int timeout_ms)
+{
+	uint64_t until;
+	int rc = 0;
+
+	if (!sh)
+		return -EINVAL;
+	until = now_ns() + (timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
+	pthread_mutex_lock(&sh->lock);
+	while ((sh->queued || sh->busy) && rc == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&sh->idle, &sh->lock);
+		else if (now_ns() >= until)
+			rc = -ETIMEDOUT;
+		else
+			timed_wait(&sh->idle, &sh->lock, until);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (rc == 0)
+		rc = shadower_flush(sh->acct);
+	return rc;
+}
+
+char *rs_divergences_json(struct rs_shadower *sh, size_t max)
+{
+	return sh ? shadower_ring_json(sh->acct, max) : NULL;
+}
+
+int rs_shadower_stats(struct rs_shadower *sh, struct rs_stats *st)
+{
+	if (!sh || !st)
+		return -EINVAL;
+	shadower_stats(sh->acct, st);
+	pthread_mutex_lock(&sh->lock);
+	st->abandoned_running = sh->abandoned_running;
+	pthread_mutex_unlock(&sh->lock);
+	return 0;
+}
+
+void rs_shadower_free(struct rs_shadower *sh)
+{
+	if (!sh)
+		return;
+	if (sh->slots) {
+		if (rs_shadower_flush(sh, -1) < 0)
+			fprintf(stderr, "request-shadow: cannot write the store\n");
+		pthread_mutex_lock(&sh->lock);
+		sh->stop = true;
+		pthread_cond_broadcast(&sh->work);
+		/* threads stuck in the candidate leave when it returns */
+		while (sh->total)
+			pthread_cond_wait(&sh->idle, &sh->lock);
+		pthread_mutex_unlock(&sh->lock);
+		for (unsigned i = 0; i < sh->n_slots; i++)
+			if (sh->slots[i].state == SLOT_EXITED)
+				pthread_join(sh->slots[i].tid, NULL);
+	}
+	if (sh->keeper_started) {
+		pthread_mutex_lock(&sh->lock);
+		sh->keeper_stop = true;
+		pthread_cond_signal(&sh->keeper_wake);
+		pthread_mutex_unlock(&sh->lock);
+		pthread_join(sh->keeper, NULL);
+	}
+	while (sh->head) {
+		struct job *j = sh->head;
+
+		sh->head = j->next;
+		job_free(j);
+	}
+	shadower_free(sh->acct);
+	sample_free(sh->sample);
+	diff_rules_free(sh->rules);
+	endpoint_rules_free(sh->endpoints);
+	free(sh->slots);
+	pthread_cond_destroy(&sh->work);
+	pthread_cond_destroy(&sh->idle);
+	pthread_cond_destroy(&sh->keeper_wake);
+	pthread_mutex_destroy(&sh->lock);
+	free(sh);
+}
