@@ -175,7 +175,7 @@ $(OUTPUT)/tests/bench/%: $(OUTPUT)/tests/bench/%.o $(TLIB_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(TEST_LIBS) -o $@
 
 unit-test: $(OUTPUT)/deps.ok $(BINS) $(UNIT_BINS) lib examples
-	$(Q)tests/run.sh unit $(UNIT_BINS)
+	$(Q)RS_EXAMPLES=$(OUTPUT)/examples tests/run.sh unit $(UNIT_BINS)
 
 # The BPF tests run twice: with the socket-tracepoint data hooks this
 # kernel has, and with the syscall-tracepoint ones older kernels get.

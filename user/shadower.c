@@ -181,19 +181,26 @@ static void count_fields(struct shadower *s, const char *endpoint,
 	}
 }
 
-/* Sets "id" (the ring's) and "time" (now, UTC, ms) on rec. */
-static void stamp(struct shadower *s, json_t *rec)
+/* A new record: "id" (the ring's) and "time" (now, UTC, ms) first, as
+ * shadow-dump shows them, then rec's members; NULL on ENOMEM. */
+static json_t *stamped(struct shadower *s, json_t *rec)
 {
 	struct timespec ts;
 	struct tm tm;
 	char when[48], secs[32];
+	json_t *out;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(secs, sizeof(secs), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when, sizeof(when), "%s.%03ldZ", secs, ts.tv_nsec / 1000000);
-	json_object_set_new(rec, "id", json_integer((json_int_t)s->next_id++));
-	json_object_set_new(rec, "time", json_string(when));
+	out = json_pack("{s I s s}", "id", (json_int_t)s->next_id, "time", when);
+	if (!out || json_object_update(out, rec) < 0) {
+		json_decref(out);
+		return NULL;
+	}
+	s->next_id++;
+	return out;
 }
 
 /* Builds the record of a divergence, stores it and pushes it into the
@@ -202,7 +209,7 @@ static void record(struct shadower *s, const struct exchange *x,
 		   const struct http_response *cand, double cand_ms,
 		   const struct diff_result *res)
 {
-	json_t *parts[3], *rec = NULL;
+	json_t *parts[3], *rec = NULL, *stamp;
 
 	parts[0] = diff_part_json(&res->status);
 	parts[1] = diff_part_json(&res->headers);
@@ -219,9 +226,12 @@ static void record(struct shadower *s, const struct exchange *x,
 		store_error(s, store_put(s->store, json_incref(rec)));
 	if (!s->log_size)
 		goto cleanup;
-	stamp(s, rec);
+	if (!(stamp = stamped(s, rec))) {
+		s->st.store_errors++;
+		goto cleanup;
+	}
 	json_decref(s->ring[s->head]);
-	s->ring[s->head] = json_incref(rec);
+	s->ring[s->head] = stamp;
 	s->head = (s->head + 1) % s->log_size;
 	if (s->n_ring < s->log_size)
 		s->n_ring++;
