@@ -80,7 +80,9 @@ struct rs_shadower {
 	pthread_cond_t idle;          /* a job ended, or a thread left */
 	pthread_cond_t keeper_wake;   /* a nearer deadline, or keeper_stop */
 	struct job *head, *tail;
-	size_t queued;                /* in the list, or reserved for it */
+	size_t queued;                /* in the list, or reserved for it; changed
+				       * under lock, atomically: rs_shadow_call()
+				       * reads it without the lock to shed */
 	size_t max_queue;
 	unsigned busy;                /* jobs taken and not yet judged or abandoned */
 	struct slot *slots;
@@ -268,10 +270,13 @@ static void breaker_record(struct rs_shadower *sh, bool ok, bool probe)
 
 static void *worker_main(void *arg);
 
-/* Starts a worker in a free slot; sh->lock held. 0 or -errno. */
+/* Starts a worker in a free slot. Called with sh->lock held, which it
+ * drops while the thread is created (that takes long enough to hold up
+ * every rs_shadow_call() that wants the lock). 0 or -errno. */
 static int spawn_worker(struct rs_shadower *sh)
 {
 	struct slot *s = NULL;
+	bool join;
 	int rc;
 
 	for (unsigned i = 0; i < sh->n_slots && !s; i++)
@@ -279,19 +284,26 @@ static int spawn_worker(struct rs_shadower *sh)
 			s = &sh->slots[i];
 	if (!s)
 		return -EAGAIN;
-	if (s->state == SLOT_EXITED)
-		/* it only has its unlock and return left */
-		pthread_join(s->tid, NULL);
-	s->state = SLOT_FREE;
-	rc = pthread_create(&s->tid, NULL, worker_main, s);
-	if (rc)
-		return -rc;
+	join = s->state == SLOT_EXITED;
+	/* counted now, so that no one else takes the slot meanwhile */
 	s->state = SLOT_RUNNING;
 	s->job = NULL;
 	s->abandoned = false;
 	sh->total++;
 	sh->live++;
-	return 0;
+	pthread_mutex_unlock(&sh->lock);
+	if (join)
+		/* it had only its unlock and return left */
+		pthread_join(s->tid, NULL);
+	rc = pthread_create(&s->tid, NULL, worker_main, s);
+	pthread_mutex_lock(&sh->lock);
+	if (rc) {
+		s->state = SLOT_FREE;
+		sh->total--;
+		sh->live--;
+		pthread_cond_broadcast(&sh->idle);
+	}
+	return -rc;
 }
 
 /* The keeper gives up on slot s's call: a candidate error now, the
@@ -467,7 +479,7 @@ static void *worker_main(void *arg)
 		sh->head = j->next;
 		if (!sh->head)
 			sh->tail = NULL;
-		sh->queued--;
+		__atomic_sub_fetch(&sh->queued, 1, __ATOMIC_RELAXED);
 		sh->busy++;
 		pthread_mutex_unlock(&sh->lock);
 		if (run_job(sh, s, j) == 0) {
@@ -707,26 +719,34 @@ static bool sampled(struct rs_shadower *sh, const struct rs_message *req,
 	return yes;
 }
 
-/* Queues a copy of a sampled call, or sheds it (counted). */
-static void submit(struct rs_shadower *sh, const struct rs_message *req,
-		   const struct rs_message *resp, const char *ep, uint64_t t0,
-		   uint64_t t1)
+/* Queues a copy of a sampled call, or sheds it. Returns what to count
+ * beside captured and sampled: STORE_SHED, STORE_UNSAFE_SKIPPED, or
+ * STORE_N_COUNTERS (queued). */
+static enum store_counter submit(struct rs_shadower *sh,
+				 const struct rs_message *req,
+				 const struct rs_message *resp, uint64_t t0,
+				 uint64_t t1)
 {
 	struct job *j = NULL;
 	bool probe = false, admit;
 
-	if (!sh->replay_unsafe && unsafe_method(req->method)) {
-		shadower_count(sh->acct, ep, STORE_UNSAFE_SKIPPED);
-		return;
-	}
+	if (!sh->replay_unsafe && unsafe_method(req->method))
+		return STORE_UNSAFE_SKIPPED;
+	/* A full queue sheds without the lock: the common case under a slow
+	 * candidate, and the one rs_shadow_call() must not queue behind. */
+	if (__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) >= sh->max_queue)
+		return STORE_SHED;
 	/* A place in the queue first, so that a shed call costs no copy. */
 	pthread_mutex_lock(&sh->lock);
-	admit = !sh->stop && sh->queued < sh->max_queue &&
+	admit = !sh->stop &&
+		__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) < sh->max_queue &&
 		breaker_admits(sh, &probe);
 	if (admit)
-		sh->queued++;
+		__atomic_add_fetch(&sh->queued, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&sh->lock);
-	if (admit && (j = calloc(1, sizeof(*j))) &&
+	if (!admit)
+		return STORE_SHED;
+	if ((j = calloc(1, sizeof(*j))) &&
 	    !(j->x = exchange_of(sh, req, resp, t0, t1))) {
 		free(j);
 		j = NULL;
@@ -740,15 +760,14 @@ static void submit(struct rs_shadower *sh, const struct rs_message *req,
 			sh->head = j;
 		sh->tail = j;
 		pthread_cond_signal(&sh->work);
-	} else if (admit) {
-		sh->queued--;
+	} else {
+		__atomic_sub_fetch(&sh->queued, 1, __ATOMIC_RELAXED);
 		if (probe)
 			sh->probe_out = false;
 		pthread_cond_broadcast(&sh->idle);
 	}
 	pthread_mutex_unlock(&sh->lock);
-	if (!j)
-		shadower_count(sh->acct, ep, STORE_SHED);
+	return j ? STORE_N_COUNTERS : STORE_SHED;
 }
 
 int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
@@ -774,11 +793,11 @@ int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
 	if (need > sizeof(small) && !(ep = malloc(need)))
 		return 0; /* the caller has its answer; this one goes uncounted */
 	endpoint_write(sh->endpoints, req->method, req->target, ep);
-	shadower_count(sh->acct, ep, STORE_CAPTURED);
-	if (sampled(sh, req, ep)) {
-		shadower_count(sh->acct, ep, STORE_SAMPLED);
-		submit(sh, req, resp, ep, t0, t1);
-	}
+	if (sampled(sh, req, ep))
+		shadower_count_call(sh->acct, ep, true,
+				    submit(sh, req, resp, t0, t1));
+	else
+		shadower_count_call(sh->acct, ep, false, STORE_N_COUNTERS);
 	if (ep != small)
 		free(ep);
 	return 0;
@@ -802,7 +821,8 @@ int rs_shadower_flush(struct rs_shadower *sh, int timeout_ms)
 		return -EINVAL;
 	until = now_ns() + (timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
 	pthread_mutex_lock(&sh->lock);
-	while ((sh->queued || sh->busy) && rc == 0) {
+	while ((__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) || sh->busy) &&
+	       rc == 0) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&sh->idle, &sh->lock);
 		else if (now_ns() >= until)

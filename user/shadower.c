@@ -135,6 +135,18 @@ void shadower_count(struct shadower *s, const char *endpoint,
 	pthread_mutex_unlock(&s->lock);
 }
 
+void shadower_count_call(struct shadower *s, const char *endpoint,
+			 bool sampled, enum store_counter then)
+{
+	pthread_mutex_lock(&s->lock);
+	count_locked(s, endpoint, STORE_CAPTURED);
+	if (sampled)
+		count_locked(s, endpoint, STORE_SAMPLED);
+	if (then < STORE_N_COUNTERS)
+		count_locked(s, endpoint, then);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The store's class of a backend's -errno. */
 static const char *error_class(int err)
 {

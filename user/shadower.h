@@ -48,6 +48,11 @@ void shadower_free(struct shadower *s);
  * STORE_SAMPLED, STORE_SHED or STORE_UNSAFE_SKIPPED. */
 void shadower_count(struct shadower *s, const char *endpoint,
 		    enum store_counter c);
+/* Counts one call the primary answered on endpoint (borrowed): captured,
+ * sampled if `sampled`, and `then` (STORE_SHED, STORE_UNSAFE_SKIPPED;
+ * STORE_N_COUNTERS: nothing more), under one lock. */
+void shadower_count_call(struct shadower *s, const char *endpoint,
+			 bool sampled, enum store_counter then);
 
 /* A candidate call that was sent and got no answer: err is its -errno
  * (-ETIMEDOUT when the shadower's timeout cut it off). Counted as replayed
