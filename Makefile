@@ -70,7 +70,9 @@ EXAMPLES   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard examples/*.c))
 
 all: $(OUTPUT)/deps.ok $(BINS) lib
 
-lib: $(RS_SO) $(RS_A) $(RS_PC)
+# The library's bench is built with it (run by hand or make bench).
+RS_BENCH   := $(OUTPUT)/tests/bench/rs_shadow_bench
+lib: $(RS_SO) $(RS_A) $(RS_PC) $(RS_BENCH)
 
 # Installs missing Debian packages; near-instant when all are present.
 deps:
@@ -142,6 +144,15 @@ $(OUTPUT)/tests/lib/rs_%.o: tests/lib/rs_%.c | $(OUTPUT)/deps.ok
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(OUTPUT)/tests/bench/rs_%.o: tests/bench/rs_%.c | $(OUTPUT)/deps.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/bench/rs_%: $(OUTPUT)/tests/bench/rs_%.o $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
 
 $(OUTPUT)/tests/unit/rs_%: $(OUTPUT)/tests/unit/rs_%.o $(OUTPUT)/tests/lib/rs_service.o $(RS_A)
 	$(call msg,LINK,$@)
