@@ -128,10 +128,13 @@ $(RS_A): $(RS_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The .pc names PREFIX and LIBDIR: install writes its own with the ones
+# it is given.
+RS_PC_SED  = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@VERSION@|$(RS_VERSION)|' -e 's|@LIBS@|$(RS_LIBS)|' user/request-shadow.pc.in
 $(RS_PC): user/request-shadow.pc.in Makefile | $(OUTPUT)/deps.ok
 	$(call msg,GEN,$@)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@VERSION@|$(RS_VERSION)|' -e 's|@LIBS@|$(RS_LIBS)|' $< > $@
+	$(Q)$(RS_PC_SED) > $@
 
 # The library's tests link the library itself, as its users do; they need
 # no skeleton, so check-tsan builds nothing of the capture.
@@ -249,7 +252,7 @@ install: $(BINS) lib
 	ln -sf $(RS_SONAME) $(DESTDIR)$(LIBDIR)/librequest-shadow.so
 	install -m 0644 $(RS_A) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/request_shadow.h $(DESTDIR)$(PREFIX)/include/
-	install -m 0644 $(RS_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(RS_PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/request-shadow.pc
 	install -m 0644 docs/request_shadow.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 0755 shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
 	install -m 0755 shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
