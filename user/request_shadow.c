@@ -35,7 +35,6 @@
 #include "rs_config.h"
 #include "sample.h"
 #include "shadower.h"
-#include "util/decode.h"
 
 #define BREAKER_FAILURES 20
 #define BREAKER_PAUSE_NS (5000ull * 1000000ull)
@@ -131,9 +130,7 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, uint64_t until)
 static int response_copy(const struct rs_message *m, size_t max_body,
 			 struct http_response *r)
 {
-	struct decode_result dr;
 	size_t len = m->body_len;
-	int rc;
 
 	r->status = m->status;
 	for (size_t i = 0; i < m->n_headers; i++) {
@@ -151,20 +148,7 @@ static int response_copy(const struct rs_message *m, size_t max_body,
 	}
 	if (body_set(&r->raw, len ? m->body : "", len) < 0)
 		return -ENOMEM;
-	rc = decode_body(headers_get(&r->headers, "Content-Encoding"),
-			 r->raw.data, r->raw.len, max_body,
-			 r->flags & MESSAGE_TRUNCATED, &dr);
-	if (rc == 0) {
-		r->decoded.data = dr.data;
-		r->decoded.len = dr.len;
-		if (dr.truncated)
-			r->flags |= MESSAGE_TRUNCATED;
-		return 0;
-	}
-	if (rc == -ENOMEM)
-		return rc;
-	r->flags |= MESSAGE_DECODE_FAILED;
-	return body_set(&r->decoded, r->raw.data, r->raw.len);
+	return http_response_decode(r, max_body);
 }
 
 /* A heap exchange of req and the primary's resp (both borrowed), answered
