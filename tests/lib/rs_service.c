@@ -125,3 +125,19 @@ struct rs_stats service_stats(struct rs_shadower *sh)
 		die("rs_shadower_stats refused");
 	return st;
 }
+
+void service_tmpdir(char *dir, size_t len, const char *prefix)
+{
+	snprintf(dir, len, "/tmp/%s.XXXXXX", prefix);
+	if (!mkdtemp(dir))
+		die("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+void service_rmdir(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "request_shadow.h"
 
@@ -51,5 +52,10 @@ struct rs_shadower *service_shadower(struct service *p, struct service *c, ...);
  * the primary's answer checked and released. */
 void service_get(struct rs_shadower *sh, const char *target);
 struct rs_stats service_stats(struct rs_shadower *sh);
+
+/* Makes a fresh /tmp/<prefix>.XXXXXX into dir (len bytes). */
+void service_tmpdir(char *dir, size_t len, const char *prefix);
+/* Removes dir and everything in it. */
+void service_rmdir(const char *dir);
 
 #endif /* SHADOW_RS_SERVICE_H */

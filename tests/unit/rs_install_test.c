@@ -17,21 +17,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rs_service.h"
+
 static char dir[64];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/rs_install_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	service_tmpdir(dir, sizeof(dir), "rs_install_test");
 }
 
 static void teardown(void)
 {
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
+	service_rmdir(dir);
 }
 
 TestSuite(rs_install, .init = setup, .fini = teardown);

@@ -375,17 +375,12 @@ static char tmp[64];
 
 static void tmp_setup(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/rs_shadow_test.XXXXXX");
-	cr_assert_not_null(mkdtemp(tmp));
+	service_tmpdir(tmp, sizeof(tmp), "rs_shadow_test");
 }
 
 static void tmp_teardown(void)
 {
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmp);
+	service_rmdir(tmp);
 }
 
 /* Runs shadow-dump with args (a shell word list) on store db; its stdout
