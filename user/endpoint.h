@@ -14,6 +14,20 @@
 
 struct endpoint_rules;
 
+/*
+ * Counting by endpoint, one rule for the store (shadow-dump stats) and the
+ * metrics (the endpoint label) alike, so that both list the same names: an
+ * exchange without an endpoint counts as ENDPOINT_NONE; the first
+ * ENDPOINT_MAX_COUNTED names a daemon counts are each counted apart, and
+ * every later one together under ENDPOINT_OTHER. The bound is the metrics'
+ * (one series per endpoint and counter: a flood of untemplated paths must
+ * not flood Prometheus); neither name can be an endpoint's, which starts
+ * with a method.
+ */
+#define ENDPOINT_MAX_COUNTED 500
+#define ENDPOINT_NONE "(none)"
+#define ENDPOINT_OTHER "(other)"
+
 /* Returns an empty rule set, or NULL on ENOMEM. */
 struct endpoint_rules *endpoint_rules_new(void);
 /* Adds an explicit template: "[METHOD ]/seg/{name}/...". A {name} stands

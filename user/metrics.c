@@ -13,9 +13,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_ENDPOINTS 500
-#define SLOTS 1024 /* power of two, > 2 * MAX_ENDPOINTS */
-#define N_ERROR_CLASSES 8
+#include "endpoint.h"
+#include "replay.h"
+
+#define SLOTS 1024 /* a power of two */
+_Static_assert(SLOTS > 2 * ENDPOINT_MAX_COUNTED,
+	       "the endpoint table stays at most half full");
 
 /* Latency buckets, ms (Prometheus "le" bounds); +Inf is implied. */
 static const double buckets[] = { 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250,
@@ -31,11 +34,6 @@ struct histogram {
 struct endpoint {
 	char *name; /* NULL: empty slot */
 	uint64_t c[STORE_N_COUNTERS];
-};
-
-static const char *const error_classes[N_ERROR_CLASSES] = {
-	"refused", "timeout", "reset", "bad_url", "tls", "breaker_open",
-	"protocol", "other",
 };
 
 static const char *const gauge_names[METRICS_N_GAUGES][3] = {
@@ -82,9 +80,9 @@ struct metrics {
 	pthread_mutex_t lock;
 	struct endpoint slots[SLOTS];
 	size_t n_endpoints;
-	struct endpoint other; /* past MAX_ENDPOINTS */
+	struct endpoint other; /* past ENDPOINT_MAX_COUNTED */
 	struct histogram primary, candidate;
-	uint64_t errors[N_ERROR_CLASSES];
+	uint64_t errors[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	double gauges[METRICS_N_GAUGES];
 	struct MHD_Daemon *mhd;
 };
@@ -96,7 +94,7 @@ struct metrics *metrics_new(void)
 	if (!m)
 		return NULL;
 	pthread_mutex_init(&m->lock, NULL);
-	m->other.name = "other";
+	m->other.name = ENDPOINT_OTHER;
 	return m;
 }
 
@@ -116,7 +114,7 @@ static struct endpoint *endpoint_get(struct metrics *m, const char *name)
 		struct endpoint *e = &m->slots[i];
 
 		if (!e->name) {
-			if (m->n_endpoints >= MAX_ENDPOINTS)
+			if (m->n_endpoints >= ENDPOINT_MAX_COUNTED)
 				return &m->other;
 			e->name = strdup(name);
 			if (!e->name)
@@ -135,7 +133,7 @@ void metrics_count(struct metrics *m, const char *endpoint,
 	if (!m || c >= STORE_N_COUNTERS)
 		return;
 	pthread_mutex_lock(&m->lock);
-	endpoint_get(m, endpoint ? endpoint : "")->c[c] += n;
+	endpoint_get(m, endpoint && *endpoint ? endpoint : ENDPOINT_NONE)->c[c] += n;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -164,12 +162,11 @@ void metrics_latency(struct metrics *m, double primary_ms, double candidate_ms)
 
 void metrics_candidate_error(struct metrics *m, const char *class_name)
 {
-	size_t i = 0;
+	size_t i;
 
 	if (!m)
 		return;
-	while (i < N_ERROR_CLASSES - 1 && strcmp(error_classes[i], class_name))
-		i++;
+	i = replay_error_class(class_name) - REPLAY_ERR_CLASS_FIRST;
 	pthread_mutex_lock(&m->lock);
 	m->errors[i]++;
 	pthread_mutex_unlock(&m->lock);
@@ -283,9 +280,10 @@ char *metrics_render(struct metrics *m)
 	put(&t, "# HELP request_shadow_candidate_errors_by_class_total "
 	    "Candidate errors by class (never counted as divergences).\n"
 	    "# TYPE request_shadow_candidate_errors_by_class_total counter\n");
-	for (int i = 0; i < N_ERROR_CLASSES; i++)
+	for (int i = 0; i < REPLAY_N_ERROR_CLASSES; i++)
 		put(&t, "request_shadow_candidate_errors_by_class_total"
-		    "{class=\"%s\"} %llu\n", error_classes[i],
+		    "{class=\"%s\"} %llu\n",
+		    replay_error_name(REPLAY_ERR_CLASS_FIRST + i),
 		    (unsigned long long)m->errors[i]);
 	for (int g = 0; g < METRICS_N_GAUGES; g++)
 		put(&t, "# HELP request_shadow_%s %s\n# TYPE request_shadow_%s "

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store_counter.h"
 
 struct metrics;
 
@@ -51,8 +51,9 @@ int metrics_serve(struct metrics *m, const char *addr, char *err, size_t errlen)
 /* Stops the server and frees; NULL ok. */
 void metrics_free(struct metrics *m);
 
-/* Adds n to a per-endpoint counter (endpoint borrowed). Past 500
- * endpoints, new ones are counted under endpoint="other". */
+/* Adds n to a per-endpoint counter (endpoint borrowed): NULL or "" is
+ * ENDPOINT_NONE, and past ENDPOINT_MAX_COUNTED endpoints new ones are
+ * counted under ENDPOINT_OTHER (endpoint.h). */
 void metrics_count(struct metrics *m, const char *endpoint,
 		   enum store_counter c, uint64_t n);
 /* Records one latency observation in ms; candidate_ms < 0 for none. */

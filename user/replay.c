@@ -144,6 +144,14 @@ const char *replay_error_name(enum replay_error e)
 	return error_names[e];
 }
 
+enum replay_error replay_error_class(const char *name)
+{
+	for (int e = REPLAY_ERR_CLASS_FIRST; name && e < REPLAY_ERR__COUNT; e++)
+		if (!strcmp(name, error_names[e]))
+			return e;
+	return REPLAY_ERR_OTHER;
+}
+
 const char *replay_outcome_name(enum replay_outcome o)
 {
 	if ((unsigned)o >= REPLAY_OUTCOME__COUNT)

@@ -95,6 +95,16 @@ enum replay_error {
 /* "none", "refused", "timeout", "reset", "bad_url", "tls", "breaker_open",
  * "protocol", "other"; "unknown" out of range. Static strings. */
 const char *replay_error_name(enum replay_error e);
+
+/* The candidate error classes the store and the metrics count (stats'
+ * candidate_error_classes, the candidate_errors_by_class metric): every
+ * replay_error from REPLAY_ERR_CLASS_FIRST on, by replay_error_name(), in
+ * this order. */
+#define REPLAY_ERR_CLASS_FIRST REPLAY_ERR_REFUSED
+#define REPLAY_N_ERROR_CLASSES (REPLAY_ERR__COUNT - REPLAY_ERR_CLASS_FIRST)
+/* The class whose replay_error_name() is name: REPLAY_ERR_OTHER for any
+ * other name (or NULL, or "none"). */
+enum replay_error replay_error_class(const char *name);
 /* "ok", "candidate_error", "shed_queue", "shed_breaker", "unsafe_skipped",
  * "dropped". */
 const char *replay_outcome_name(enum replay_outcome o);

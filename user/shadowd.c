@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,12 +27,11 @@
 #include "http1.h"
 #include "message.h"
 #include "metrics.h"
-#include "divergence.h"
+#include "pipeline.h"
 #include "replay.h"
 #include "sample.h"
 #include "shadow_event.h"
 #include "store.h"
-#include "tally.h"
 #include "util/loop.h"
 
 #define SHADOWD_VERSION "0.1.0"
@@ -92,14 +90,9 @@ struct daemon {
 	struct diff_rules *rules;
 	struct store *store;
 	struct metrics *metrics;
-	struct tally *tally; /* per-endpoint counts on their way to both */
+	struct pipeline *pipe;
 	bool input_done; /* --from-capture reached its end */
 	long long poll_timer;
-	uint64_t captured, sampled, replayed, diverged, cand_errors, shed,
-		unsafe_skipped, noise_suppressed, store_errors;
-	/* Answers the kernel passed over as unsampled that sample_decide()
-	 * would have replayed (never expected: a loss, counted). */
-	uint64_t sample_mismatch;
 	long poll_delay_ms;
 };
 
@@ -430,211 +423,54 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die("--host-header needs a host name");
 }
 
-/* Per-endpoint counting, in the store and the metrics alike: batched in
- * the tally until the next store flush. */
-static void count(struct daemon *d, const char *ep, enum store_counter c,
-		  uint64_t n)
+static void on_exchange(void *ctx, struct exchange *x)
 {
-	tally_count(d->tally, ep, c, n);
-}
+	struct daemon *d = ctx;
 
-/* Hands the tally's sums to the store and the metrics. */
-static void count_flush(struct daemon *d)
-{
-	d->store_errors += tally_flush(d->tally);
-}
-
-static void record_paths(struct daemon *d, const char *ep,
-			 const struct diff_part *p, bool noise)
-{
-	size_t i;
-	json_t *v;
-
-	if (!p->diffs)
-		return;
-	json_array_foreach(p->diffs, i, v) {
-		const char *path = json_string_value(json_object_get(v, "path"));
-
-		if (!path)
-			path = json_string_value(json_object_get(v, "name"));
-		if (path && store_field(d->store, ep, path, noise) < 0)
-			d->store_errors++;
-	}
-}
-
-/* The differ's verdict on one replayed exchange, counted and stored. */
-static void judge(struct daemon *d, struct replay_job *job)
-{
-	const struct exchange *x = job->x;
-	const char *ep = x->endpoint;
-	const struct http_response *na = NULL, *nb = NULL;
-	struct diff_result res = { 0 };
-	json_t *rec = NULL, *parts[3] = { NULL, NULL, NULL };
-	double primary_ms = (x->t_last_resp_ns - x->t_first_req_ns) / 1e6;
-	int rc;
-
-	if (job->has_recheck) {
-		na = &job->candidate;
-		nb = &job->recheck;
-	} else if (job->has_noise) {
-		na = &x->resp;
-		nb = &job->noise;
-	}
-	rc = diff_responses(d->rules, &x->resp, &job->candidate, na, nb, &res);
-	if (rc < 0) {
-		if (d->o.verbose)
-			fprintf(stderr, "shadowd: cannot diff %s: %s\n", ep,
-				strerror(-rc));
-		count(d, ep, STORE_SHED, 1);
-		d->shed++;
-		return;
-	}
-	if (res.diverged && d->o.noise_recheck && !job->rechecks &&
-	    replay_recheck(d->replay, job) == 0) {
-		diff_result_clean(&res);
-		return; /* judged again with the second answer */
-	}
-	d->replayed++;
-	count(d, ep, STORE_REPLAYED, 1);
-	if (store_latency(d->store, ep, primary_ms, job->candidate_ms) < 0)
-		d->store_errors++;
-	metrics_latency(d->metrics, primary_ms, job->candidate_ms);
-	if (res.noise_suppressed) {
-		size_t i;
-		json_t *v;
-
-		d->noise_suppressed++;
-		count(d, ep, STORE_NOISE_SUPPRESSED, 1);
-		json_array_foreach(res.noise_paths, i, v)
-			if (json_is_string(v) &&
-			    store_field(d->store, ep, json_string_value(v),
-					true) < 0)
-				d->store_errors++;
-	}
-	if (!res.diverged)
-		goto cleanup;
-	d->diverged++;
-	count(d, ep, STORE_DIVERGED, 1);
-	if (res.status.diverged)
-		count(d, ep, STORE_DIVERGED_STATUS, 1);
-	if (res.headers.diverged) {
-		count(d, ep, STORE_DIVERGED_HEADERS, 1);
-		record_paths(d, ep, &res.headers, false);
-	}
-	if (res.body.diverged) {
-		count(d, ep, STORE_DIVERGED_BODY, 1);
-		record_paths(d, ep, &res.body, false);
-	}
-	parts[0] = diff_part_json(&res.status);
-	parts[1] = diff_part_json(&res.headers);
-	parts[2] = diff_part_json(&res.body);
-	if (!parts[0] || !parts[1] || !parts[2] ||
-	    divergence_build(x, &job->candidate, job->candidate_ms, parts[0],
-			 parts[1], parts[2], &rec) < 0 ||
-	    store_put(d->store, rec) < 0)
-		d->store_errors++;
-	if (d->o.verbose)
-		fprintf(stderr, "shadowd: divergence %s %s: %s%s%s%s%s\n",
-			x->req.method, x->req.target, res.status.summary,
-			res.status.diverged ? "; " : "", res.headers.summary,
-			res.headers.diverged ? "; " : "", res.body.summary);
-cleanup:
-	for (int i = 0; i < 3; i++)
-		json_decref(parts[i]);
-	diff_result_clean(&res);
-}
-
-/* An exchange never sent (replay_outcome o: skipped as unsafe, or shed),
- * on endpoint ep: only counted. */
-static void count_unsent(struct daemon *d, const char *ep,
-			 enum replay_outcome o)
-{
-	switch (o) {
-	case REPLAY_UNSAFE_SKIPPED:
-		d->unsafe_skipped++;
-		count(d, ep, STORE_UNSAFE_SKIPPED, 1);
-		break;
-	case REPLAY_SHED_BREAKER:
-		/* Never sent: shed, not a candidate error of its own. */
-		metrics_candidate_error(d->metrics, "breaker_open");
-		__attribute__((fallthrough));
-	default:
-		d->shed++;
-		count(d, ep, STORE_SHED, 1);
-		break;
-	}
+	if (!pipeline_exchange(d->pipe, x))
+		http1_recycle(d->http1, x);
 }
 
 static void on_replayed(void *ctx, struct replay_job *job)
 {
 	struct daemon *d = ctx;
-	const char *ep = job->x->endpoint;
 
-	/* Where the store is called below with the endpoint directly, it
-	 * must not reach the store ahead of endpoints counted before it: the
-	 * tally goes first. Shed and skipped exchanges (most of them when the
-	 * candidate is slow) are only counted. */
-	if (job->outcome == REPLAY_OK ||
-	    job->outcome == REPLAY_CANDIDATE_ERROR)
-		count_flush(d);
-	switch (job->outcome) {
-	case REPLAY_OK:
-		judge(d, job);
-		break;
-	case REPLAY_CANDIDATE_ERROR:
-		/* Sent but unanswered: replayed, never a divergence. */
-		d->cand_errors++;
-		d->replayed++;
-		count(d, ep, STORE_REPLAYED, 1);
-		/* The store counts candidate_errors with the class. */
-		if (store_candidate_error(d->store, ep,
-					  replay_error_name(job->error)) < 0)
-			d->store_errors++;
-		metrics_count(d->metrics, ep, STORE_CANDIDATE_ERRORS, 1);
-		metrics_candidate_error(d->metrics, replay_error_name(job->error));
-		break;
-	default:
-		count_unsent(d, ep, job->outcome);
-		break;
-	}
+	pipeline_replayed(d->pipe, job);
 }
 
-static void on_exchange(void *ctx, struct exchange *x)
+/* The pipeline's replayer is replay.c. */
+static void replayer_submit(void *ctx, struct exchange *x)
 {
-	struct daemon *d = ctx;
+	replay_submit(ctx, x);
+}
 
-	d->captured++;
-	count(d, x->endpoint, STORE_CAPTURED, 1);
-	if (!sample_decide(d->sample, x)) {
-		/* Passed over as shed, so sampled as the kernel saw it. */
-		if (x->req.flags & (MESSAGE_SHED_QUEUE | MESSAGE_SHED_BREAKER))
-			d->sample_mismatch++;
-		http1_recycle(d->http1, x);
-		return;
+static enum replay_outcome replayer_shed(void *ctx, const struct exchange *x,
+					 enum replay_outcome why)
+{
+	return replay_shed(ctx, x, why);
+}
+
+static int replayer_recheck(void *ctx, struct replay_job *job)
+{
+	return replay_recheck(ctx, job);
+}
+
+/* The other stages' counters and gauges, to the store and the metrics. */
+static void publish(struct daemon *d)
+{
+	struct capture_stats st;
+	struct pipeline_sources src = {
+		.conns = conn_table_stats(d->conns),
+		.http1 = http1_stats(d->http1),
+		.replay = replay_stats(d->replay),
+		.send_rate = replay_send_rate(d->replay),
+	};
+
+	if (d->cap) {
+		capture_get_stats(d->cap, &st);
+		src.capture = &st;
 	}
-	if (x->req.flags & (MESSAGE_SHED_QUEUE | MESSAGE_SHED_BREAKER)) {
-		/* Sampled, and passed over by the kernel while shedding. */
-		d->sampled++;
-		count(d, x->endpoint, STORE_SAMPLED, 1);
-		count_unsent(d, x->endpoint,
-			     replay_shed(d->replay, x,
-					 x->req.flags & MESSAGE_SHED_BREAKER ?
-					 REPLAY_SHED_BREAKER :
-					 REPLAY_SHED_QUEUE));
-		http1_recycle(d->http1, x);
-		return;
-	}
-	if ((x->resp.flags & MESSAGE_UNCOPIED) ||
-	    (x->req.flags & MESSAGE_HEAD_UNCOPIED)) {
-		/* The kernel left it unsampled and this decision disagrees:
-		 * the answer is gone. Never expected; counted as a loss. */
-		d->sample_mismatch++;
-		http1_recycle(d->http1, x);
-		return;
-	}
-	d->sampled++;
-	count(d, x->endpoint, STORE_SAMPLED, 1);
-	replay_submit(d->replay, x);
+	pipeline_publish(d->pipe, &src);
 }
 
 static void on_event(void *ctx, const struct shadow_event *ev,
@@ -729,51 +565,13 @@ static long feed_capture(struct loop *l, long long id, void *ctx)
 	return 0;
 }
 
-static void publish_counters(struct daemon *d)
-{
-	const struct conn_stats *cs = conn_table_stats(d->conns);
-	const struct http1_stats *hs = http1_stats(d->http1);
-	const struct replay_stats *rs = replay_stats(d->replay);
-	/* Every exchange that could not be framed or paired: the store's
-	 * parse_errors. */
-	uint64_t parse_errors = hs->parse_errors + hs->oversize +
-				hs->ambiguous + hs->unpaired + hs->overflow +
-				hs->nomem + d->sample_mismatch;
-	struct capture_stats st = { 0 };
-
-	if (d->cap) {
-		capture_get_stats(d->cap, &st);
-		metrics_set(d->metrics, METRICS_RING_USED, st.ring_used);
-		metrics_set(d->metrics, METRICS_RING_SIZE, st.ring_size);
-		metrics_set(d->metrics, METRICS_TARGETS, st.targets);
-	}
-	if (store_capture_counters(d->store, cs->lost_events, cs->gaps,
-				   parse_errors, hs->truncated,
-				   st.tls_undecoded) < 0)
-		d->store_errors++;
-	metrics_set(d->metrics, METRICS_TLS_UNDECODED, st.tls_undecoded);
-	metrics_set(d->metrics, METRICS_TLS_UNLINKED, st.tls_unlinked);
-	metrics_set(d->metrics, METRICS_UNHOOKED, st.unhooked);
-	metrics_set(d->metrics, METRICS_UNCOPIED, hs->uncopied);
-	metrics_set(d->metrics, METRICS_SAMPLE_MISMATCH, d->sample_mismatch);
-	metrics_set(d->metrics, METRICS_LOST_EVENTS, cs->lost_events);
-	metrics_set(d->metrics, METRICS_GAPS, cs->gaps);
-	metrics_set(d->metrics, METRICS_PARSE_ERRORS, parse_errors);
-	metrics_set(d->metrics, METRICS_TRUNCATED, hs->truncated);
-	metrics_set(d->metrics, METRICS_CONNECTIONS, cs->conns_active);
-	metrics_set(d->metrics, METRICS_QUEUE_DEPTH, rs->queued);
-	metrics_set(d->metrics, METRICS_INFLIGHT, rs->inflight);
-	metrics_set(d->metrics, METRICS_BREAKER_OPEN, rs->breaker != 0);
-	metrics_set(d->metrics, METRICS_SEND_RATE, replay_send_rate(d->replay));
-}
-
 static long tick(struct loop *l, long long id, void *ctx)
 {
 	struct daemon *d = ctx;
 
 	if (d->cap)
 		conn_table_expire(d->conns, loop_now_ns());
-	publish_counters(d);
+	publish(d);
 	if (d->input_done && !replay_stats(d->replay)->queued &&
 	    !replay_stats(d->replay)->inflight)
 		loop_stop(l);
@@ -785,7 +583,7 @@ static long flush_store(struct loop *l, long long id, void *ctx)
 	struct daemon *d = ctx;
 	int rc;
 
-	count_flush(d);
+	pipeline_flush(d->pipe);
 	rc = store_flush(d->store);
 	if (rc < 0 && d->o.verbose)
 		fprintf(stderr, "shadowd: store flush failed: %s (retrying)\n",
@@ -916,6 +714,19 @@ static void setup(struct daemon *d)
 static void open_store(struct daemon *d)
 {
 	const struct options *o = &d->o;
+	struct pipeline_config pc = {
+		.sample = d->sample,
+		.rules = d->rules,
+		.metrics = d->metrics,
+		.replayer = {
+			.submit = replayer_submit,
+			.shed = replayer_shed,
+			.recheck = replayer_recheck,
+			.ctx = d->replay,
+		},
+		.noise_recheck = o->noise_recheck,
+		.verbose = o->verbose,
+	};
 	struct store_config sc = {
 		.path = o->store,
 		.max_records = o->max_records,
@@ -927,8 +738,8 @@ static void open_store(struct daemon *d)
 
 	if (store_open(&sc, &d->store, err, sizeof(err)) < 0)
 		die("%s", err);
-	d->tally = tally_new(d->store, d->metrics);
-	if (!d->tally)
+	pc.store = d->store;
+	if (pipeline_new(&pc, &d->pipe) < 0)
 		die("out of memory");
 }
 
@@ -1020,6 +831,8 @@ int main(int argc, char **argv)
 {
 	static struct daemon d;
 	const struct conn_stats *cs;
+	const struct pipeline_counters *pc;
+	uint64_t store_errors;
 	int sfd, drained;
 
 	parse_args(argc, argv, &d.o);
@@ -1058,15 +871,18 @@ int main(int argc, char **argv)
 		loop_timer_del(d.loop, d.poll_timer);
 	}
 	drained = replay_drain(d.replay, d.o.timeout_ms + 100);
-	publish_counters(&d);
+	publish(&d);
+	pc = pipeline_counters(d.pipe);
 	cs = conn_table_stats(d.conns);
 	fprintf(stderr, "shadowd: %llu exchanges captured, %llu replayed, "
 		"%llu diverged, %llu candidate errors, %llu shed, %llu unsafe "
 		"skipped; %llu lost events, %llu gaps%s; store %s\n",
-		(unsigned long long)d.captured, (unsigned long long)d.replayed,
-		(unsigned long long)d.diverged,
-		(unsigned long long)d.cand_errors, (unsigned long long)d.shed,
-		(unsigned long long)d.unsafe_skipped,
+		(unsigned long long)pc->captured,
+		(unsigned long long)pc->replayed,
+		(unsigned long long)pc->diverged,
+		(unsigned long long)pc->candidate_errors,
+		(unsigned long long)pc->shed,
+		(unsigned long long)pc->unsafe_skipped,
 		(unsigned long long)cs->lost_events,
 		(unsigned long long)cs->gaps,
 		drained < 0 ? "; replays still in flight were abandoned" : "",
@@ -1081,8 +897,9 @@ int main(int argc, char **argv)
 	capfile_close_reader(d.reader);
 	/* The last counts, with any of exchanges the connections closed
 	 * above handed on. */
-	count_flush(&d);
-	tally_free(d.tally);
+	pipeline_flush(d.pipe);
+	store_errors = pipeline_counters(d.pipe)->store_errors;
+	pipeline_free(d.pipe);
 	store_close(d.store);
 	metrics_free(d.metrics);
 	sample_free(d.sample);
@@ -1091,8 +908,8 @@ int main(int argc, char **argv)
 	loop_free(d.loop);
 	if (sfd >= 0)
 		close(sfd);
-	if (d.store_errors)
+	if (store_errors)
 		fprintf(stderr, "shadowd: %llu store writes failed (see -v)\n",
-			(unsigned long long)d.store_errors);
+			(unsigned long long)store_errors);
 	return 0;
 }

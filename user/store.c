@@ -18,6 +18,8 @@
 
 #include "diff.h"
 #include "divergence.h"
+#include "endpoint.h"
+#include "replay.h"
 #include "util/hist.h"
 
 /* 'SHDW': set on every store so a foreign SQLite file is recognised. */
@@ -27,9 +29,6 @@
 /* A failing disk must not eat the daemon's memory: past this many queued
  * records new ones are dropped (and store_put says so). */
 #define STORE_PENDING_HARD_MAX (16 * STORE_BATCH_MAX)
-/* Distinct endpoints tracked; more land in STORE_OTHER_ENDPOINT. */
-#define STORE_MAX_ENDPOINTS 10000
-#define STORE_OTHER_ENDPOINT "(other)"
 /* Distinct (endpoint, path) field counts queued before a flush is forced. */
 #define STORE_FIELDS_MAX 65536
 /* Header names and body paths that make up a signature, at most. */
@@ -40,25 +39,12 @@
 #define C_EVICTED STORE_N_COUNTERS
 #define N_SLOTS (STORE_N_COUNTERS + 1)
 
-static const char *const counter_names[N_SLOTS] = {
-	[STORE_CAPTURED] = "captured",
-	[STORE_SAMPLED] = "sampled",
-	[STORE_REPLAYED] = "replayed",
-	[STORE_DIVERGED] = "diverged",
-	[STORE_DIVERGED_STATUS] = "diverged_status",
-	[STORE_DIVERGED_HEADERS] = "diverged_headers",
-	[STORE_DIVERGED_BODY] = "diverged_body",
-	[STORE_CANDIDATE_ERRORS] = "candidate_errors",
-	[STORE_SHED] = "shed",
-	[STORE_UNSAFE_SKIPPED] = "unsafe_skipped",
-	[STORE_NOISE_SUPPRESSED] = "noise_suppressed",
-	[C_EVICTED] = "evicted",
-};
-
-const char *const store_error_classes[STORE_N_ERROR_CLASSES] = {
-	"refused", "timeout", "reset", "bad_url", "tls", "breaker_open",
-	"protocol", "other",
-};
+/* A counter slot's stats key: the public counters' (store_counter.h),
+ * then "evicted". */
+static const char *slot_name(int c)
+{
+	return c == C_EVICTED ? "evicted" : store_counter_name(c);
+}
 
 static const char *const capture_names[STORE_N_CAPTURE] = {
 	"lost_events", "gaps", "parse_errors", "truncated", "tls_undecoded",
@@ -188,7 +174,7 @@ static void map_free(struct map *m, void (*free_val)(void *))
 struct ep {
 	const char *name; /* the map key */
 	uint64_t d[N_SLOTS];
-	uint64_t err[STORE_N_ERROR_CLASSES];
+	uint64_t err[REPLAY_N_ERROR_CLASSES]; /* by class, see replay.h */
 	struct hist *lat[2]; /* primary, candidate; allocated on first use */
 	bool dirty;
 };
@@ -249,11 +235,6 @@ struct store {
 	sqlite3_stmt *ins_rec, *del_rec, *up_sig, *up_cnt, *up_lat, *up_err,
 		*up_fld, *up_cap, *up_meta;
 };
-
-const char *store_counter_name(enum store_counter c)
-{
-	return (unsigned)c < STORE_N_COUNTERS ? counter_names[c] : "unknown";
-}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -357,12 +338,12 @@ static struct ep *ep_get(struct store *s, const char *name)
 	struct ep *e;
 
 	if (!name || !*name)
-		name = "(none)";
+		name = ENDPOINT_NONE;
 	me = map_find(&s->eps, name);
 	if (me)
 		return me->val;
-	if (s->eps.n >= STORE_MAX_ENDPOINTS) {
-		name = STORE_OTHER_ENDPOINT;
+	if (s->eps.n >= ENDPOINT_MAX_COUNTED) {
+		name = ENDPOINT_OTHER;
 		me = map_find(&s->eps, name);
 		if (me)
 			return me->val;
@@ -1138,7 +1119,7 @@ int store_put(struct store *s, json_t *record)
 	divergence_redact(record, (const char *const *)s->redact, s->n_redact);
 	endpoint = json_string_value(json_object_get(record, "endpoint"));
 	if (!endpoint || !*endpoint)
-		endpoint = "(none)";
+		endpoint = ENDPOINT_NONE;
 	g = sig_of(s, record, endpoint);
 	if (!g || sig_push_id(g, s->next_id))
 		goto cleanup;
@@ -1223,7 +1204,7 @@ int store_latency(struct store *s, const char *endpoint, double primary_ms,
 int store_candidate_error(struct store *s, const char *endpoint,
 			  const char *class_name)
 {
-	size_t k = STORE_N_ERROR_CLASSES - 1;
+	size_t k = replay_error_class(class_name) - REPLAY_ERR_CLASS_FIRST;
 	struct ep *e;
 
 	if (!s)
@@ -1233,9 +1214,6 @@ int store_candidate_error(struct store *s, const char *endpoint,
 	e = ep_get(s, endpoint);
 	if (!e)
 		return -ENOMEM;
-	for (size_t i = 0; class_name && i < STORE_N_ERROR_CLASSES; i++)
-		if (!strcmp(class_name, store_error_classes[i]))
-			k = i;
 	e->err[k]++;
 	e->d[STORE_CANDIDATE_ERRORS]++;
 	e->dirty = s->dirty = true;
@@ -1255,7 +1233,7 @@ int store_field(struct store *s, const char *endpoint, const char *path,
 	if (!s->writer)
 		return -EROFS;
 	if (!endpoint || !*endpoint)
-		endpoint = "(none)";
+		endpoint = ENDPOINT_NONE;
 	if (s->fields.n >= STORE_FIELDS_MAX) {
 		rc = store_flush(s);
 		if (rc)
@@ -1330,12 +1308,13 @@ static int write_ep(struct store *s, struct ep *e)
 
 	for (int c = 0; !rc && c < N_SLOTS; c++)
 		if (e->d[c])
-			rc = write_counter(s, e->name, counter_names[c], e->d[c]);
-	for (int k = 0; !rc && k < STORE_N_ERROR_CLASSES; k++) {
+			rc = write_counter(s, e->name, slot_name(c), e->d[c]);
+	for (int k = 0; !rc && k < REPLAY_N_ERROR_CLASSES; k++) {
 		if (!e->err[k])
 			continue;
 		sqlite3_bind_text(s->up_err, 1, e->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->up_err, 2, store_error_classes[k], -1,
+		sqlite3_bind_text(s->up_err, 2,
+				  replay_error_name(REPLAY_ERR_CLASS_FIRST + k), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(s->up_err, 3, (int64_t)e->err[k]);
 		rc = step_reset(s->up_err);
@@ -1579,7 +1558,7 @@ static json_t *stats_ep(json_t *eps, struct map *idx, const char *name)
 		return NULL;
 	json_object_set_new(o, "endpoint", json_string(name));
 	for (int c = 0; c < N_SLOTS; c++)
-		json_object_set_new(o, counter_names[c], json_integer(0));
+		json_object_set_new(o, slot_name(c), json_integer(0));
 	if (json_array_append_new(eps, o) || !map_insert(idx, name, o))
 		return NULL;
 	return o;
@@ -1638,8 +1617,10 @@ static int stats_ep_details(struct store *s, json_t *o)
 	json_object_set_new(o, "primary_latency_ms", quantiles(&h[0]));
 	json_object_set_new(o, "candidate_latency_ms", quantiles(&h[1]));
 
-	for (int k = 0; k < STORE_N_ERROR_CLASSES; k++)
-		json_object_set_new(classes, store_error_classes[k], json_integer(0));
+	for (int k = 0; k < REPLAY_N_ERROR_CLASSES; k++)
+		json_object_set_new(classes,
+				    replay_error_name(REPLAY_ERR_CLASS_FIRST + k),
+				    json_integer(0));
 	rc = sqlite3_prepare_v2(s->db, "SELECT class, count FROM errors"
 				" WHERE endpoint = ?", -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -1715,7 +1696,7 @@ json_t *store_stats(struct store *s)
 	if (!totals || !capture || !eps)
 		goto fail;
 	for (int c = 0; c < N_SLOTS; c++)
-		json_object_set_new(totals, counter_names[c], json_integer(0));
+		json_object_set_new(totals, slot_name(c), json_integer(0));
 	for (int c = 0; c < STORE_N_CAPTURE; c++)
 		json_object_set_new(capture, capture_names[c], json_integer(0));
 
@@ -1732,13 +1713,13 @@ json_t *store_stats(struct store *s)
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		int64_t v = sqlite3_column_int64(st, 2);
 
-		o = stats_ep(eps, &idx, ep ? ep : "(none)");
+		o = stats_ep(eps, &idx, ep ? ep : ENDPOINT_NONE);
 		if (!o)
 			goto fail;
 		if (!name)
 			continue;
 		for (int c = 0; c < N_SLOTS; c++) {
-			if (strcmp(name, counter_names[c]))
+			if (strcmp(name, slot_name(c)))
 				continue;
 			add_int(o, name, v);
 			add_int(totals, name, v);

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store_counter.h"
+
 /* The schema version this build writes and reads (PRAGMA user_version). */
 #define STORE_SCHEMA_VERSION 1
 #define STORE_DEFAULT_MAX_RECORDS 10000
@@ -39,29 +41,6 @@ struct store_config {
 	const char *const *redact;  /* extra header names to redact */
 	size_t n_redact;
 };
-
-enum store_counter {
-	STORE_CAPTURED,
-	STORE_SAMPLED,
-	STORE_REPLAYED,
-	STORE_DIVERGED,
-	STORE_DIVERGED_STATUS,
-	STORE_DIVERGED_HEADERS,
-	STORE_DIVERGED_BODY,
-	STORE_CANDIDATE_ERRORS,
-	STORE_SHED,
-	STORE_UNSAFE_SKIPPED,
-	STORE_NOISE_SUPPRESSED,
-	STORE_N_COUNTERS
-};
-
-/* "captured", "diverged_status", ...: the stats --json key of a counter. */
-const char *store_counter_name(enum store_counter c);
-
-/* The candidate error classes store_candidate_error() knows; any other
- * name is counted as "other". */
-extern const char *const store_error_classes[];
-#define STORE_N_ERROR_CLASSES 8
 
 /*
  * Opens (creating it mode 0600 when missing) and migrates the store at
@@ -106,8 +85,8 @@ int store_count(struct store *s, const char *endpoint, enum store_counter c,
 int store_latency(struct store *s, const char *endpoint, double primary_ms,
 		  double candidate_ms) __attribute__((warn_unused_result));
 
-/* Counts one candidate error of class_name (one of store_error_classes,
- * anything else is "other"). Also bumps STORE_CANDIDATE_ERRORS. 0 or -errno. */
+/* Counts one candidate error of class_name (a replay_error_name() of
+ * replay.h's classes, anything else is "other"). Also bumps STORE_CANDIDATE_ERRORS. 0 or -errno. */
 int store_candidate_error(struct store *s, const char *endpoint,
 			  const char *class_name) __attribute__((warn_unused_result));
 

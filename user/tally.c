@@ -12,10 +12,13 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "endpoint.h"
 #include "metrics.h"
+#include "store.h"
 
 /* Distinct endpoints held between two emptyings; a power of two. More
- * than the metrics keep (500), so a full table is rare. */
+ * than the store and the metrics count apart (ENDPOINT_MAX_COUNTED), so a
+ * full table is rare. */
 #define TALLY_MAX 1024
 #define TALLY_SLOTS (2 * TALLY_MAX)
 

@@ -8,8 +8,8 @@
  * sums on with one store_count() and one metrics_count() per counter.
  *
  * Endpoints reach the store and the metrics in the order they were first
- * counted, as they did one by one, so both cap their endpoint lists (and
- * name the rest "other") exactly as before, provided the tally is also
+ * counted, as they would one by one, so both count the same endpoints
+ * apart and the rest as ENDPOINT_OTHER (endpoint.h), provided the tally is also
  * flushed before any other per-endpoint store call (store_latency(),
  * store_field(), ...) that could be the first to name an endpoint. The
  * store sees the same sums at its next flush if the tally is flushed just
@@ -21,9 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store_counter.h"
 
 struct metrics;
+struct store;
 struct tally;
 
 /* Returns an empty tally feeding s and m (borrowed until tally_free();

@@ -228,10 +228,8 @@ Test(json_diff, table_cases)
 	}
 }
 
-Test(json_diff, table_has_enough_cases)
-{
-	cr_assert_geq(sizeof(cases) / sizeof(*cases), 60);
-}
+_Static_assert(sizeof(cases) / sizeof(*cases) >= 60,
+	       "the JSON diff table holds at least 60 cases");
 
 Test(json_diff, record_values)
 {

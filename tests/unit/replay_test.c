@@ -550,6 +550,27 @@ Test(replay, error_names)
 			 "unsafe_skipped");
 }
 
+/* The classes the store and the metrics count, in the order their stats
+ * and metrics list them. */
+Test(replay, error_classes_by_name)
+{
+	static const char *const classes[] = {
+		"refused", "timeout", "reset", "bad_url", "tls",
+		"breaker_open", "protocol", "other",
+	};
+
+	cr_assert_eq(REPLAY_N_ERROR_CLASSES, 8);
+	for (int k = 0; k < REPLAY_N_ERROR_CLASSES; k++) {
+		cr_expect_str_eq(replay_error_name(REPLAY_ERR_CLASS_FIRST + k),
+				 classes[k]);
+		cr_expect_eq(replay_error_class(classes[k]),
+			     REPLAY_ERR_CLASS_FIRST + k);
+	}
+	cr_expect_eq(replay_error_class("none"), REPLAY_ERR_OTHER);
+	cr_expect_eq(replay_error_class("dns"), REPLAY_ERR_OTHER);
+	cr_expect_eq(replay_error_class(NULL), REPLAY_ERR_OTHER);
+}
+
 Test(replay, latency_is_measured)
 {
 	struct env e;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "fixture.h"
 #include "metrics.h"
 #include "store.h"
@@ -57,21 +58,31 @@ static long long metric(struct metrics *m, const char *name, const char *ep)
 	return v;
 }
 
+/* Counter name of endpoint ep in store_stats() st, or -1 when st has no
+ * such endpoint. */
+static long long stat_of(json_t *st, const char *name, const char *ep)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "endpoints"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "endpoint")),
+			    ep))
+			return json_integer_value(json_object_get(e, name));
+	return -1;
+}
+
 /* The store's count of counter name for endpoint ep (after a flush), or
  * -1 when the store has no such endpoint. */
 static long long stored(struct store *s, const char *name, const char *ep)
 {
-	json_t *st, *e;
-	size_t i;
-	long long v = -1;
+	json_t *st;
+	long long v;
 
 	cr_assert_eq(store_flush(s), 0);
 	st = store_stats(s);
 	cr_assert_not_null(st);
-	json_array_foreach(json_object_get(st, "endpoints"), i, e)
-		if (!strcmp(json_string_value(json_object_get(e, "endpoint")),
-			    ep))
-			v = json_integer_value(json_object_get(e, name));
+	v = stat_of(st, name, ep);
 	json_decref(st);
 	return v;
 }
@@ -108,9 +119,10 @@ Test(tally, sums_reach_store_and_metrics_when_flushed)
 	store_close(s);
 }
 
-/* The metrics keep 500 endpoints, then count the rest as "other": which
- * ones are kept must not change because counts were batched, also across
- * more endpoints than the tally holds at once. */
+/* The store and the metrics keep ENDPOINT_MAX_COUNTED endpoints apart,
+ * then count the rest as ENDPOINT_OTHER: which ones are kept must not
+ * change because counts were batched, also across more endpoints than the
+ * tally holds at once, and must be the same ones in both. */
 Test(tally, endpoints_arrive_in_the_order_first_counted)
 {
 	enum { N = 1500 };
@@ -119,6 +131,7 @@ Test(tally, endpoints_arrive_in_the_order_first_counted)
 	struct tally *t = tally_new(s, m);
 	char ep[32];
 	long long kept = 0;
+	json_t *st;
 
 	cr_assert(m && t);
 	for (int i = 0; i < N; i++) {
@@ -132,21 +145,28 @@ Test(tally, endpoints_arrive_in_the_order_first_counted)
 		tally_count(t, ep, STORE_SHED, 1);
 	}
 	cr_expect_eq(tally_flush(t), 0);
+	cr_assert_eq(store_flush(s), 0);
+	st = store_stats(s);
+	cr_assert_not_null(st);
 	for (int i = 0; i < N; i++) {
 		long long v;
 
 		snprintf(ep, sizeof(ep), "GET /e%d", i);
 		v = metric(m, "captured", ep);
-		if (i < 500 && v != 1)
+		if (i < ENDPOINT_MAX_COUNTED && v != 1)
 			cr_assert_fail("%s: %lld", ep, v);
-		if (i >= 500 && v != -1)
+		if (i >= ENDPOINT_MAX_COUNTED && v != -1)
 			cr_assert_fail("%s has a line of its own", ep);
+		if (stat_of(st, "captured", ep) != (v > 0 ? v : -1))
+			cr_assert_fail("%s: the store kept other endpoints "
+				       "than the metrics", ep);
 		kept += v > 0 ? v : 0;
 	}
-	cr_expect_eq(kept + metric(m, "captured", "other"), N);
-	cr_expect_eq(metric(m, "shed", "other"), N);
-	cr_expect_eq(stored(s, "captured", "GET /e0"), 1);
-	cr_expect_eq(stored(s, "shed", "GET /e1499"), N / 50);
+	cr_expect_eq(kept + metric(m, "captured", ENDPOINT_OTHER), N);
+	cr_expect_eq(metric(m, "shed", ENDPOINT_OTHER), N);
+	cr_expect_eq(stored(s, "captured", ENDPOINT_OTHER), N - kept);
+	cr_expect_eq(stored(s, "shed", ENDPOINT_OTHER), N);
+	json_decref(st);
 	tally_free(t);
 	metrics_free(m);
 	store_close(s);
@@ -162,8 +182,8 @@ Test(tally, no_endpoint_counts_as_the_empty_one)
 	tally_count(t, NULL, STORE_CAPTURED, 1);
 	tally_count(t, "", STORE_CAPTURED, 1);
 	cr_expect_eq(tally_flush(t), 0);
-	cr_expect_eq(metric(m, "captured", ""), 2);
-	cr_expect_eq(stored(s, "captured", "(none)"), 2);
+	cr_expect_eq(metric(m, "captured", ENDPOINT_NONE), 2);
+	cr_expect_eq(stored(s, "captured", ENDPOINT_NONE), 2);
 	tally_free(t);
 	metrics_free(m);
 	store_close(s);
