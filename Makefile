@@ -16,8 +16,10 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE 
 LDLIBS    := -lbpf -lelf -lcurl -lhttp_parser -ljansson -lsqlite3 \
 	         -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd -lcap -lm
 TEST_LIBS := -lcriterion
-# What librequest-shadow needs: no BPF, no capture, no metrics server.
-RS_LIBS   := -lcurl -ljansson -lsqlite3 -lbrotlidec -lzstd -lz -lxxhash -lm -lpthread
+# What librequest-shadow needs: no BPF, no capture (the pipeline core brings
+# the metrics module, unused by the library, and with it libmicrohttpd).
+RS_LIBS   := -lcurl -ljansson -lsqlite3 -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd \
+	     -lm -lpthread
 
 ifeq ($(V),1)
 Q =
@@ -52,7 +54,8 @@ RS_SONAME  := librequest-shadow.so.0
 RS_SRCS    := user/request_shadow.c user/rs_config.c user/rs_http.c user/shadower.c \
 	      user/sample.c user/diff.c user/json_diff.c user/jsonpath.c \
 	      user/divergence.c user/store.c user/endpoint.c user/message.c \
-	      user/util/decode.c user/util/hist.c
+	      user/util/decode.c user/util/hist.c user/pipeline.c user/tally.c \
+	      user/metrics.c user/store_counter.c user/replay.c user/util/loop.c
 RS_OBJS    := $(patsubst %.c,$(OUTPUT)/pic/%.o,$(RS_SRCS))
 RS_SO      := $(OUTPUT)/librequest-shadow.so
 RS_A       := $(OUTPUT)/librequest-shadow.a

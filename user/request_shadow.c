@@ -3,8 +3,9 @@
  * The in-process shadower (request_shadow.h): the caller's side of
  * rs_shadow_call(), the bounded queue, the worker threads that call the
  * candidate, the keeper thread that cuts off calls over the timeout and
- * writes the store, and the breaker. What is counted and recorded once a
- * call is decided or diffed is shadower.c's.
+ * writes the store, and the breaker. Every call and every answer is
+ * counted, judged and recorded by the daemon's pipeline core, through
+ * shadower.c: the library and shadowd run the same code.
  *
  * Threads. Up to `replay-threads` workers take queued calls. A candidate
  * call that runs past `timeout` is abandoned by the keeper: counted as a
@@ -290,6 +291,31 @@ static int spawn_worker(struct rs_shadower *sh)
 	return -rc;
 }
 
+/* The replayer's error class of a backend's -errno. */
+static enum replay_error error_of(int err)
+{
+	switch (-err) {
+	case ECONNREFUSED: return REPLAY_ERR_REFUSED;
+	case ETIMEDOUT: return REPLAY_ERR_TIMEOUT;
+	case ECONNRESET: case EPIPE: return REPLAY_ERR_RESET;
+	case EPROTO: return REPLAY_ERR_TLS;
+	case EBADMSG: return REPLAY_ERR_PROTOCOL;
+	case EINVAL: return REPLAY_ERR_BAD_URL;
+	default: return REPLAY_ERR_OTHER;
+	}
+}
+
+/* Reports x (borrowed) sent and unanswered for reason e: a candidate
+ * error, never a divergence. */
+static void unanswered(struct rs_shadower *sh, struct exchange *x,
+		       enum replay_error e)
+{
+	struct replay_job job = { .x = x, .outcome = REPLAY_CANDIDATE_ERROR,
+				  .error = e };
+
+	shadower_replayed(sh->acct, &job);
+}
+
 /* The keeper gives up on slot s's call: a candidate error now, the
  * worker's place taken by a new one; sh->lock held. */
 static void abandon(struct rs_shadower *sh, struct slot *s)
@@ -299,7 +325,7 @@ static void abandon(struct rs_shadower *sh, struct slot *s)
 	sh->live--;
 	sh->busy--;
 	breaker_record(sh, false, s->job->probe);
-	shadower_candidate_error(sh->acct, s->job->x->endpoint, -ETIMEDOUT);
+	unanswered(sh, s->job->x, REPLAY_ERR_TIMEOUT);
 	if (!sh->stop && sh->live < sh->target && sh->total < sh->n_slots &&
 	    spawn_worker(sh) < 0)
 		fprintf(stderr, "request-shadow: cannot start a worker in place "
@@ -351,85 +377,63 @@ static int call_candidate(struct rs_shadower *sh, struct slot *s,
 	return abandoned ? CALL_ABANDONED : rc;
 }
 
-/* Asks the candidate once more after a divergence (noise-recheck) and
- * re-diffs with the two answers as the noise pair. 0, or CALL_ABANDONED
- * (the job is over). A failed second call keeps the first verdict. */
-static int recheck(struct rs_shadower *sh, struct slot *s, struct job *j,
-		   const struct rs_message *req,
-		   const struct http_response *cand, struct diff_result *res)
-{
-	struct http_response again = { 0 };
-	struct diff_result res2 = { 0 };
-	struct rs_message m;
-	double ms;
-	int rc;
-
-	rc = call_candidate(sh, s, j, req, &m, &ms);
-	if (rc == CALL_ABANDONED || rc < 0)
-		return rc == CALL_ABANDONED ? rc : 0;
-	rc = response_copy(&m, sh->max_body, &again);
-	if (sh->candidate.release)
-		sh->candidate.release(sh->candidate.ctx, &m);
-	if (rc == 0 && diff_responses(sh->rules, &j->x->resp, cand, cand,
-				      &again, &res2) == 0) {
-		diff_result_clean(res);
-		*res = res2;
-	}
-	http_response_clean(&again);
-	return 0;
-}
-
-/* Runs job j (taken by worker s, owned): candidate call, diff, verdict.
+/* Runs job j (taken by worker s, owned): the candidate's answer (and,
+ * when noise-recheck asks, a second one) reported to the pipeline.
  * Returns CALL_ABANDONED when the keeper gave up on it, else 0. */
 static int run_job(struct rs_shadower *sh, struct slot *s, struct job *j)
 {
-	struct http_response cand = { 0 };
-	struct diff_result res = { 0 };
+	struct replay_job job = { .x = j->x };
 	struct rs_header *hv = NULL;
 	struct rs_message req, m;
-	const char *ep = j->x->endpoint;
-	uint64_t wait_until = 0;
-	double ms = 0;
+	uint64_t wait_until;
 	int rc;
 
 	if (sh->interval_ns) {
+		struct timespec ts;
+
 		pthread_mutex_lock(&sh->lock);
 		wait_until = sh->next_send > now_ns() ? sh->next_send : now_ns();
 		sh->next_send = wait_until + sh->interval_ns;
 		pthread_mutex_unlock(&sh->lock);
-		struct timespec ts = to_timespec(wait_until);
-
+		ts = to_timespec(wait_until);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
 				       NULL) == EINTR)
 			;
 	}
 	if (request_view(j->x, &req, &hv) < 0) {
-		shadower_count(sh->acct, ep, STORE_SHED);
+		job.outcome = REPLAY_DROPPED; /* counted as shed */
+		shadower_replayed(sh->acct, &job);
 		goto done;
 	}
-	rc = call_candidate(sh, s, j, &req, &m, &ms);
+	rc = call_candidate(sh, s, j, &req, &m, &job.candidate_ms);
 	if (rc == CALL_ABANDONED)
 		goto abandoned;
 	pthread_mutex_lock(&sh->lock);
 	breaker_record(sh, rc == 0, j->probe);
 	pthread_mutex_unlock(&sh->lock);
 	if (rc < 0) {
-		shadower_candidate_error(sh->acct, ep, rc);
+		unanswered(sh, j->x, error_of(rc));
 		goto done;
 	}
-	rc = response_copy(&m, sh->max_body, &cand);
+	rc = response_copy(&m, sh->max_body, &job.candidate);
 	if (sh->candidate.release)
 		sh->candidate.release(sh->candidate.ctx, &m);
-	if (rc < 0 || diff_responses(sh->rules, &j->x->resp, &cand, NULL, NULL,
-				     &res) < 0) {
-		/* no memory to judge it: shed, as shadowd counts it */
-		shadower_count(sh->acct, ep, STORE_SHED);
+	job.outcome = rc < 0 ? REPLAY_DROPPED : REPLAY_OK;
+	if (!shadower_replayed(sh->acct, &job))
 		goto done;
-	}
-	if (res.diverged && sh->noise_recheck &&
-	    recheck(sh, s, j, &req, &cand, &res) == CALL_ABANDONED)
+	/* noise-recheck: the same request once more */
+	rc = call_candidate(sh, s, j, &req, &m, &job.recheck_ms);
+	if (rc == CALL_ABANDONED)
 		goto abandoned;
-	shadower_judge(sh->acct, j->x, &cand, ms, &res);
+	job.rechecks = 1;
+	if (rc == 0) {
+		job.has_recheck = response_copy(&m, sh->max_body,
+						&job.recheck) == 0;
+		if (sh->candidate.release)
+			sh->candidate.release(sh->candidate.ctx, &m);
+	}
+	job.recheck_error = rc < 0 ? error_of(rc) : REPLAY_ERR_NONE;
+	shadower_replayed(sh->acct, &job); /* the first answer alone if not */
 done:
 	pthread_mutex_lock(&sh->lock);
 	sh->busy--;
@@ -440,8 +444,8 @@ done:
 abandoned:
 	rc = CALL_ABANDONED;
 cleanup:
-	diff_result_clean(&res);
-	http_response_clean(&cand);
+	http_response_clean(&job.candidate);
+	http_response_clean(&job.recheck);
 	free(hv);
 	job_free(j);
 	return rc;
@@ -527,6 +531,10 @@ static void *keeper_main(void *arg)
 }
 
 /* ---- the API ---- */
+
+static void on_submit(void *ctx, struct exchange *x);
+static enum replay_outcome on_shed(void *ctx, const struct exchange *x,
+				   enum replay_outcome why);
 
 static void set_error(char **error, const char *msg)
 {
@@ -631,6 +639,9 @@ struct rs_shadower *rs_shadower_new(const struct rs_config *cfg,
 		.examples = cfg->examples,
 		.redact = (const char *const *)cfg->redact.v,
 		.n_redact = cfg->redact.n, .log_size = cfg->log_size,
+		.sample = sh->sample, .rules = sh->rules,
+		.noise_recheck = cfg->noise_recheck,
+		.submit = on_submit, .shed = on_shed, .ctx = sh,
 	};
 	if (shadower_new(&ac, &sh->acct, err, sizeof(err)) < 0) {
 		set_error(error, err);
@@ -672,72 +683,72 @@ static bool unsafe_method(const char *m)
 	       !strcasecmp(m, "PATCH") || !strcasecmp(m, "DELETE");
 }
 
-/* The sampling decision for req on endpoint ep, without copying it: a
- * view of it as an exchange (its header strings borrowed). */
-static bool sampled(struct rs_shadower *sh, const struct rs_message *req,
-		    const char *ep)
+/* A view of req as an exchange on endpoint ep, for the sampler and for
+ * counting a call that is not copied: its strings borrowed, the header
+ * array malloc'd into *hv (caller frees) when the sample key reads
+ * headers. */
+static void view_of(const struct rs_shadower *sh, const struct rs_message *req,
+		    const char *ep, struct exchange *v, struct header **hv)
 {
-	struct exchange v = { 0 };
-	struct header *hv = NULL;
-	bool yes;
-
-	if (sh->rate >= 1 || sh->rate <= 0)
-		return sh->rate >= 1;
-	if (req->n_headers && (sample_kind(sh->sample) == SAMPLE_KEY_HEADER ||
-			       sample_kind(sh->sample) == SAMPLE_KEY_COOKIE)) {
-		hv = calloc(req->n_headers, sizeof(*hv));
-		for (size_t i = 0; hv && i < req->n_headers; i++) {
-			hv[i].name = (char *)(req->headers[i].name ?
-					      req->headers[i].name : "");
-			hv[i].value = (char *)(req->headers[i].value ?
-					       req->headers[i].value : "");
-		}
-		v.req.headers.v = hv;
-		v.req.headers.n = hv ? req->n_headers : 0;
+	memset(v, 0, sizeof(*v));
+	*hv = NULL;
+	v->req.method = req->method;
+	v->req.target = req->target;
+	v->endpoint = ep;
+	if (!req->n_headers || (sample_kind(sh->sample) != SAMPLE_KEY_HEADER &&
+				sample_kind(sh->sample) != SAMPLE_KEY_COOKIE))
+		return;
+	*hv = calloc(req->n_headers, sizeof(**hv));
+	for (size_t i = 0; *hv && i < req->n_headers; i++) {
+		(*hv)[i].name = (char *)(req->headers[i].name ?
+					 req->headers[i].name : "");
+		(*hv)[i].value = (char *)(req->headers[i].value ?
+					  req->headers[i].value : "");
 	}
-	v.req.method = req->method;
-	v.req.target = req->target;
-	v.endpoint = ep;
-	yes = sample_exchange_value(sh->sample, &v, NULL) < sh->rate;
-	free(hv);
-	return yes;
+	v->req.headers.v = *hv;
+	v->req.headers.n = *hv ? req->n_headers : 0;
 }
 
-/* Queues a copy of a sampled call, or sheds it. Returns what to count
- * beside captured and sampled: STORE_SHED, STORE_UNSAFE_SKIPPED, or
- * STORE_N_COUNTERS (queued). */
-static enum store_counter submit(struct rs_shadower *sh,
-				 const struct rs_message *req,
-				 const struct rs_message *resp, uint64_t t0,
-				 uint64_t t1)
+/* The sampler's decision on v, read without its lock: the pipeline makes
+ * the same one when it counts the call. */
+static bool sampled(const struct rs_shadower *sh, const struct exchange *v)
 {
-	struct job *j = NULL;
-	bool probe = false, admit;
+	if (sh->rate >= 1 || sh->rate <= 0)
+		return sh->rate >= 1;
+	return sample_exchange_value(sh->sample, v, NULL) < sh->rate;
+}
 
+/* Whether a sampled call gets a place in the queue: REPLAY_OK (the place
+ * reserved, *probe set for the breaker's probe), or why not. */
+static enum replay_outcome admit(struct rs_shadower *sh,
+				 const struct rs_message *req, bool *probe)
+{
+	enum replay_outcome o = REPLAY_OK;
+
+	*probe = false;
 	if (!sh->replay_unsafe && unsafe_method(req->method))
-		return STORE_UNSAFE_SKIPPED;
+		return REPLAY_UNSAFE_SKIPPED;
 	/* A full queue sheds without the lock: the common case under a slow
 	 * candidate, and the one rs_shadow_call() must not queue behind. */
 	if (__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) >= sh->max_queue)
-		return STORE_SHED;
-	/* A place in the queue first, so that a shed call costs no copy. */
+		return REPLAY_SHED_QUEUE;
 	pthread_mutex_lock(&sh->lock);
-	admit = !sh->stop &&
-		__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) < sh->max_queue &&
-		breaker_admits(sh, &probe);
-	if (admit)
+	if (sh->stop ||
+	    __atomic_load_n(&sh->queued, __ATOMIC_RELAXED) >= sh->max_queue)
+		o = REPLAY_SHED_QUEUE;
+	else if (!breaker_admits(sh, probe))
+		o = REPLAY_SHED_BREAKER;
+	else
 		__atomic_add_fetch(&sh->queued, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&sh->lock);
-	if (!admit)
-		return STORE_SHED;
-	if ((j = calloc(1, sizeof(*j))) &&
-	    !(j->x = exchange_of(sh, req, resp, t0, t1))) {
-		free(j);
-		j = NULL;
-	}
+	return o;
+}
+
+/* Gives back a place admit() reserved, or queues j in it. */
+static void place(struct rs_shadower *sh, struct job *j, bool probe)
+{
 	pthread_mutex_lock(&sh->lock);
 	if (j) {
-		j->probe = probe;
 		if (sh->tail)
 			sh->tail->next = j;
 		else
@@ -751,13 +762,67 @@ static enum store_counter submit(struct rs_shadower *sh,
 		pthread_cond_broadcast(&sh->idle);
 	}
 	pthread_mutex_unlock(&sh->lock);
-	return j ? STORE_N_COUNTERS : STORE_SHED;
+}
+
+/* The job this thread's rs_shadow_call() is handing to the pipeline: its
+ * submit (on_submit(), under the accounting lock) only fills it in, and
+ * the call queues it after, so that lock is never held with sh->lock. */
+static __thread struct job *submitting;
+
+/* The pipeline's replayer.submit: takes x into the job being handed on. */
+static void on_submit(void *ctx, struct exchange *x)
+{
+	submitting->x = x;
+}
+
+/* The pipeline's replayer.shed, for the calls rs_shadow_call() did not
+ * copy: `why`, or unsafe_skipped for a method replay-unsafe guards. */
+static enum replay_outcome on_shed(void *ctx, const struct exchange *x,
+				   enum replay_outcome why)
+{
+	const struct rs_shadower *sh = ctx;
+
+	if (!sh->replay_unsafe && unsafe_method(x->req.method))
+		return REPLAY_UNSAFE_SKIPPED;
+	return why;
+}
+
+/* Hands a sampled call with a place in the queue to the pipeline as a
+ * copy of req and resp; false (the place given back) without memory. */
+static bool submit(struct rs_shadower *sh, const struct rs_message *req,
+		   const struct rs_message *resp, uint64_t t0, uint64_t t1,
+		   bool probe)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	struct exchange *x = j ? exchange_of(sh, req, resp, t0, t1) : NULL;
+
+	if (x) {
+		j->probe = probe;
+		submitting = j;
+		if (!shadower_exchange(sh->acct, x)) {
+			/* the sampler disagreed: never expected */
+			exchange_free(x);
+			place(sh, NULL, probe);
+			free(j);
+		} else {
+			place(sh, j, probe);
+		}
+		submitting = NULL;
+		return true;
+	}
+	free(j);
+	place(sh, NULL, probe);
+	return false;
 }
 
 int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
 		   struct rs_message *resp)
 {
 	char small[640], *ep = small;
+	enum replay_outcome why = REPLAY_OK;
+	struct header *hv = NULL;
+	struct exchange v;
+	bool probe;
 	size_t need;
 	uint64_t t0, t1;
 	int rc;
@@ -777,11 +842,19 @@ int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
 	if (need > sizeof(small) && !(ep = malloc(need)))
 		return 0; /* the caller has its answer; this one goes uncounted */
 	endpoint_write(sh->endpoints, req->method, req->target, ep);
-	if (sampled(sh, req, ep))
-		shadower_count_call(sh->acct, ep, true,
-				    submit(sh, req, resp, t0, t1));
-	else
-		shadower_count_call(sh->acct, ep, false, STORE_N_COUNTERS);
+	view_of(sh, req, ep, &v, &hv);
+	if (sampled(sh, &v)) {
+		why = admit(sh, req, &probe);
+		if (why == REPLAY_OK && submit(sh, req, resp, t0, t1, probe))
+			goto cleanup;
+		/* counted as passed over, as the kernel's sheds are */
+		v.req.flags = why == REPLAY_SHED_BREAKER ? MESSAGE_SHED_BREAKER :
+							  MESSAGE_SHED_QUEUE;
+	}
+	/* never taken: unsampled, or marked shed */
+	shadower_exchange(sh->acct, &v);
+cleanup:
+	free(hv);
 	if (ep != small)
 		free(ep);
 	return 0;

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * The in-process shadower's accounting and divergence ring (see
- * shadower.h). Counting follows shadowd's (DESIGN.md "Store"): sampled =
- * replayed + shed + unsafe_skipped; a candidate error is replayed and never
- * a divergence; divergence_rate = diverged / answered replays.
+ * The in-process shadower's accounting (see shadower.h): the pipeline
+ * core under a mutex, and the divergence ring it shows records to.
  */
 #include "shadower.h"
 
@@ -14,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "diff.h"
 #include "divergence.h"
-#include "message.h"
+#include "pipeline.h"
+#include "store.h"
 
 /* The headers every record is redacted of, as the store does. */
 static const char *const default_redact[] = {
@@ -26,8 +24,12 @@ static const char *const default_redact[] = {
 
 struct shadower {
 	pthread_mutex_t lock;
+	struct pipeline *pipe;
 	struct store *store; /* NULL without one */
-	struct rs_stats st;
+	struct shadower_config cfg;
+	uint64_t diverged_status, diverged_headers, diverged_body, timeouts;
+	uint64_t ring_errors;
+	bool recheck_wanted; /* set by the pipeline's recheck, under lock */
 	char **redact;       /* defaults first */
 	size_t n_redact;
 	json_t **ring;       /* log_size slots, ring[(head - 1) % size] newest */
@@ -35,16 +37,38 @@ struct shadower {
 	uint64_t next_id;
 };
 
-static void store_error(struct shadower *s, int rc)
+/* The pipeline's replayer.recheck: noted, and done by the caller of
+ * shadower_replayed() once the lock is let go. */
+static int want_recheck(void *ctx, struct replay_job *job)
 {
-	if (rc < 0)
-		s->st.store_errors++;
+	struct shadower *s = ctx;
+
+	s->recheck_wanted = true;
+	return 0;
 }
+
+static void submit(void *ctx, struct exchange *x)
+{
+	struct shadower *s = ctx;
+
+	s->cfg.submit(s->cfg.ctx, x);
+}
+
+static enum replay_outcome shed(void *ctx, const struct exchange *x,
+				enum replay_outcome why)
+{
+	struct shadower *s = ctx;
+
+	return s->cfg.shed(s->cfg.ctx, x, why);
+}
+
+static void on_divergence(void *ctx, json_t *rec);
 
 int shadower_new(const struct shadower_config *cfg, struct shadower **out,
 		 char *err, size_t errlen)
 {
 	struct store_config sc = { 0 };
+	struct pipeline_config pc = { 0 };
 	struct shadower *s;
 	int rc = -ENOMEM;
 
@@ -53,6 +77,9 @@ int shadower_new(const struct shadower_config *cfg, struct shadower **out,
 	if (!s)
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
+	s->cfg = *cfg;
+	s->cfg.store = NULL;
+	s->cfg.redact = NULL;
 	s->next_id = 1;
 	s->log_size = cfg->log_size;
 	if (s->log_size && !(s->ring = calloc(s->log_size, sizeof(*s->ring))))
@@ -78,10 +105,21 @@ int shadower_new(const struct shadower_config *cfg, struct shadower **out,
 		if (rc < 0)
 			goto fail_quiet;
 	}
+	pc = (struct pipeline_config){
+		.sample = cfg->sample, .rules = cfg->rules, .store = s->store,
+		.replayer = { .submit = submit, .shed = shed,
+			      .recheck = want_recheck, .ctx = s },
+		.on_divergence = on_divergence, .divergence_ctx = s,
+		.noise_recheck = cfg->noise_recheck,
+	};
+	rc = pipeline_new(&pc, &s->pipe);
+	if (rc < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
-	snprintf(err, errlen, "out of memory");
+	snprintf(err, errlen, rc == -ENOMEM ? "out of memory" :
+		 "cannot set up the pipeline");
 fail_quiet:
 	shadower_free(s);
 	return rc;
@@ -91,6 +129,9 @@ void shadower_free(struct shadower *s)
 {
 	if (!s)
 		return;
+	if (s->pipe)
+		pipeline_flush(s->pipe);
+	pipeline_free(s->pipe);
 	store_close(s->store);
 	for (size_t i = 0; s->ring && i < s->log_size; i++)
 		json_decref(s->ring[i]);
@@ -102,95 +143,30 @@ void shadower_free(struct shadower *s)
 	free(s);
 }
 
-/* Counts c for endpoint, in the stats and the store; s->lock held. */
-static void count_locked(struct shadower *s, const char *endpoint,
-			 enum store_counter c)
+bool shadower_exchange(struct shadower *s, struct exchange *x)
 {
-	uint64_t *v = NULL;
+	bool taken;
 
-	switch (c) {
-	case STORE_CAPTURED: v = &s->st.captured; break;
-	case STORE_SAMPLED: v = &s->st.sampled; break;
-	case STORE_REPLAYED: v = &s->st.replayed; break;
-	case STORE_DIVERGED: v = &s->st.diverged; break;
-	case STORE_DIVERGED_STATUS: v = &s->st.diverged_status; break;
-	case STORE_DIVERGED_HEADERS: v = &s->st.diverged_headers; break;
-	case STORE_DIVERGED_BODY: v = &s->st.diverged_body; break;
-	case STORE_SHED: v = &s->st.shed; break;
-	case STORE_UNSAFE_SKIPPED: v = &s->st.unsafe_skipped; break;
-	case STORE_NOISE_SUPPRESSED: v = &s->st.noise_suppressed; break;
-	default: break; /* candidate errors: shadower_candidate_error() */
-	}
-	if (v)
-		(*v)++;
-	if (s->store)
-		store_error(s, store_count(s->store, endpoint, c, 1));
-}
-
-void shadower_count(struct shadower *s, const char *endpoint,
-		    enum store_counter c)
-{
 	pthread_mutex_lock(&s->lock);
-	count_locked(s, endpoint, c);
+	taken = pipeline_exchange(s->pipe, x);
 	pthread_mutex_unlock(&s->lock);
+	return taken;
 }
 
-void shadower_count_call(struct shadower *s, const char *endpoint,
-			 bool sampled, enum store_counter then)
+bool shadower_replayed(struct shadower *s, struct replay_job *job)
 {
+	bool again;
+
 	pthread_mutex_lock(&s->lock);
-	count_locked(s, endpoint, STORE_CAPTURED);
-	if (sampled)
-		count_locked(s, endpoint, STORE_SAMPLED);
-	if (then < STORE_N_COUNTERS)
-		count_locked(s, endpoint, then);
+	if (job->outcome == REPLAY_CANDIDATE_ERROR &&
+	    job->error == REPLAY_ERR_TIMEOUT)
+		s->timeouts++;
+	s->recheck_wanted = false;
+	pipeline_replayed(s->pipe, job);
+	again = s->recheck_wanted;
+	s->recheck_wanted = false;
 	pthread_mutex_unlock(&s->lock);
-}
-
-/* The store's class of a backend's -errno. */
-static const char *error_class(int err)
-{
-	switch (-err) {
-	case ECONNREFUSED: return "refused";
-	case ETIMEDOUT: return "timeout";
-	case ECONNRESET: case EPIPE: return "reset";
-	case EPROTO: return "tls";
-	case EBADMSG: return "protocol";
-	default: return "other";
-	}
-}
-
-void shadower_candidate_error(struct shadower *s, const char *endpoint, int err)
-{
-	pthread_mutex_lock(&s->lock);
-	count_locked(s, endpoint, STORE_REPLAYED);
-	s->st.candidate_errors++;
-	if (err == -ETIMEDOUT)
-		s->st.timeouts++;
-	if (s->store)
-		store_error(s, store_candidate_error(s->store, endpoint,
-						     error_class(err)));
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* Counts each diverging path (a body record's "path", a header's "name")
- * of part p as a field of endpoint; s->lock held. */
-static void count_fields(struct shadower *s, const char *endpoint,
-			 const struct diff_part *p)
-{
-	size_t i;
-	json_t *v;
-
-	if (!s->store || !p->diffs)
-		return;
-	json_array_foreach(p->diffs, i, v) {
-		const char *path = json_string_value(json_object_get(v, "path"));
-
-		if (!path)
-			path = json_string_value(json_object_get(v, "name"));
-		if (path)
-			store_error(s, store_field(s->store, endpoint, path, false));
-	}
+	return again;
 }
 
 /* A new record: "id" (the ring's) and "time" (now, UTC, ms) first, as
@@ -215,86 +191,62 @@ static json_t *stamped(struct shadower *s, json_t *rec)
 	return out;
 }
 
-/* Builds the record of a divergence, stores it and pushes it into the
- * ring; s->lock held. */
-static void record(struct shadower *s, const struct exchange *x,
-		   const struct http_response *cand, double cand_ms,
-		   const struct diff_result *res)
+/* Whether part of rec diverged. */
+static bool part_diverged(json_t *rec, const char *part)
 {
-	json_t *parts[3], *rec = NULL, *stamp;
+	return json_is_true(json_object_get(json_object_get(rec, part),
+					    "diverged"));
+}
 
-	parts[0] = diff_part_json(&res->status);
-	parts[1] = diff_part_json(&res->headers);
-	parts[2] = diff_part_json(&res->body);
-	if (!parts[0] || !parts[1] || !parts[2] ||
-	    divergence_build(x, cand, cand_ms, parts[0], parts[1], parts[2],
-			     &rec) < 0) {
-		s->st.store_errors++;
-		goto cleanup;
-	}
-	divergence_redact(rec, (const char *const *)s->redact, s->n_redact);
-	if (s->store)
-		/* the store serialises it now, with an id and time of its own */
-		store_error(s, store_put(s->store, json_incref(rec)));
+/* The pipeline's on_divergence (s->lock held): counted by part, and a
+ * redacted copy pushed into the ring (the store redacts its own). */
+static void on_divergence(void *ctx, json_t *rec)
+{
+	struct shadower *s = ctx;
+	json_t *copy, *stamp;
+
+	s->diverged_status += part_diverged(rec, "status");
+	s->diverged_headers += part_diverged(rec, "headers");
+	s->diverged_body += part_diverged(rec, "body");
 	if (!s->log_size)
-		goto cleanup;
-	if (!(stamp = stamped(s, rec))) {
-		s->st.store_errors++;
-		goto cleanup;
+		return;
+	copy = json_deep_copy(rec);
+	if (copy)
+		divergence_redact(copy, (const char *const *)s->redact,
+				  s->n_redact);
+	stamp = copy ? stamped(s, copy) : NULL;
+	json_decref(copy);
+	if (!stamp) {
+		s->ring_errors++;
+		return;
 	}
 	json_decref(s->ring[s->head]);
 	s->ring[s->head] = stamp;
 	s->head = (s->head + 1) % s->log_size;
 	if (s->n_ring < s->log_size)
 		s->n_ring++;
-cleanup:
-	json_decref(rec);
-	for (int i = 0; i < 3; i++)
-		json_decref(parts[i]);
-}
-
-void shadower_judge(struct shadower *s, const struct exchange *x,
-		    const struct http_response *cand, double cand_ms,
-		    const struct diff_result *res)
-{
-	const char *ep = x->endpoint;
-	double primary_ms = (x->t_last_resp_ns - x->t_first_req_ns) / 1e6;
-	size_t i;
-	json_t *v;
-
-	pthread_mutex_lock(&s->lock);
-	count_locked(s, ep, STORE_REPLAYED);
-	if (s->store)
-		store_error(s, store_latency(s->store, ep, primary_ms, cand_ms));
-	if (res->noise_suppressed) {
-		count_locked(s, ep, STORE_NOISE_SUPPRESSED);
-		json_array_foreach(res->noise_paths, i, v)
-			if (s->store && json_is_string(v))
-				store_error(s, store_field(s->store, ep,
-							   json_string_value(v),
-							   true));
-	}
-	if (res->diverged) {
-		count_locked(s, ep, STORE_DIVERGED);
-		if (res->status.diverged)
-			count_locked(s, ep, STORE_DIVERGED_STATUS);
-		if (res->headers.diverged) {
-			count_locked(s, ep, STORE_DIVERGED_HEADERS);
-			count_fields(s, ep, &res->headers);
-		}
-		if (res->body.diverged) {
-			count_locked(s, ep, STORE_DIVERGED_BODY);
-			count_fields(s, ep, &res->body);
-		}
-		record(s, x, cand, cand_ms, res);
-	}
-	pthread_mutex_unlock(&s->lock);
 }
 
 void shadower_stats(struct shadower *s, struct rs_stats *st)
 {
+	const struct pipeline_counters *c;
+
+	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&s->lock);
-	*st = s->st;
+	c = pipeline_counters(s->pipe);
+	st->captured = c->captured;
+	st->sampled = c->sampled;
+	st->replayed = c->replayed;
+	st->diverged = c->diverged;
+	st->diverged_status = s->diverged_status;
+	st->diverged_headers = s->diverged_headers;
+	st->diverged_body = s->diverged_body;
+	st->candidate_errors = c->candidate_errors;
+	st->timeouts = s->timeouts;
+	st->shed = c->shed;
+	st->unsafe_skipped = c->unsafe_skipped;
+	st->noise_suppressed = c->noise_suppressed;
+	st->store_errors = c->store_errors + s->ring_errors;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -325,6 +277,7 @@ int shadower_flush(struct shadower *s)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
+	pipeline_flush(s->pipe);
 	if (s->store)
 		rc = store_flush(s->store);
 	pthread_mutex_unlock(&s->lock);
