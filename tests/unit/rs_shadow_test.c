@@ -317,6 +317,31 @@ Test(rs_shadow, the_primarys_error_is_the_callers_and_nothing_is_shadowed)
 
 /* ---- failures, shedding, timeouts ---- */
 
+Test(rs_shadow, unsafe_methods_reach_the_candidate_only_with_replay_unsafe)
+{
+	struct rs_message req = { .method = "POST", .target = "/orders" }, resp;
+
+	for (int unsafe = 0; unsafe < 2; unsafe++) {
+		struct service p = SERVICE(), c = SERVICE();
+		struct rs_shadower *sh = service_shadower(&p, &c, "replay-unsafe",
+							  unsafe ? "true" : "false",
+							  NULL);
+		struct rs_stats st;
+
+		cr_assert_eq(rs_shadow_call(sh, &req, &resp), 0);
+		rs_release(sh, &resp);
+		service_get(sh, "/orders/1");
+		cr_assert_eq(rs_shadower_flush(sh, 10000), 0);
+		st = service_stats(sh);
+		cr_assert_eq(st.sampled, 2);
+		cr_assert_eq(st.unsafe_skipped, unsafe ? 0 : 1);
+		cr_assert_eq(st.replayed, unsafe ? 2 : 1);
+		cr_assert_eq(st.sampled, st.replayed + st.shed + st.unsafe_skipped);
+		cr_assert_eq(atomic_load(&c.calls), unsafe ? 2 : 1);
+		rs_shadower_free(sh);
+	}
+}
+
 Test(rs_shadow, a_failing_candidate_is_a_candidate_error_never_a_divergence)
 {
 	struct service p = SERVICE(), c = SERVICE(.fail = -ECONNREFUSED);
