@@ -44,6 +44,16 @@ static json_t *ring(struct rs_shadower *sh, size_t max)
 
 /* ---- the differ through the library ---- */
 
+/* n calls of GET target through sh, flushed; the counters after. */
+static struct rs_stats settled(struct rs_shadower *sh, const char *target,
+			       int n)
+{
+	for (int i = 0; i < n; i++)
+		service_get(sh, target);
+	cr_assert_eq(rs_shadower_flush(sh, 10000), 0);
+	return service_stats(sh);
+}
+
 /* The one divergence a single call on sh left, as a new reference. */
 static json_t *only_divergence(struct rs_shadower *sh)
 {
@@ -177,12 +187,8 @@ Test(rs_shadow, noise_recheck_reports_a_volatile_field_as_noise)
 {
 	struct service p = SERVICE(), c = SERVICE(.volatile_ts = true);
 	struct rs_shadower *sh = service_shadower(&p, &c, "noise-recheck", NULL, NULL);
-	struct rs_stats st;
+	struct rs_stats st = settled(sh, "/users/7", 5);
 
-	for (int i = 0; i < 5; i++)
-		service_get(sh, "/users/7");
-	cr_assert_eq(rs_shadower_flush(sh, 10000), 0);
-	st = service_stats(sh);
 	cr_assert_eq(st.replayed, 5);
 	cr_assert_eq(st.diverged, 0);
 	cr_assert_eq(st.noise_suppressed, 5);
@@ -346,12 +352,8 @@ Test(rs_shadow, a_failing_candidate_is_a_candidate_error_never_a_divergence)
 {
 	struct service p = SERVICE(), c = SERVICE(.fail = -ECONNREFUSED);
 	struct rs_shadower *sh = service_shadower(&p, &c, NULL);
-	struct rs_stats st;
+	struct rs_stats st = settled(sh, "/users/7", 5);
 
-	for (int i = 0; i < 5; i++)
-		service_get(sh, "/users/7");
-	cr_assert_eq(rs_shadower_flush(sh, 10000), 0);
-	st = service_stats(sh);
 	cr_assert_eq(st.replayed, 5);
 	cr_assert_eq(st.candidate_errors, 5);
 	cr_assert_eq(st.diverged, 0);
