@@ -499,6 +499,8 @@ static void *keeper_main(void *arg)
 {
 	struct rs_shadower *sh = arg;
 	uint64_t next_flush = now_ns() + STORE_FLUSH_NS, now, wake;
+	bool failing = false;
+	int rc;
 
 	pthread_mutex_lock(&sh->lock);
 	while (!sh->keeper_stop) {
@@ -516,9 +518,13 @@ static void *keeper_main(void *arg)
 		}
 		if (now >= next_flush) {
 			pthread_mutex_unlock(&sh->lock);
-			if (shadower_flush(sh->acct) < 0)
+			rc = shadower_flush(sh->acct);
+			/* said once per outage, not every 100 ms */
+			if (rc < 0 && !failing)
 				fprintf(stderr, "request-shadow: cannot write "
-					"the store; retrying\n");
+					"the store (%s); retrying\n",
+					strerror(-rc));
+			failing = rc < 0;
 			pthread_mutex_lock(&sh->lock);
 			next_flush = now_ns() + STORE_FLUSH_NS;
 			continue;
