@@ -95,7 +95,7 @@ struct rs_shadower {
 
 	enum breaker_state breaker;
 	unsigned consecutive_failures;
-	uint64_t breaker_until;
+	uint64_t breaker_until;       /* while open; also read without the lock */
 	bool probe_out;
 
 	uint64_t interval_ns, next_send; /* `rate` pacing; 0: none */
@@ -223,7 +223,8 @@ static void job_free(struct job *j)
 static bool breaker_admits(struct rs_shadower *sh, bool *probe)
 {
 	*probe = false;
-	if (sh->breaker == BREAKER_OPEN && now_ns() >= sh->breaker_until) {
+	if (sh->breaker == BREAKER_OPEN &&
+	    now_ns() >= __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED)) {
 		sh->breaker = BREAKER_HALF_OPEN;
 		sh->probe_out = false;
 	}
@@ -247,7 +248,8 @@ static void breaker_record(struct rs_shadower *sh, bool ok, bool probe)
 	if (probe || (sh->breaker == BREAKER_CLOSED &&
 		      sh->consecutive_failures >= BREAKER_FAILURES)) {
 		sh->breaker = BREAKER_OPEN;
-		sh->breaker_until = now_ns() + BREAKER_PAUSE_NS;
+		__atomic_store_n(&sh->breaker_until, now_ns() + BREAKER_PAUSE_NS,
+				 __ATOMIC_RELAXED);
 	}
 }
 
@@ -738,6 +740,10 @@ static enum replay_outcome admit(struct rs_shadower *sh,
 	 * candidate, and the one rs_shadow_call() must not queue behind. */
 	if (__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) >= sh->max_queue)
 		return REPLAY_SHED_QUEUE;
+	/* and so does a breaker open for a while yet (its pause is set when
+	 * it opens and only then) */
+	if (now_ns() < __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED))
+		return REPLAY_SHED_BREAKER;
 	pthread_mutex_lock(&sh->lock);
 	if (sh->stop ||
 	    __atomic_load_n(&sh->queued, __ATOMIC_RELAXED) >= sh->max_queue)
