@@ -438,21 +438,35 @@ static void on_replayed(void *ctx, struct replay_job *job)
 	pipeline_replayed(d->pipe, job);
 }
 
-/* The pipeline's replayer is replay.c. */
+/* The pipeline's replayer is replay.c while there is one. The
+ * connections still open at exit end after it is gone, and an exchange
+ * that only their close completes (a body delimited by it) is shed. */
 static void replayer_submit(void *ctx, struct exchange *x)
 {
-	replay_submit(ctx, x);
+	struct daemon *d = ctx;
+	struct replay_job job = { .x = x, .outcome = REPLAY_SHED_QUEUE };
+
+	if (d->replay) {
+		replay_submit(d->replay, x);
+		return;
+	}
+	pipeline_replayed(d->pipe, &job);
+	exchange_free(x);
 }
 
 static enum replay_outcome replayer_shed(void *ctx, const struct exchange *x,
 					 enum replay_outcome why)
 {
-	return replay_shed(ctx, x, why);
+	struct daemon *d = ctx;
+
+	return d->replay ? replay_shed(d->replay, x, why) : why;
 }
 
 static int replayer_recheck(void *ctx, struct replay_job *job)
 {
-	return replay_recheck(ctx, job);
+	struct daemon *d = ctx;
+
+	return d->replay ? replay_recheck(d->replay, job) : -EINVAL;
 }
 
 /* The other stages' counters and gauges, to the store and the metrics. */
@@ -722,7 +736,7 @@ static void open_store(struct daemon *d)
 			.submit = replayer_submit,
 			.shed = replayer_shed,
 			.recheck = replayer_recheck,
-			.ctx = d->replay,
+			.ctx = d,
 		},
 		.noise_recheck = o->noise_recheck,
 		.verbose = o->verbose,
@@ -888,6 +902,7 @@ int main(int argc, char **argv)
 		drained < 0 ? "; replays still in flight were abandoned" : "",
 		d.o.store);
 	replay_free(d.replay);
+	d.replay = NULL;
 	capture_close(d.cap);
 	conn_table_free(d.conns);
 	http1_free(d.http1);

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "message.h"
 #include "shadow_event.h"
+#include "store.h"
 
 int fixture_load(const char *name, uint8_t **buf, size_t *len)
 {
@@ -230,4 +231,26 @@ void fixture_rmdir(const char *dir)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
 		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+char fixture_dir[64], fixture_db[128];
+
+void fixture_dir_init(void)
+{
+	fixture_tmpdir(fixture_dir, fixture_db, program_invocation_short_name);
+}
+
+void fixture_dir_fini(void)
+{
+	fixture_rmdir(fixture_dir);
+}
+
+struct store *fixture_store_open(const char *path)
+{
+	struct store_config cfg = { .path = path };
+	struct store *s = NULL;
+	char err[256] = "";
+
+	cr_assert_eq(store_open(&cfg, &s, err, sizeof(err)), 0, "%s", err);
+	return s;
 }

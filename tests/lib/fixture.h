@@ -26,6 +26,13 @@ struct fixture_result {
 void fixture_tmpdir(char *dir, char *dbpath, const char *prefix);
 /* Removes dir and everything in it (complains on stderr if it cannot). */
 void fixture_rmdir(const char *dir);
+/* A suite's .init and .fini: a fresh fixture_dir, named after the test
+ * program, with fixture_db its "shadow.db" path; removed afterwards. */
+extern char fixture_dir[64], fixture_db[128];
+void fixture_dir_init(void);
+void fixture_dir_fini(void);
+/* Opens a store for writing at path with the default bounds; asserts. */
+struct store *fixture_store_open(const char *path);
 /* Reads tests/data/<name> (relative to the repository root, or to
  * $SHADOW_TEST_DATA) into a malloc'd buffer. Returns 0 or -errno. */
 int fixture_load(const char *name, uint8_t **buf, size_t *len)

@@ -56,20 +56,7 @@ struct run {
 	int last_status;    /* the candidate status of the last record */
 };
 
-static char dir[64];
-static char db[128];
-
-static void setup(void)
-{
-	fixture_tmpdir(dir, db, "pipeline_test");
-}
-
-static void teardown(void)
-{
-	fixture_rmdir(dir);
-}
-
-TestSuite(pipeline, .init = setup, .fini = teardown);
+TestSuite(pipeline, .init = fixture_dir_init, .fini = fixture_dir_fini);
 
 static int response_copy(struct http_response *dst,
 			 const struct http_response *src)
@@ -222,12 +209,7 @@ static void run_capture(const char *name, double rate, struct store *s,
 
 static struct store *open_store(void)
 {
-	struct store_config cfg = { .path = db };
-	struct store *s = NULL;
-	char err[256] = "";
-
-	cr_assert_eq(store_open(&cfg, &s, err, sizeof(err)), 0, "%s", err);
-	return s;
+	return fixture_store_open(fixture_db);
 }
 
 static int64_t stat_of(json_t *o, const char *key)
@@ -309,7 +291,7 @@ Test(pipeline, identical_candidate_gives_no_divergence_over_every_capture)
 		cr_assert_eq(store_last_id(s), 0, "%s: a record was stored",
 			     captures[i]);
 		store_close(s);
-		cr_assert_eq(remove(db), 0);
+		cr_assert_eq(remove(fixture_db), 0);
 	}
 }
 
@@ -340,7 +322,7 @@ Test(pipeline, planted_status_difference_is_one_divergence)
 			json_object_get(rec, "candidate"), "status")), 418);
 		json_decref(rec);
 		store_close(s);
-		cr_assert_eq(remove(db), 0);
+		cr_assert_eq(remove(fixture_db), 0);
 	}
 }
 
@@ -360,7 +342,7 @@ Test(pipeline, every_outcome_keeps_sampled_the_sum_of_its_parts)
 		cr_assert_eq(c.diverged, r.divergences);
 		cr_assert_leq(c.candidate_errors, c.replayed);
 		store_close(s);
-		cr_assert_eq(remove(db), 0);
+		cr_assert_eq(remove(fixture_db), 0);
 	}
 }
 

@@ -16,29 +16,11 @@
 #include "store.h"
 #include "tally.h"
 
-static char dir[64];
-static char db[128];
-
-static void setup(void)
-{
-	fixture_tmpdir(dir, db, "tally_test");
-}
-
-static void teardown(void)
-{
-	fixture_rmdir(dir);
-}
-
-TestSuite(tally, .init = setup, .fini = teardown);
+TestSuite(tally, .init = fixture_dir_init, .fini = fixture_dir_fini);
 
 static struct store *open_store(void)
 {
-	struct store_config cfg = { .path = db };
-	struct store *s = NULL;
-	char err[256] = "";
-
-	cr_assert_eq(store_open(&cfg, &s, err, sizeof(err)), 0, "%s", err);
-	return s;
+	return fixture_store_open(fixture_db);
 }
 
 /* The metrics line of counter name for endpoint ep: its value, or -1. */
