@@ -7,7 +7,6 @@
  * speaks TAP, to stdout and to the file of --tap=FILE, as tests/run.sh
  * asks Criterion binaries to; other arguments are ignored.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,13 +82,18 @@ static void *caller_main(void *arg)
 static void identical_candidate_over_10000_calls_from_8_threads(void)
 {
 	struct service p = SERVICE(), c = SERVICE();
-	struct rs_shadower *sh = service_shadower(&p, &c, "max-queue", "10000",
-						  "replay-threads", "4", NULL);
+	char dir[64], db[96];
+	struct rs_shadower *sh;
 	struct caller callers[8];
 	pthread_t t[8];
 	struct rs_stats st;
 	char *ring;
 
+	/* with a store: the keeper writes it while the callers count */
+	service_tmpdir(dir, sizeof(dir), "rs_threads_test");
+	snprintf(db, sizeof(db), "%s/shadow.db", dir);
+	sh = service_shadower(&p, &c, "max-queue", "10000", "replay-threads", "4",
+			      "store", db, NULL);
 	for (int i = 0; i < 8; i++) {
 		callers[i] = (struct caller){ sh, i * 1250, 1250 };
 		if (pthread_create(&t[i], NULL, caller_main, &callers[i]))
@@ -115,6 +119,7 @@ static void identical_candidate_over_10000_calls_from_8_threads(void)
 	EXPECT(c.calls == 10000 && c.releases == 10000,
 	       "candidate %d calls %d releases", atomic_load(&c.calls),
 	       atomic_load(&c.releases));
+	service_rmdir(dir);
 }
 
 static void a_full_queue_sheds_and_counts_what_it_shed(void)
