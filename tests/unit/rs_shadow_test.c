@@ -446,6 +446,21 @@ static int64_t jint(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+/* shadow-dump report --html on db writes a page. */
+static void assert_report(const char *db)
+{
+	char args[192], html[128];
+	FILE *f;
+
+	snprintf(html, sizeof(html), "%s/report.html", tmp);
+	snprintf(args, sizeof(args), "report --html '%s'", html);
+	cr_assert_eq(dump(db, args, NULL), 0);
+	f = fopen(html, "r");
+	cr_assert_not_null(f, "no %s", html);
+	cr_assert_gt(fread(args, 1, sizeof(args) - 1, f), 100);
+	fclose(f);
+}
+
 /* 200 calls over two endpoints; the candidate diverges on every 10th. */
 struct every_tenth {
 	struct service good, bad;
@@ -515,6 +530,15 @@ Test(rs_store, shadow_dump_stats_and_verdict_read_what_the_library_wrote)
 	cr_assert_eq(dump(db, "verdict --max-rate 0.05 --min-samples 100", NULL), 1);
 	cr_assert_eq(dump(db, "verdict --max-rate 0.2 --min-samples 50", NULL), 0);
 	cr_assert_eq(dump(db, "verdict --min-samples 1000", NULL), 2);
+	cr_assert_eq(dump(db, "groups --json", &out), 0);
+	st = json_loads(out, 0, &je);
+	cr_assert_eq(json_array_size(st), 1, "groups --json: %s", out);
+	cr_assert_eq(jint(json_array_get(st, 0), "count"), 20);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(st, 0),
+			 "endpoint")), "GET /orders/{id}");
+	json_decref(st);
+	free(out);
+	assert_report(db);
 	cr_assert_eq(dump(db, "list --json", &out), 0);
 	st = json_loads(out, 0, &je);
 	/* all 20 are one signature (GET /orders/{id}, $.name): --examples 10 */
