@@ -6,6 +6,7 @@ CC        ?= cc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
 PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
 DESTDIR   ?=
 ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
@@ -15,6 +16,10 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE 
 LDLIBS    := -lbpf -lelf -lcurl -lhttp_parser -ljansson -lsqlite3 \
 	         -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd -lcap -lm
 TEST_LIBS := -lcriterion
+# What librequest-shadow needs: no BPF, no capture (the pipeline core brings
+# the metrics module, unused by the library, and with it libmicrohttpd).
+RS_LIBS   := -lcurl -ljansson -lsqlite3 -lbrotlidec -lzstd -lz -lxxhash -lmicrohttpd \
+	     -lm -lpthread
 
 ifeq ($(V),1)
 Q =
@@ -46,13 +51,36 @@ BINDIR     ?= $(OUTPUT)
 BINS       := $(BINDIR)/shadowd $(BINDIR)/shadow-dump
 LINKS      := $(if $(filter $(OUTPUT),$(BINDIR)),shadowd shadow-dump)
 PROGS      := $(BINS) $(LINKS)
+# librequest-shadow (include/request_shadow.h): the in-process shadower and
+# the modules it runs, position-independent, only rs_* exported from the .so.
+RS_VERSION := 0.1.0
+RS_SONAME  := librequest-shadow.so.0
+RS_SRCS    := user/request_shadow.c user/rs_config.c user/rs_http.c user/shadower.c \
+	      user/sample.c user/diff.c user/json_diff.c user/jsonpath.c \
+	      user/divergence.c user/store.c user/endpoint.c user/message.c \
+	      user/util/decode.c user/util/hist.c user/pipeline.c user/tally.c \
+	      user/metrics.c user/store_counter.c user/replay.c user/util/loop.c \
+	      user/util/dbuf.c user/util/strmap.c user/util/utf8.c
+RS_OBJS    := $(patsubst %.c,$(OUTPUT)/pic/%.o,$(RS_SRCS))
+RS_SO      := $(OUTPUT)/librequest-shadow.so
+RS_A       := $(OUTPUT)/librequest-shadow.a
+RS_PC      := $(OUTPUT)/request-shadow.pc
+RS_TESTS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/unit/rs_*_test.c))
+# Criterion does not start under ThreadSanitizer: the threaded cases are a
+# plain program of their own.
+RS_TSAN    := .output/tsan/tests/unit/rs_threads_test
+EXAMPLES   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard examples/*.c))
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test unit-test bpf-test e2e-test demo bench fuzz check-asan \
-	    install clean vmlinux test-kernels $(LINKS)
+	    install clean vmlinux test-kernels lib examples check-tsan $(LINKS)
 .SECONDARY:
 
-all: $(OUTPUT)/deps.ok $(PROGS)
+all: $(OUTPUT)/deps.ok $(PROGS) lib
+
+# The library's bench is built with it (run by hand or make bench).
+RS_BENCH   := $(OUTPUT)/tests/bench/rs_shadow_bench
+lib: $(RS_SO) $(RS_A) $(RS_PC) $(RS_BENCH)
 
 # Installs missing Debian packages; near-instant when all are present.
 # Building needs only the build packages; the tests, the demo and the
@@ -98,6 +126,63 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(OUTPUT)/pic/user/%.o: user/%.c | $(OUTPUT)/deps.ok
+	$(call msg,CC-PIC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(OUTPUT)/$(RS_SONAME): $(RS_OBJS) user/librequest-shadow.map
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,$(RS_SONAME) \
+		-Wl,--version-script=user/librequest-shadow.map $(RS_OBJS) $(RS_LIBS) -o $@
+
+$(RS_SO): $(OUTPUT)/$(RS_SONAME)
+	$(Q)ln -sf $(RS_SONAME) $@
+
+$(RS_A): $(RS_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The .pc names PREFIX and LIBDIR: install writes its own with the ones
+# it is given.
+RS_PC_SED  = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@VERSION@|$(RS_VERSION)|' -e 's|@LIBS@|$(RS_LIBS)|' user/request-shadow.pc.in
+$(RS_PC): user/request-shadow.pc.in Makefile | $(OUTPUT)/deps.ok
+	$(call msg,GEN,$@)
+	$(Q)$(RS_PC_SED) > $@
+
+# The library's tests link the library itself, as its users do; they need
+# no skeleton, so check-tsan builds nothing of the capture.
+$(OUTPUT)/tests/unit/rs_%.o: tests/unit/rs_%.c | $(OUTPUT)/deps-test.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(OUTPUT)/tests/lib/rs_%.o: tests/lib/rs_%.c | $(OUTPUT)/deps-test.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(OUTPUT)/tests/bench/rs_%.o: tests/bench/rs_%.c | $(OUTPUT)/deps.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/bench/rs_%: $(OUTPUT)/tests/bench/rs_%.o $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
+
+$(OUTPUT)/tests/unit/rs_%: $(OUTPUT)/tests/unit/rs_%.o $(OUTPUT)/tests/lib/rs_service.o $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) $(if $(findstring rs_threads,$@),,$(TEST_LIBS)) -o $@
+
+$(OUTPUT)/examples/%: examples/%.c $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
+
+examples: $(EXAMPLES)
+
 $(BINDIR)/shadowd: $(OUTPUT)/user/shadowd.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
@@ -122,8 +207,8 @@ $(OUTPUT)/tests/tools/%: $(OUTPUT)/tests/tools/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-unit-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS)
-	$(Q)tests/run.sh unit $(UNIT_BINS)
+unit-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) lib examples
+	$(Q)RS_EXAMPLES=$(OUTPUT)/examples tests/run.sh unit $(UNIT_BINS)
 
 # The BPF tests run twice: with the socket-tracepoint data hooks this
 # kernel has, and with the syscall-tracepoint ones older kernels get.
@@ -136,7 +221,7 @@ e2e-test: $(OUTPUT)/deps-test.ok $(PROGS) $(TOOL_BINS)
 	$(Q)tests/run.sh e2e $(wildcard tests/e2e/*_test.sh)
 
 # The README's test command: unit (no root), then BPF and end-to-end (root).
-test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) $(BPF_BINS) $(TOOL_BINS)
+test: $(OUTPUT)/deps-test.ok $(PROGS) $(UNIT_BINS) $(BPF_BINS) $(TOOL_BINS) lib examples
 	$(Q)tests/run.sh all $(UNIT_BINS) $(BPF_RUNS) $(wildcard tests/e2e/*_test.sh)
 
 # The capture on Debian's 6.1 and 6.12 kernels in qemu, and on the host's.
@@ -156,6 +241,15 @@ check-asan: $(OUTPUT)/deps-test.ok
 		OUTPUT=.output/asan BINDIR=.output/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		.output/asan/deps.ok .output/asan/deps-test.ok unit-test
 
+# The library's tests under ThreadSanitizer (a report fails the run); the
+# shadow-dump they call is the ordinary one.
+check-tsan: $(OUTPUT)/deps-test.ok $(PROGS) lib examples
+	$(Q)$(MAKE) --no-print-directory OUTPUT=.output/tsan \
+		CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+		$(RS_TSAN)
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $${TSAN_OPTIONS:-}" \
+		tests/run.sh tsan $(RS_TSAN)
+
 # libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -168,9 +262,17 @@ $(OUTPUT)/fuzz/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(OUTPUT)/deps-te
 fuzz: $(FUZZ_BINS)
 	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-install: $(BINS)
+install: $(BINS) lib
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(OUTPUT)/$(RS_SONAME) $(DESTDIR)$(LIBDIR)/$(RS_SONAME)
+	ln -sf $(RS_SONAME) $(DESTDIR)$(LIBDIR)/librequest-shadow.so
+	install -m 0644 $(RS_A) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/request_shadow.h $(DESTDIR)$(PREFIX)/include/
+	$(RS_PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/request-shadow.pc
+	install -m 0644 docs/request_shadow.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 0755 $(BINDIR)/shadowd $(DESTDIR)$(PREFIX)/sbin/shadowd
 	install -m 0755 $(BINDIR)/shadow-dump $(DESTDIR)$(PREFIX)/bin/shadow-dump
 	install -m 0644 docs/shadowd.8 $(DESTDIR)$(PREFIX)/share/man/man8/

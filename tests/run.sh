@@ -38,6 +38,8 @@ for t in "$@"; do
 	if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$tapdir/$name.log" 2>/dev/null; then
 		fail=$((fail + 1)); broken+=("$name (sanitizer report)")
 	fi
+	# A program that could not start wrote no TAP: it fails below.
+	[ -f "$tap" ] || : > "$tap"
 	p=$(grep -cE '^ok ' "$tap" | tr -d '\n')
 	s=$(grep -cE '^ok .*# (SKIP|skip)' "$tap" | tr -d '\n')
 	f=$(grep -cE '^not ok ' "$tap" | tr -d '\n')

@@ -8,6 +8,7 @@
 
 #include "endpoint.h"
 #include "util/dbuf.h"
+#include "util/decode.h"
 
 int headers_add(struct headers *h, const char *name, size_t name_len,
 		const char *value, size_t value_len)
@@ -181,4 +182,25 @@ void exchange_free(struct exchange *x)
 		return;
 	exchange_release(x);
 	free(x);
+}
+
+int http_response_decode(struct http_response *resp, size_t max_body)
+{
+	const char *ce = headers_get(&resp->headers, "Content-Encoding");
+	struct decode_result res;
+	int rc;
+
+	rc = decode_body(ce, resp->raw.data, resp->raw.len, max_body,
+			 resp->flags & MESSAGE_TRUNCATED, &res);
+	if (rc == 0) {
+		resp->decoded.data = res.data;
+		resp->decoded.len = res.len;
+		if (res.truncated)
+			resp->flags |= MESSAGE_TRUNCATED;
+		return 0;
+	}
+	if (rc == -ENOMEM)
+		return rc;
+	resp->flags |= MESSAGE_DECODE_FAILED;
+	return body_set(&resp->decoded, resp->raw.data, resp->raw.len);
 }

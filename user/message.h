@@ -107,6 +107,13 @@ int body_set(struct body *b, const void *data, size_t len)
 	__attribute__((warn_unused_result));
 void body_clean(struct body *b);
 
+/* Derives resp->decoded (empty, overwritten) from resp->raw by its
+ * Content-Encoding, at most max_body bytes, so the differ sees both sides
+ * decoded; a decoded body cut there flags MESSAGE_TRUNCATED. An unknown or
+ * corrupt coding keeps a copy of the raw bytes and flags
+ * MESSAGE_DECODE_FAILED. 0 or -ENOMEM. */
+int http_response_decode(struct http_response *resp, size_t max_body)
+	__attribute__((warn_unused_result));
 void http_request_clean(struct http_request *r);
 void http_response_clean(struct http_response *r);
 /* Returns a zeroed heap exchange (exchange_free()), or NULL on ENOMEM. */

@@ -14,7 +14,6 @@
 #include <curl/curl.h>
 
 #include "message.h"
-#include "util/decode.h"
 #include "util/loop.h"
 
 #define REPLAY_DEFAULT_TIMEOUT_MS 2000
@@ -643,30 +642,6 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* Derives resp.decoded from resp.raw by its Content-Encoding, as http1
- * does for the primary, so the differ sees both sides decoded. An unknown
- * or corrupt coding keeps the raw bytes and flags MESSAGE_DECODE_FAILED. */
-static int decode_response(struct http_response *resp, size_t max_body)
-{
-	const char *ce = headers_get(&resp->headers, "Content-Encoding");
-	struct decode_result res;
-	int rc;
-
-	rc = decode_body(ce, resp->raw.data, resp->raw.len, max_body,
-			 resp->flags & MESSAGE_TRUNCATED, &res);
-	if (rc == 0) {
-		resp->decoded.data = res.data;
-		resp->decoded.len = res.len;
-		if (res.truncated)
-			resp->flags |= MESSAGE_TRUNCATED;
-		return 0;
-	}
-	if (rc == -ENOMEM)
-		return rc;
-	resp->flags |= MESSAGE_DECODE_FAILED;
-	return body_set(&resp->decoded, resp->raw.data, resp->raw.len);
-}
-
 /* Moves the collected body into resp.raw and derives resp.decoded. */
 static int finish_body(struct leg *g)
 {
@@ -681,7 +656,7 @@ static int finish_body(struct leg *g)
 	g->resp.raw.len = g->len;
 	g->body = NULL;
 	g->len = g->cap = 0;
-	return decode_response(&g->resp, g->r->max_body);
+	return http_response_decode(&g->resp, g->r->max_body);
 }
 
 static enum replay_error classify(CURLcode rc)
