@@ -36,7 +36,7 @@ static int grow(struct dbuf *b, size_t want)
 	return 0;
 }
 
-int dbuf_add(struct dbuf *b, const void *p, size_t n)
+int dbuf_add_grow(struct dbuf *b, const void *p, size_t n)
 {
 	int rc;
 

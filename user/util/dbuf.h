@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct dbuf {
 	char *p;    /* NULL until the first byte is added */
@@ -23,10 +24,23 @@ struct dbuf {
 
 /* An empty buffer that holds at most max bytes. */
 void dbuf_init(struct dbuf *b, size_t max);
-/* Appends n bytes (n may be 0). Returns 0, -E2BIG when len would pass max
- * (nothing is added), or -ENOMEM (nothing is added). */
-int dbuf_add(struct dbuf *b, const void *p, size_t n)
+/* dbuf_add() when the bytes do not fit the allocation. */
+int dbuf_add_grow(struct dbuf *b, const void *p, size_t n)
 	__attribute__((warn_unused_result));
+/* Appends n bytes (n may be 0). Returns 0, -E2BIG when len would pass max
+ * (nothing is added), or -ENOMEM (nothing is added). Inline where the
+ * bytes fit: the HTTP parser appends every header piece through it. */
+static inline __attribute__((warn_unused_result)) int
+dbuf_add(struct dbuf *b, const void *p, size_t n)
+{
+	if (n < b->cap - b->len && n <= b->max - b->len) {
+		memcpy(b->p + b->len, p, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return 0;
+	}
+	return dbuf_add_grow(b, p, n);
+}
 int dbuf_addc(struct dbuf *b, char c) __attribute__((warn_unused_result));
 int dbuf_addf(struct dbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), warn_unused_result));
@@ -52,6 +66,7 @@ char *dbuf_take(struct dbuf *b, size_t *len);
 int vec_reserve_(void **v, size_t *cap, size_t need, size_t el)
 	__attribute__((warn_unused_result));
 #define vec_reserve(v, cap, need) \
-	vec_reserve_((void **)&(v), &(cap), (need), sizeof(*(v)))
+	((size_t)(need) <= (cap) ? 0 \
+	 : vec_reserve_((void **)&(v), &(cap), (need), sizeof(*(v))))
 
 #endif /* SHADOW_DBUF_H */
