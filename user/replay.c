@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "message.h"
+#include "util/dbuf.h"
 #include "util/loop.h"
 
 #define REPLAY_DEFAULT_TIMEOUT_MS 2000
@@ -41,8 +42,7 @@ struct leg {
 	CURL *easy;     /* NULL when not in flight */
 	char *target;   /* request-target sent */
 	struct http_response resp;
-	uint8_t *body;
-	size_t len, cap;
+	struct dbuf body; /* at most max_body bytes */
 	size_t head_bytes;
 	bool final_head; /* the head being read is not a 1xx */
 	bool head_done;  /* the final head ended: later lines are trailers */
@@ -615,47 +615,29 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 
 	/* Past max_body the rest is read and dropped, which keeps the
 	 * connection reusable; the timeout bounds an endless body. */
-	room = g->r->max_body - g->len;
+	room = g->r->max_body - g->body.len;
 	take = len < room ? len : room;
 	if (take < len)
 		g->resp.flags |= MESSAGE_TRUNCATED;
 	if (!take)
 		return len;
-	if (g->len + take + 1 > g->cap) {
-		size_t cap = g->cap ? g->cap : 256;
-		uint8_t *b;
-
-		while (cap < g->len + take + 1)
-			cap *= 2;
-		if (cap > g->r->max_body + 1)
-			cap = g->r->max_body + 1;
-		b = realloc(g->body, cap);
-		if (!b) {
-			g->oom = true;
-			return 0;
-		}
-		g->body = b;
-		g->cap = cap;
+	if (dbuf_add(&g->body, buf, take) < 0) {
+		g->oom = true;
+		return 0;
 	}
-	memcpy(g->body + g->len, buf, take);
-	g->len += take;
 	return len;
 }
 
 /* Moves the collected body into resp.raw and derives resp.decoded. */
 static int finish_body(struct leg *g)
 {
-	if (!g->body) {
-		g->body = malloc(1);
-		if (!g->body)
-			return -ENOMEM;
-		g->cap = 1;
-	}
-	g->body[g->len] = '\0';
-	g->resp.raw.data = g->body;
-	g->resp.raw.len = g->len;
-	g->body = NULL;
-	g->len = g->cap = 0;
+	size_t len;
+	uint8_t *p = (uint8_t *)dbuf_take(&g->body, &len);
+
+	if (!p && !(p = calloc(1, 1)))
+		return -ENOMEM;
+	g->resp.raw.data = p;
+	g->resp.raw.len = len;
 	return http_response_decode(&g->resp, g->r->max_body);
 }
 
@@ -714,11 +696,9 @@ static void leg_clean(struct replay *r, struct leg *g)
 		g->easy = NULL;
 	}
 	free(g->target);
-	free(g->body);
+	dbuf_free(&g->body);
 	http_response_clean(&g->resp);
 	g->target = NULL;
-	g->body = NULL;
-	g->len = g->cap = 0;
 }
 
 static void job_free(struct replay *r, struct job *j)
@@ -1210,6 +1190,7 @@ static int start_leg(struct replay *r, struct job *j, struct leg *g,
 	CURL *e;
 
 	memset(g, 0, sizeof(*g));
+	dbuf_init(&g->body, r->max_body);
 	g->r = r;
 	g->job = j;
 	g->kind = kind;

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/dbuf.h"
+
 #define HTTP_TIMEOUT_MS 30000L
 /* Largest response body kept; past it the call fails (-EFBIG). */
 #define HTTP_MAX_BODY (64u << 20)
@@ -42,8 +44,7 @@ static void http_init(void)
 struct reply {
 	struct rs_header *h;
 	size_t n_h;
-	char *body;
-	size_t len, cap;
+	struct dbuf body; /* at most HTTP_MAX_BODY bytes */
 	bool too_big;
 };
 
@@ -96,24 +97,15 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ctx)
 	struct reply *r = ctx;
 	size_t len = size * n;
 
-	if (r->len + len > HTTP_MAX_BODY) {
+	switch (dbuf_add(&r->body, buf, len)) {
+	case 0:
+		return len;
+	case -E2BIG:
 		r->too_big = true;
 		return 0;
+	default:
+		return 0;
 	}
-	if (r->len + len > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		char *nb;
-
-		while (cap < r->len + len)
-			cap *= 2;
-		if (!(nb = realloc(r->body, cap)))
-			return 0;
-		r->body = nb;
-		r->cap = cap;
-	}
-	memcpy(r->body + r->len, buf, len);
-	r->len += len;
-	return len;
 }
 
 /* Whether name is a hop-by-hop header (or one curl recomputes). */
@@ -167,7 +159,7 @@ static int http_call(void *ctx, const struct rs_message *req,
 {
 	const char *base = ctx;
 	struct curl_slist *hl = NULL, *nl;
-	struct reply r = { 0 };
+	struct reply r = { .body = DBUF_INIT(HTTP_MAX_BODY) };
 	char *url = NULL, *line = NULL;
 	long status = 0;
 	CURL *h;
@@ -243,11 +235,11 @@ static int http_call(void *ctx, const struct rs_message *req,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	*resp = (struct rs_message){
 		.status = (int)status, .headers = r.h, .n_headers = r.n_h,
-		.body = r.body, .body_len = r.len,
+		.body_len = r.body.len,
 	};
+	resp->body = dbuf_take(&r.body, NULL);
 	r.h = NULL;
 	r.n_h = 0;
-	r.body = NULL;
 	rc = 0;
 cleanup:
 	/* the handle keeps no pointer to these past perform */
@@ -256,7 +248,7 @@ cleanup:
 	free(url);
 	reply_clear_headers(&r);
 	free(r.h);
-	free(r.body);
+	dbuf_free(&r.body);
 	return rc;
 }
 
