@@ -60,7 +60,7 @@ RS_SRCS    := user/request_shadow.c user/rs_config.c user/rs_http.c user/shadowe
 	      user/divergence.c user/store.c user/endpoint.c user/message.c \
 	      user/util/decode.c user/util/hist.c user/pipeline.c user/tally.c \
 	      user/metrics.c user/store_counter.c user/replay.c user/util/loop.c \
-	      user/util/dbuf.c user/util/strmap.c user/util/utf8.c
+	      user/util/dbuf.c user/util/strmap.c user/util/utf8.c user/util/parse.c
 RS_OBJS    := $(patsubst %.c,$(OUTPUT)/pic/%.o,$(RS_SRCS))
 RS_SO      := $(OUTPUT)/librequest-shadow.so
 RS_A       := $(OUTPUT)/librequest-shadow.a

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * rs_config_*: the daemon's options without their dashes. shadowd's own
- * number parsers are static to shadowd.c and die() on a bad value, so the
- * library has its own here, with the same ranges and syntax, that return
- * -EINVAL and keep the message instead.
+ * rs_config_*: the daemon's options without their dashes, read by the
+ * daemon's readers (util/parse) with the same ranges; a bad value returns
+ * -EINVAL and keeps the message, where shadowd exits.
  */
 #include "rs_config.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +17,8 @@
 #include "diff.h"
 #include "endpoint.h"
 #include "sample.h"
+#include "util/dbuf.h"
+#include "util/parse.h"
 
 enum opt_kind { OPT_DOUBLE, OPT_LONG, OPT_UINT, OPT_SIZE, OPT_BYTES, OPT_BOOL,
 		OPT_STRING, OPT_LIST };
@@ -86,7 +86,7 @@ static void strlist_clean(struct rs_strlist *l)
 		free(l->v[i]);
 	free(l->v);
 	l->v = NULL;
-	l->n = 0;
+	l->n = l->cap = 0;
 }
 
 void rs_config_free(struct rs_config *c)
@@ -122,26 +122,6 @@ static int bad(struct rs_config *c, const char *fmt, ...)
 	else
 		free(msg);
 	return -EINVAL;
-}
-
-/* A whole number in [lo, hi], with the k/M suffixes when `bytes`. */
-static bool parse_whole(const char *s, double lo, double hi, bool bytes,
-			unsigned long long *out)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (bytes && end != s && (*end == 'k' || *end == 'K'))
-		v <<= 10, end++;
-	else if (bytes && end != s && (*end == 'm' || *end == 'M'))
-		v <<= 20, end++;
-	if (errno || end == s || *end || *s == '-' || (double)v < lo ||
-	    (double)v > hi)
-		return false;
-	*out = v;
-	return true;
 }
 
 static bool parse_bool(const char *s, bool *out)
@@ -211,16 +191,13 @@ static int set_string(char **field, const char *v)
 static int list_add(struct rs_strlist *l, const char *v)
 {
 	char *copy = strdup(v);
-	char **nv;
 
 	if (!copy)
 		return -ENOMEM;
-	nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
-	if (!nv) {
+	if (vec_reserve(l->v, l->cap, l->n + 1) < 0) {
 		free(copy);
 		return -ENOMEM;
 	}
-	l->v = nv;
 	l->v[l->n++] = copy;
 	return 0;
 }
@@ -228,11 +205,10 @@ static int list_add(struct rs_strlist *l, const char *v)
 int rs_config_set(struct rs_config *c, const char *option, const char *value)
 {
 	const struct opt *o = NULL;
-	unsigned long long n;
 	char err[256] = "";
 	char *base = (char *)c;
+	uint64_t n;
 	double d;
-	char *end;
 	bool b;
 	int rc;
 
@@ -254,10 +230,7 @@ int rs_config_set(struct rs_config *c, const char *option, const char *value)
 		return bad(c, "%s needs a value", option);
 	switch (o->kind) {
 	case OPT_DOUBLE:
-		errno = 0;
-		d = strtod(value, &end);
-		if (errno || end == value || *end || isnan(d) || d < o->lo ||
-		    d > o->hi)
+		if (parse_number(value, o->lo, o->hi, &d))
 			return bad(c, "%s %s: expected a number from %g to %g",
 				   option, value, o->lo, o->hi);
 		*(double *)(base + o->off) = d;
@@ -266,7 +239,9 @@ int rs_config_set(struct rs_config *c, const char *option, const char *value)
 	case OPT_UINT:
 	case OPT_SIZE:
 	case OPT_BYTES:
-		if (!parse_whole(value, o->lo, o->hi, o->kind == OPT_BYTES, &n))
+		if ((o->kind == OPT_BYTES
+		     ? parse_bytes(value, (uint64_t)o->lo, (uint64_t)o->hi, &n)
+		     : parse_unsigned(value, (uint64_t)o->lo, (uint64_t)o->hi, &n)))
 			return bad(c, o->kind == OPT_BYTES ?
 				   "%s %s: expected a size from 1 to 1G, e.g. 65536, 64k, 1M" :
 				   "%s %s: expected a whole number from %.0f to %.0f",

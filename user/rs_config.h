@@ -15,7 +15,7 @@
 /* The values an option given more than once keeps, in order. */
 struct rs_strlist {
 	char **v;
-	size_t n;
+	size_t n, cap;
 };
 
 struct rs_config {

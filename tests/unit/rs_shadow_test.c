@@ -241,6 +241,8 @@ Test(rs_shadow, bad_options_are_einval_and_reported_by_rs_shadower_new)
 		{ "noise-recheck", "maybe" }, { "max-records", "0" },
 		{ "examples", "many" }, { "log-size", "-3" }, { "store", "" },
 		{ "ignore-header", "" }, { "max-body", "1G5" },
+		/* 2^44 + 1 MiB wraps to 1 MiB in a 64-bit shift */
+		{ "max-body", "17592186044417M" }, { "log-size", " -1" },
 		{ "endpoint", "users/{id}" },
 	};
 	struct service p = SERVICE(), c = SERVICE();
