@@ -71,6 +71,9 @@ struct tls_hook {
 	ino_t ino;
 	pid_t pid;
 	bool failed;
+	/* tls_inner_offsets() of the file, 0 0 when it has none: read once
+	 * per file, whichever process maps it. */
+	size_t read_off, write_off;
 	struct bpf_link *links[10];
 	unsigned n_links;
 };
@@ -754,8 +757,8 @@ static size_t tls_inner_offset(int fd, Elf *e, const char *ex_name,
 }
 
 /* The internal read and write functions of the libssl at path, when both
- * are found (tls_inner_offset). */
-static bool tls_inner_offsets(const char *path, size_t *read_off,
+ * are found (tls_inner_offset); else 0 and 0. */
+static void tls_inner_offsets(const char *path, size_t *read_off,
 			      size_t *write_off)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -763,7 +766,7 @@ static bool tls_inner_offsets(const char *path, size_t *read_off,
 
 	*read_off = *write_off = 0;
 	if (fd < 0)
-		return false;
+		return;
 	elf_version(EV_CURRENT);
 	e = elf_begin(fd, ELF_C_READ, NULL);
 	if (e) {
@@ -774,7 +777,6 @@ static bool tls_inner_offsets(const char *path, size_t *read_off,
 	close(fd);
 	if (!*read_off || !*write_off)
 		*read_off = *write_off = 0;
-	return *read_off != 0;
 }
 
 /* Attaches the SSL uprobes to one libssl file for one target (the
@@ -800,15 +802,20 @@ static void tls_attach_lib(struct capture *c, const char *path,
 		  false },
 	};
 	size_t n_hooks = sizeof(hooks) / sizeof(hooks[0]);
-	size_t read_off, write_off;
+	size_t read_off = 0, write_off = 0;
+	bool known = false; /* the offsets, from another process's hook */
 	struct tls_hook *h;
 	int err;
 
 	for (size_t i = 0; i < c->n_tls_hooks; i++) {
 		h = &c->tls_hooks[i];
-		if (h->dev == st->st_dev && h->ino == st->st_ino &&
-		    (h->pid == pid || h->failed))
+		if (h->dev != st->st_dev || h->ino != st->st_ino)
+			continue;
+		if (h->pid == pid || h->failed)
 			return;
+		read_off = h->read_off;
+		write_off = h->write_off;
+		known = true;
 	}
 	if (vec_reserve(c->tls_hooks, c->cap_tls_hooks, c->n_tls_hooks + 1) < 0)
 		return; /* tried again at the next scan */
@@ -817,13 +824,17 @@ static void tls_attach_lib(struct capture *c, const char *path,
 	h->dev = st->st_dev;
 	h->ino = st->st_ino;
 	h->pid = pid;
-	if (tls_inner_offsets(path, &read_off, &write_off)) {
+	if (!known)
+		tls_inner_offsets(path, &read_off, &write_off);
+	h->read_off = read_off;
+	h->write_off = write_off;
+	if (h->read_off) {
 		hooks[0].prog = c->skel->progs.handle_ssl_read_ex;
 		hooks[0].func = NULL;
-		hooks[0].offset = read_off;
+		hooks[0].offset = h->read_off;
 		hooks[1].prog = c->skel->progs.handle_ssl_write_ex;
 		hooks[1].func = NULL;
-		hooks[1].offset = write_off;
+		hooks[1].offset = h->write_off;
 		hooks[2] = hooks[4];
 		n_hooks = 3;
 	}

@@ -36,6 +36,7 @@
 #include "rs_config.h"
 #include "sample.h"
 #include "shadower.h"
+#include "util/loop.h"
 
 #define BREAKER_FAILURES 20
 #define BREAKER_PAUSE_NS (5000ull * 1000000ull)
@@ -100,14 +101,6 @@ struct rs_shadower {
 
 	uint64_t interval_ns, next_send; /* `rate` pacing; 0: none */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static struct timespec to_timespec(uint64_t ns)
 {
@@ -224,7 +217,7 @@ static bool breaker_admits(struct rs_shadower *sh, bool *probe)
 {
 	*probe = false;
 	if (sh->breaker == BREAKER_OPEN &&
-	    now_ns() >= __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED)) {
+	    loop_now_ns() >= __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED)) {
 		sh->breaker = BREAKER_HALF_OPEN;
 		sh->probe_out = false;
 	}
@@ -248,7 +241,7 @@ static void breaker_record(struct rs_shadower *sh, bool ok, bool probe)
 	if (probe || (sh->breaker == BREAKER_CLOSED &&
 		      sh->consecutive_failures >= BREAKER_FAILURES)) {
 		sh->breaker = BREAKER_OPEN;
-		__atomic_store_n(&sh->breaker_until, now_ns() + BREAKER_PAUSE_NS,
+		__atomic_store_n(&sh->breaker_until, loop_now_ns() + BREAKER_PAUSE_NS,
 				 __ATOMIC_RELAXED);
 	}
 }
@@ -353,7 +346,7 @@ static int call_candidate(struct rs_shadower *sh, struct slot *s,
 
 	memset(resp, 0, sizeof(*resp));
 	pthread_mutex_lock(&sh->lock);
-	t0 = now_ns();
+	t0 = loop_now_ns();
 	deadline = t0 + (uint64_t)sh->timeout_ms * 1000000ull;
 	s->job = j;
 	s->deadline_ns = deadline;
@@ -362,7 +355,7 @@ static int call_candidate(struct rs_shadower *sh, struct slot *s,
 	pthread_mutex_unlock(&sh->lock);
 
 	rc = c->call(c->ctx, req, resp);
-	t1 = now_ns();
+	t1 = loop_now_ns();
 
 	pthread_mutex_lock(&sh->lock);
 	s->job = NULL;
@@ -394,7 +387,7 @@ static int run_job(struct rs_shadower *sh, struct slot *s, struct job *j)
 		struct timespec ts;
 
 		pthread_mutex_lock(&sh->lock);
-		wait_until = sh->next_send > now_ns() ? sh->next_send : now_ns();
+		wait_until = sh->next_send > loop_now_ns() ? sh->next_send : loop_now_ns();
 		sh->next_send = wait_until + sh->interval_ns;
 		pthread_mutex_unlock(&sh->lock);
 		ts = to_timespec(wait_until);
@@ -500,13 +493,13 @@ static void *worker_main(void *arg)
 static void *keeper_main(void *arg)
 {
 	struct rs_shadower *sh = arg;
-	uint64_t next_flush = now_ns() + STORE_FLUSH_NS, now, wake;
+	uint64_t next_flush = loop_now_ns() + STORE_FLUSH_NS, now, wake;
 	bool failing = false;
 	int rc;
 
 	pthread_mutex_lock(&sh->lock);
 	while (!sh->keeper_stop) {
-		now = now_ns();
+		now = loop_now_ns();
 		wake = next_flush;
 		for (unsigned i = 0; i < sh->n_slots; i++) {
 			struct slot *s = &sh->slots[i];
@@ -528,7 +521,7 @@ static void *keeper_main(void *arg)
 					strerror(-rc));
 			failing = rc < 0;
 			pthread_mutex_lock(&sh->lock);
-			next_flush = now_ns() + STORE_FLUSH_NS;
+			next_flush = loop_now_ns() + STORE_FLUSH_NS;
 			continue;
 		}
 		sh->keeper_at = wake;
@@ -742,7 +735,7 @@ static enum replay_outcome admit(struct rs_shadower *sh,
 		return REPLAY_SHED_QUEUE;
 	/* and so does a breaker open for a while yet (its pause is set when
 	 * it opens and only then) */
-	if (now_ns() < __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED))
+	if (loop_now_ns() < __atomic_load_n(&sh->breaker_until, __ATOMIC_RELAXED))
 		return REPLAY_SHED_BREAKER;
 	pthread_mutex_lock(&sh->lock);
 	if (sh->stop ||
@@ -842,9 +835,9 @@ int rs_shadow_call(struct rs_shadower *sh, const struct rs_message *req,
 	if (!sh || !req || !resp || !req->method || !req->target)
 		return -EINVAL;
 	memset(resp, 0, sizeof(*resp));
-	t0 = now_ns();
+	t0 = loop_now_ns();
 	rc = sh->primary.call(sh->primary.ctx, req, resp);
-	t1 = now_ns();
+	t1 = loop_now_ns();
 	if (rc) {
 		memset(resp, 0, sizeof(*resp));
 		return rc < 0 ? rc : -EIO;
@@ -888,13 +881,13 @@ int rs_shadower_flush(struct rs_shadower *sh, int timeout_ms)
 
 	if (!sh)
 		return -EINVAL;
-	until = now_ns() + (timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
+	until = loop_now_ns() + (timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
 	pthread_mutex_lock(&sh->lock);
 	while ((__atomic_load_n(&sh->queued, __ATOMIC_RELAXED) || sh->busy) &&
 	       rc == 0) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&sh->idle, &sh->lock);
-		else if (now_ns() >= until)
+		else if (loop_now_ns() >= until)
 			rc = -ETIMEDOUT;
 		else
 			timed_wait(&sh->idle, &sh->lock, until);
