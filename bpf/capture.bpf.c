@@ -45,6 +45,8 @@ const volatile __u64 cfg_wakeup_bytes = 256 * 1024;
  * exchange is sampled iff (XXH64(key) >> 11) < cfg_sample_below. */
 const volatile __u32 cfg_sample_key = 0;
 const volatile __u64 cfg_sample_below = 0;
+/* SHADOWD_PROFILE: time a few regions of the socket hooks (prof_end). */
+const volatile bool cfg_profile = false;
 /* Written by user space while attached (enum shadow_shed): while set,
  * sampled requests the daemon would shed anyway are passed over here. */
 volatile __u32 shed_now = 0;
@@ -327,6 +329,48 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Profiling (SHADOWD_PROFILE=1, make bench's kernel section): time spent
+ * in regions of the socket hooks' path for a tracked connection, per
+ * CPU: the sum of nanoseconds at [region], the count at [PROF_MAX +
+ * region]. PROF_CLOCK is an empty region, the price of the clock reads
+ * in every other one. Off, the verifier drops it all as dead code. */
+enum prof_region {
+	PROF_CLOCK = 0, /* nothing: the measurement's own cost */
+	PROF_CONN,      /* finding the connection (sock_conn, io_conn) */
+	PROF_READ,      /* copying a request read from user memory */
+	PROF_DECIDE,    /* parsing it, and hashing its key when sampling */
+	PROF_RING,      /* one record onto the ring buffer (output) */
+	PROF_COPY,      /* all of io_copy, for one read or write */
+	PROF_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * PROF_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} profile SEC(".maps");
+
+static __always_inline __u64 prof_start(void)
+{
+	return cfg_profile ? bpf_ktime_get_ns() : 0;
+}
+
+static __always_inline void prof_end(__u32 region, __u64 t0)
+{
+	__u32 k = region, n = PROF_MAX + region;
+	__u64 *v;
+
+	if (!cfg_profile)
+		return;
+	v = bpf_map_lookup_elem(&profile, &k);
+	if (v)
+		*v += bpf_ktime_get_ns() - t0;
+	v = bpf_map_lookup_elem(&profile, &n);
+	if (v)
+		*v += 1;
+}
+
 __u32 gen_seq = 0;
 /* A new connection's state before its fields are set, copied into conns. */
 static const struct conn_state conn_zero = {};
@@ -371,8 +415,11 @@ static __always_inline __u64 wake_flag(void)
 
 static __always_inline void output(void *rec, __u64 size)
 {
+	__u64 t0 = prof_start();
+
 	if (bpf_ringbuf_output(&events, rec, size, wake_flag()) < 0)
 		stat_inc(STAT_LOST);
+	prof_end(PROF_RING, t0);
 }
 
 /* The file behind fd in the current process, or NULL. */
@@ -810,8 +857,12 @@ static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 	if (left > SHADOW_CHUNK_MAX || w->iovcnt > SMALL_IOV)
 		return false;
 	if (!w->iovcnt) {
+		__u64 t0 = prof_start();
+
 		if (bpf_probe_read_user(s->data, left, (void *)w->cur) < 0)
 			return false;
+		if (decide)
+			prof_end(PROF_READ, t0);
 		fill = left;
 	} else {
 		__u64 sz = w->iovcnt * sizeof(s->iov[0]);
@@ -847,8 +898,10 @@ static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 	w->off += fill;
 	w->left = 0;
 	if (decide) {
+		__u64 t0 = prof_start();
 		int v = request_decide(s, fill);
 
+		prof_end(PROF_DECIDE, t0);
 		d = REQ_DECISION(v);
 		line = REQ_LINE(v);
 		c->skip_next = d != REQ_COPY;
@@ -1094,6 +1147,7 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u64 buf,
 					    bool peek)
 {
 	struct scratch *s;
+	__u64 t0;
 
 	if (ret < 0)
 		return;
@@ -1113,7 +1167,9 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u64 buf,
 	s->io.iovcnt = iovcnt;
 	s->io.dir = dir;
 	s->io.peek = peek;
+	t0 = prof_start();
 	io_copy(c, s);
+	prof_end(PROF_COPY, t0);
 	scratch_release(s);
 }
 
@@ -1471,7 +1527,7 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 	__u64 mi[2];
 	struct conn_state *c;
 	struct pt_regs *regs;
-	__u64 buf = 0;
+	__u64 buf = 0, t0;
 	__u32 fd, iovcnt = 0;
 	bool peek;
 	long nr;
@@ -1523,10 +1579,13 @@ static __always_inline void sock_io(struct sock *sk, long ret, int flags,
 		break;
 	}
 	peek = dir == SHADOW_DIR_IN && (flags & MSG_PEEK);
+	t0 = prof_start();
 	c = io_conn(id, (__u64)sk, dir,
 		    sock_conn(id >> 32, fd, sk, dir, ret, peek));
 	if (!c)
 		return;
+	prof_end(PROF_CONN, t0);
+	prof_end(PROF_CLOCK, prof_start());
 	if (nr == NR_SENDFILE && dir == SHADOW_DIR_OUT) {
 		sock_sendfile(c, (id & ~0xffffffffull) | fd, regs->dx, regs->r10,
 			      (__u64)regs->si << 32 | (__u32)ret);

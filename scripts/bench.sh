@@ -71,6 +71,10 @@ start_shadowd() {
 	done
 	cat "$T/shadowd.log" >&2; return 1
 }
+# bpf_ids PID prog|map: the ids of the BPF programs (maps) PID holds, one
+# a line, from its fds: the kernel's counters name programs, and another
+# shadowd on the machine has programs of the same names.
+bpf_ids() { grep -h "^$2_id:" /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un; }
 cpu_ticks() { cut -d' ' -f14,15 "/proc/$1/stat" | awk '{print $1 + $2}'; }
 # stop_shadowd: prints "CPU_SECONDS PEAK_RSS_KB CAPTURED LOST GAPS"; the CPU
 # counts from CPU0 (ticks read after attaching: loading the programs is
@@ -273,16 +277,37 @@ else
 			bpftool prog show -j | python3 -c '
 import json, sys
 runs = {}
+ours = set(map(int, sys.argv[3].split()))
 for p in json.load(sys.stdin):
-    if p.get("name", "").startswith("handle_") and p.get("run_cnt"):
+    if p["id"] in ours and p.get("name", "").startswith("handle_") and p.get("run_cnt"):
         runs[p["name"]] = (p["run_time_ns"], p["run_cnt"])
 n = int(sys.argv[2])
 total = sum(t for t, _ in runs.values())
 each = ", ".join("%s %.0f ns x %.2f" % (k[7:], t / c, c / n) for k, (t, c) in sorted(runs.items()) if c >= n / 100)
-print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, each))' "$name" "${n:-0}"
+print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, each))' "$name" "${n:-0}" "$(bpf_ids "$SHADOWD_PID" prog)"
 			stop_shadowd > /dev/null
 			sysctl -qw kernel.bpf_stats_enabled=0
 		done
+		# Where the time of capture only goes: the socket hooks timed
+		# region by region (SHADOWD_PROFILE, see bpf/capture.bpf.c's
+		# prof_end), each less the clock reads' own cost.
+		SHADOWD_PROFILE=1 start_shadowd -p "$MASTER" -c "http://127.0.0.1:$P2" -s 0 -P "$P1" || exit 1
+		n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
+		for id in $(bpf_ids "$SHADOWD_PID" map); do
+			bpftool map show id "$id" | grep -q ' name profile ' && break
+		done
+		bpftool map dump id "$id" -j | python3 -c '
+import json, sys
+def num(v):
+    return v if isinstance(v, int) else int.from_bytes(bytes(int(x, 16) for x in v), "little")
+sums = {num(e["key"]): sum(num(c["value"]) for c in e["values"]) for e in json.load(sys.stdin)}
+names = ["clock", "conn", "read", "decide", "ring", "copy"]
+n, m = int(sys.argv[1]) or 1, len(names)
+clock = sums.get(0, 0) / max(sums.get(m, 0), 1)
+each = ", ".join("%s %.0f ns x %.2f" % (k, sums.get(i, 0) / sums[m + i] - clock, sums[m + i] / n)
+                 for i, k in enumerate(names) if i and sums.get(m + i))
+print("bpf_profile capture only: %s (the clock reads, %.0f ns a region, taken off)" % (each, clock))' "${n:-0}"
+		stop_shadowd > /dev/null
 	fi
 	# Open loop, the way Coroot, Beyla and Odigos measure overhead: a fixed
 	# request rate (httperf: connections at a fixed rate, OL_CALLS
@@ -336,11 +361,12 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 	bpftool prog show -j | python3 -c '
 import json, sys
 n = int(sys.argv[1]) or 1
+ours = set(map(int, sys.argv[2].split()))
 runs = {p["name"]: (p["run_time_ns"], p["run_cnt"]) for p in json.load(sys.stdin)
-        if p.get("name", "").startswith("handle_ssl") and p.get("run_cnt")}
+        if p["id"] in ours and p.get("name", "").startswith("handle_ssl") and p.get("run_cnt")}
 entries = sum(c for k, (t, c) in runs.items() if k != "handle_ssl_return")
 each = ", ".join("%s %.2f x %.0f ns" % (k[11:] or k, c / n, t / c) for k, (t, c) in sorted(runs.items()))
-print("https_ssl_calls_per_request: %.2f (%s)" % (entries / n, each))' "${n:-0}"
+print("https_ssl_calls_per_request: %.2f (%s)" % (entries / n, each))' "${n:-0}" "$(bpf_ids "$SHADOWD_PID" prog)"
 	stop_shadowd > /dev/null
 	sysctl -qw kernel.bpf_stats_enabled=0
 
@@ -377,3 +403,12 @@ done
 # nginx: three 2 s stretches of each, in turn.
 echo "== replay against an nginx candidate, libcurl alone, wrk (side by side)"
 .output/tests/bench/replay_bench 6
+# What the in-process library costs its caller: rs_shadow_call()'s p99
+# with everything sampled and a candidate that sleeps 500 ms, against the
+# same shadower at sample 0, in alternating rounds (the candidate answering
+# within the timeout; then every call cut off at 100 ms, which abandons and
+# replaces the workers meanwhile).
+echo "== in-process library: rs_shadow_call p99, 500 ms candidate at sample 1 vs sample 0"
+.output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 | sed -n '1p;$p'
+.output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 \
+	--timeout 100 --queue 256 | sed -n '1p;$p'

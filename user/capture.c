@@ -1050,6 +1050,14 @@ static int check_targets(const struct capture_config *cfg,
 	return 0;
 }
 
+/* Whether environment variable name is set to anything but "" or "0". */
+static bool env_flag(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
 /* The hooks: the sock_recv_length/sock_send_length tracepoints (Linux
  * 6.4+, x86-64 register layout) for the bytes, and inet_sock_set_state for
  * connections' births and ends, cost nothing to syscalls that are not
@@ -1060,9 +1068,7 @@ static int check_targets(const struct capture_config *cfg,
  * tracepoints, for the bytes and for accept/sendfile. */
 bool capture_syscall_hooks_forced(void)
 {
-	const char *force = getenv("SHADOWD_SYSCALL_HOOKS");
-
-	return force && *force && strcmp(force, "0") != 0;
+	return env_flag("SHADOWD_SYSCALL_HOOKS");
 }
 
 /* Loads the data hooks of one path: the socket tracepoints', or the
@@ -1131,6 +1137,7 @@ static void configure(struct capture_bpf *s, const struct capture_config *cfg,
 	s->rodata->cfg_wakeup_bytes = ring_size / 8;
 	s->rodata->cfg_sample_key = cfg->sample_key;
 	s->rodata->cfg_sample_below = cfg->sample_below;
+	s->rodata->cfg_profile = env_flag("SHADOWD_PROFILE");
 	bpf_map__set_max_entries(s->maps.events, ring_size);
 	/* The SSL hooks attach per libssl file, later (tls_scan). */
 	bpf_program__set_autoattach(s->progs.handle_ssl_read, false);
