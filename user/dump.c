@@ -23,6 +23,7 @@
 #include "report.h"
 #include "store.h"
 #include "verdict.h"
+#include "util/dbuf.h"
 #include "util/json_get.h"
 #include "util/parse.h"
 
@@ -91,8 +92,9 @@ static const char *c_off(const struct opts *o) { return o->color ? "\033[0m" : "
 /* ---- aligned tables ---- */
 
 struct table {
-	size_t ncol, nrows, cap;
+	size_t ncol, nrows;
 	char **cells; /* nrows * ncol, owned */
+	size_t cap;   /* cells allocated */
 	unsigned right; /* bit i: column i right-aligned */
 };
 
@@ -100,15 +102,8 @@ static void table_row(struct table *t, ...)
 {
 	va_list ap;
 
-	if (t->nrows == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		char **v = realloc(t->cells, cap * t->ncol * sizeof(*v));
-
-		if (!v)
-			return; /* the row is dropped; output stays aligned */
-		t->cells = v;
-		t->cap = cap;
-	}
+	if (vec_reserve(t->cells, t->cap, (t->nrows + 1) * t->ncol) < 0)
+		return; /* the row is dropped; output stays aligned */
 	va_start(ap, t);
 	for (size_t c = 0; c < t->ncol; c++) {
 		const char *s = va_arg(ap, const char *);

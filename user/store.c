@@ -20,6 +20,7 @@
 #include "divergence.h"
 #include "endpoint.h"
 #include "replay.h"
+#include "util/dbuf.h"
 #include "util/hist.h"
 #include "util/strmap.h"
 
@@ -398,15 +399,8 @@ static int prepare_writer(struct store *s)
 
 static int sig_push_id(struct sig *g, int64_t id)
 {
-	if (g->n_ids == g->cap_ids) {
-		size_t cap = g->cap_ids ? g->cap_ids * 2 : 4;
-		int64_t *v = realloc(g->ids, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		g->ids = v;
-		g->cap_ids = cap;
-	}
+	if (vec_reserve(g->ids, g->cap_ids, g->n_ids + 1) < 0)
+		return -ENOMEM;
 	g->ids[g->n_ids++] = id;
 	return 0;
 }
@@ -862,15 +856,8 @@ static int sig_insert(struct store *s, struct sig *g)
 	char key[24];
 
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)g->hash);
-	if (s->n_heap == s->cap_heap) {
-		size_t cap = s->cap_heap ? s->cap_heap * 2 : 64;
-		struct sig **v = realloc(s->heap, cap * sizeof(*v));
-
-		if (!v)
-			goto fail;
-		s->heap = v;
-		s->cap_heap = cap;
-	}
+	if (vec_reserve(s->heap, s->cap_heap, s->n_heap + 1) < 0)
+		goto fail;
 	if (!g->endpoint || !g->header_names || !g->paths ||
 	    !strmap_insert(&s->sigs, key, g))
 		goto fail;
@@ -932,15 +919,8 @@ static int evict_oldest(struct store *s, struct sig *g)
 		free(p->text);
 		p->text = NULL;
 	} else {
-		if (s->n_dels == s->cap_dels) {
-			size_t cap = s->cap_dels ? s->cap_dels * 2 : 64;
-			int64_t *v = realloc(s->dels, cap * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			s->dels = v;
-			s->cap_dels = cap;
-		}
+		if (vec_reserve(s->dels, s->cap_dels, s->n_dels + 1) < 0)
+			return -ENOMEM;
 		s->dels[s->n_dels++] = id;
 	}
 	memmove(g->ids, g->ids + 1, (g->n_ids - 1) * sizeof(*g->ids));
@@ -1021,15 +1001,8 @@ int store_put(struct store *s, json_t *record)
 		goto cleanup;
 	}
 	rc = -ENOMEM;
-	if (s->n_pend == s->cap_pend) {
-		size_t cap = s->cap_pend ? s->cap_pend * 2 : 256;
-		struct pending *v = realloc(s->pend, cap * sizeof(*v));
-
-		if (!v)
-			goto cleanup;
-		s->pend = v;
-		s->cap_pend = cap;
-	}
+	if (vec_reserve(s->pend, s->cap_pend, s->n_pend + 1) < 0)
+		goto cleanup;
 	divergence_redact(record, (const char *const *)s->redact, s->n_redact);
 	endpoint = json_string_value(json_object_get(record, "endpoint"));
 	if (!endpoint || !*endpoint)
