@@ -126,6 +126,7 @@ struct runner {
 	bool lock_ok;
 	struct job_list inbox;
 	bool stop;
+	bool stopping; /* its thread saw stop */
 };
 
 struct replay {
@@ -1096,10 +1097,8 @@ static void check_done(struct runner *w)
 		if (g)
 			leg_done(w, g, m->data.result);
 	}
-	if (r->threaded) {
-		hand_back(w);
-		return;
-	}
+	if (r->threaded)
+		return; /* runner_main() hands them back */
 	r->delivering = false;
 	pump_soon(r);
 }
@@ -1759,7 +1758,7 @@ static void on_wake(struct loop *l, int fd, unsigned events, void *ctx)
 		w->inbox.head = w->inbox.tail = NULL;
 	pthread_mutex_unlock(&w->lock);
 	if (stop) {
-		loop_stop(l);
+		w->stopping = true;
 		return;
 	}
 	for (; j; j = next) {
@@ -1767,15 +1766,21 @@ static void on_wake(struct loop *l, int fd, unsigned events, void *ctx)
 		j->next = NULL;
 		runner_start(w, j);
 	}
-	/* Send them now, back to back, and hand back what could not go. */
+	/* Send them now, back to back. */
 	run_due(w);
 }
 
+/* The thread: the loop's iterations, each one's ended jobs handed back
+ * together at its end (not one by one as each socket is served). */
 static void *runner_main(void *arg)
 {
 	struct runner *w = arg;
-	int rc = loop_run(w->loop);
+	int rc = 0;
 
+	while (!w->stopping && rc >= 0) {
+		rc = loop_run_once(w->loop, -1);
+		hand_back(w);
+	}
 	if (rc < 0)
 		fprintf(stderr, "shadowd: a replay thread's event loop failed "
 			"(%s); its replays are abandoned\n", strerror(-rc));
