@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,18 @@ struct job_list {
 	struct job *head, *tail;
 };
 
+/* Jobs one thread posts and another takes (threads only): a list under a
+ * lock, and an eventfd the taker's loop watches. The eventfd is written
+ * only when a post finds the list empty: the taker reads it before it
+ * takes the list, so a job posted after that finds the list empty and
+ * wakes the taker again. */
+struct mailbox {
+	pthread_mutex_t lock;
+	bool lock_ok;
+	int fd; /* -1: not set up */
+	struct job_list list;
+};
+
 /* A connection socket: opened by on_curl_open(), closed by on_curl_close(). */
 struct sock_state {
 	bool open;
@@ -121,12 +134,8 @@ struct runner {
 	/* Threads only. */
 	pthread_t tid;
 	bool started;
-	int wake_fd;           /* eventfd: inbox filled, or stop */
-	pthread_mutex_t lock;  /* guards inbox and stop */
-	bool lock_ok;
-	struct job_list inbox;
-	bool stop;
-	bool stopping; /* its thread saw stop */
+	struct mailbox inbox; /* jobs to send; its wakeup also says stop */
+	atomic_bool stop;
 };
 
 struct replay {
@@ -155,7 +164,7 @@ struct replay {
 	long breaker_pause_ms;
 
 	long long token_timer, breaker_timer, pump_timer;
-	struct job *qhead, *qtail;     /* waiting */
+	struct job_list queue;         /* waiting */
 	unsigned consecutive_failures;
 	bool probe_inflight;
 	bool queue_closed; /* filled up, not yet drained to half */
@@ -165,11 +174,7 @@ struct replay {
 	struct runner *runners;
 	unsigned nrunners;
 	bool threaded; /* nrunners > 1: the runners have threads */
-	/* Threads only: jobs back from the runners, for on_back(). */
-	int back_fd;            /* eventfd the loop watches */
-	pthread_mutex_t back_lock; /* guards back */
-	bool back_lock_ok;
-	struct job_list back;
+	struct mailbox back; /* threads only: jobs back, for on_back() */
 	struct replay_stats stats;
 };
 
@@ -826,34 +831,82 @@ static void list_free(struct job_list *l)
 	l->head = l->tail = NULL;
 }
 
+static int mailbox_init(struct mailbox *mb)
+{
+	mb->fd = -1;
+	if (pthread_mutex_init(&mb->lock, NULL))
+		return -ENOMEM;
+	mb->lock_ok = true;
+	mb->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return mb->fd < 0 ? -errno : 0;
+}
+
+/* Frees the jobs left in it (no callback). */
+static void mailbox_clean(struct mailbox *mb)
+{
+	list_free(&mb->list);
+	if (mb->fd >= 0)
+		close(mb->fd);
+	if (mb->lock_ok)
+		pthread_mutex_destroy(&mb->lock);
+	mb->fd = -1;
+	mb->lock_ok = false;
+}
+
+/* Appends the jobs of `from` (emptied), one lock and at most one wakeup
+ * for all of them. */
+static void mailbox_post(struct mailbox *mb, struct job_list *from)
+{
+	bool wake;
+
+	if (!from->head)
+		return;
+	pthread_mutex_lock(&mb->lock);
+	wake = !mb->list.head;
+	list_splice(&mb->list, from);
+	pthread_mutex_unlock(&mb->lock);
+	if (wake)
+		eventfd_write(mb->fd, 1);
+}
+
+/* Takes every job posted (a list linked by next), for the taker's loop
+ * when the eventfd is ready. */
+static struct job *mailbox_take(struct mailbox *mb)
+{
+	struct job *j;
+	eventfd_t n;
+
+	(void)eventfd_read(mb->fd, &n);
+	pthread_mutex_lock(&mb->lock);
+	j = mb->list.head;
+	mb->list.head = mb->list.tail = NULL;
+	pthread_mutex_unlock(&mb->lock);
+	return j;
+}
+
 static void queue_push(struct replay *r, struct job *j, bool front)
 {
 	j->prev = NULL;
 	if (front) {
-		j->next = r->qhead;
-		r->qhead = j;
-		if (!r->qtail)
-			r->qtail = j;
+		j->next = r->queue.head;
+		r->queue.head = j;
+		if (!r->queue.tail)
+			r->queue.tail = j;
 	} else {
-		j->next = NULL;
-		if (r->qtail)
-			r->qtail->next = j;
-		else
-			r->qhead = j;
-		r->qtail = j;
+		list_push(&r->queue, j);
 	}
 	r->stats.queued++;
 }
 
 static struct job *queue_pop(struct replay *r)
 {
-	struct job *j = r->qhead;
+	struct job *j = r->queue.head;
 
 	if (!j)
 		return NULL;
-	r->qhead = j->next;
-	if (!r->qhead)
-		r->qtail = NULL;
+	r->queue.head = j->next;
+	if (!r->queue.head)
+		r->queue.tail = NULL;
 	j->next = NULL;
 	r->stats.queued--;
 	if (r->stats.queued <= r->max_queue / 2)
@@ -1055,23 +1108,10 @@ static void leg_done(struct runner *w, struct leg *g, CURLcode rc)
 	}
 }
 
-/* Threads only: hands the jobs that ended to the loop's thread, one lock
- * and at most one wakeup for all of them. The eventfd is written only
- * when the list was empty: on_back() reads it before it takes the list,
- * so a job added after that finds the list empty and wakes it again. */
+/* Threads only: hands the jobs that ended to the loop's thread. */
 static void hand_back(struct runner *w)
 {
-	struct replay *r = w->r;
-	bool wake;
-
-	if (!w->done.head)
-		return;
-	pthread_mutex_lock(&r->back_lock);
-	wake = !r->back.head;
-	list_splice(&r->back, &w->done);
-	pthread_mutex_unlock(&r->back_lock);
-	if (wake)
-		eventfd_write(r->back_fd, 1);
+	mailbox_post(&w->r->back, &w->done);
 }
 
 /* Hands the transfers that ended to their jobs. With one runner, the jobs
@@ -1147,14 +1187,8 @@ static void job_back(struct replay *r, struct job *j)
 static void on_back(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct replay *r = ctx;
-	struct job *j, *next;
-	eventfd_t n;
+	struct job *j = mailbox_take(&r->back), *next;
 
-	(void)eventfd_read(fd, &n);
-	pthread_mutex_lock(&r->back_lock);
-	j = r->back.head;
-	r->back.head = r->back.tail = NULL;
-	pthread_mutex_unlock(&r->back_lock);
 	r->delivering = true;
 	for (; j; j = next) {
 		next = j->next;
@@ -1548,24 +1582,11 @@ static int send_job(struct replay *r, struct job *j)
 	return 0;
 }
 
-/* Threads only: each runner's batch to its inbox, one lock and at most
- * one wakeup each (written only when the inbox was empty: on_wake() reads
- * the eventfd before it takes the inbox). */
+/* Threads only: each runner's batch to its inbox. */
 static void hand_over(struct replay *r)
 {
-	for (unsigned i = 0; i < r->nrunners; i++) {
-		struct runner *w = &r->runners[i];
-		bool wake;
-
-		if (!w->batch.head)
-			continue;
-		pthread_mutex_lock(&w->lock);
-		wake = !w->inbox.head;
-		list_splice(&w->inbox, &w->batch);
-		pthread_mutex_unlock(&w->lock);
-		if (wake)
-			eventfd_write(w->wake_fd, 1);
-	}
+	for (unsigned i = 0; i < r->nrunners; i++)
+		mailbox_post(&r->runners[i].inbox, &r->runners[i].batch);
 }
 
 /* Moves work from the queue to the candidate as slots, tokens and the
@@ -1580,7 +1601,7 @@ static unsigned pump(struct replay *r)
 	if (r->pumping || r->closing || r->delivering)
 		return 0;
 	r->pumping = true;
-	while (r->qhead) {
+	while (r->queue.head) {
 		struct job *j;
 
 		if (breaker_blocks(r)) {
@@ -1626,7 +1647,7 @@ static void pump_soon(struct replay *r)
 {
 	long long id;
 
-	if (!r->qhead || r->pump_timer || r->closing ||
+	if (!r->queue.head || r->pump_timer || r->closing ||
 	    (r->stats.inflight >= r->max_inflight && !breaker_blocks(r)))
 		return;
 	id = loop_timer_add(r->loop, 0, on_pump_timer, r);
@@ -1746,21 +1767,8 @@ double replay_send_rate(const struct replay *r)
 static void on_wake(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct runner *w = ctx;
-	struct job *j, *next;
-	eventfd_t n;
-	bool stop;
+	struct job *j = mailbox_take(&w->inbox), *next;
 
-	(void)eventfd_read(fd, &n);
-	pthread_mutex_lock(&w->lock);
-	stop = w->stop;
-	j = stop ? NULL : w->inbox.head;
-	if (!stop)
-		w->inbox.head = w->inbox.tail = NULL;
-	pthread_mutex_unlock(&w->lock);
-	if (stop) {
-		w->stopping = true;
-		return;
-	}
 	for (; j; j = next) {
 		next = j->next;
 		j->next = NULL;
@@ -1771,13 +1779,14 @@ static void on_wake(struct loop *l, int fd, unsigned events, void *ctx)
 }
 
 /* The thread: the loop's iterations, each one's ended jobs handed back
- * together at its end (not one by one as each socket is served). */
+ * together at its end (not one by one as each socket is served), until
+ * stop (set before the wakeup that makes the iteration return). */
 static void *runner_main(void *arg)
 {
 	struct runner *w = arg;
 	int rc = 0;
 
-	while (!w->stopping && rc >= 0) {
+	while (!atomic_load(&w->stop) && rc >= 0) {
 		rc = loop_run_once(w->loop, -1);
 		hand_back(w);
 	}
@@ -1793,7 +1802,7 @@ static int runner_init(struct replay *r, struct runner *w, unsigned share)
 {
 	w->r = r;
 	w->share = share;
-	w->wake_fd = -1;
+	w->inbox.fd = -1;
 	w->pool_cap = (size_t)share * 2 + 2;
 	w->pool = calloc(w->pool_cap, sizeof(*w->pool));
 	w->multi = curl_multi_init();
@@ -1813,12 +1822,8 @@ static int runner_init(struct replay *r, struct runner *w, unsigned share)
 		w->loop = r->loop;
 		return 0;
 	}
-	if (pthread_mutex_init(&w->lock, NULL))
-		return -ENOMEM;
-	w->lock_ok = true;
-	w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->wake_fd < 0 || loop_new(&w->loop) < 0 ||
-	    loop_fd_add(w->loop, w->wake_fd, LOOP_READ, on_wake, w) < 0)
+	if (mailbox_init(&w->inbox) < 0 || loop_new(&w->loop) < 0 ||
+	    loop_fd_add(w->loop, w->inbox.fd, LOOP_READ, on_wake, w) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -1844,10 +1849,8 @@ static void runner_join(struct runner *w)
 {
 	if (!w->started)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_mutex_unlock(&w->lock);
-	eventfd_write(w->wake_fd, 1);
+	atomic_store(&w->stop, true);
+	eventfd_write(w->inbox.fd, 1);
 	pthread_join(w->tid, NULL);
 	w->started = false;
 }
@@ -1865,7 +1868,6 @@ static void runner_clean(struct runner *w)
 		flying_del(w, j);
 		job_free(j);
 	}
-	list_free(&w->inbox);
 	list_free(&w->batch);
 	list_free(&w->done);
 	for (size_t i = 0; i < w->npool; i++)
@@ -1882,12 +1884,12 @@ static void runner_clean(struct runner *w)
 		if (w->curl_timer)
 			loop_timer_del(w->loop, w->curl_timer);
 	}
-	if (w->loop != w->r->loop)
+	if (w->loop != w->r->loop) {
+		if (w->inbox.fd >= 0)
+			loop_fd_del(w->loop, w->inbox.fd);
 		loop_free(w->loop);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	if (w->lock_ok)
-		pthread_mutex_destroy(&w->lock);
+	}
+	mailbox_clean(&w->inbox);
 	curl_url_cleanup(w->uh[LEG_CANDIDATE]);
 	curl_url_cleanup(w->uh[LEG_NOISE]);
 	free(w->pool);
@@ -1913,12 +1915,8 @@ static int start_runners(struct replay *r, unsigned n, char *err,
 	}
 	if (!r->threaded)
 		return 0;
-	if (pthread_mutex_init(&r->back_lock, NULL))
-		goto oom;
-	r->back_lock_ok = true;
-	r->back_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->back_fd < 0 ||
-	    loop_fd_add(r->loop, r->back_fd, LOOP_READ, on_back, r) < 0)
+	if (mailbox_init(&r->back) < 0 ||
+	    loop_fd_add(r->loop, r->back.fd, LOOP_READ, on_back, r) < 0)
 		goto oom;
 	for (unsigned i = 0; i < n; i++) {
 		rc = runner_thread(&r->runners[i]);
@@ -1960,7 +1958,7 @@ int replay_new(struct loop *l, const struct replay_config *cfg,
 	r->loop = l;
 	r->done = done;
 	r->ctx = ctx;
-	r->back_fd = -1;
+	r->back.fd = -1;
 	rc = copy_config(r, cfg, err, errlen);
 	if (rc)
 		goto cleanup;
@@ -2009,13 +2007,9 @@ void replay_free(struct replay *r)
 	for (unsigned i = 0; i < r->nrunners; i++)
 		runner_clean(&r->runners[i]);
 	free(r->runners);
-	list_free(&r->back);
-	if (r->back_fd >= 0) {
-		loop_fd_del(r->loop, r->back_fd);
-		close(r->back_fd);
-	}
-	if (r->back_lock_ok)
-		pthread_mutex_destroy(&r->back_lock);
+	if (r->back.fd >= 0)
+		loop_fd_del(r->loop, r->back.fd);
+	mailbox_clean(&r->back);
 	while ((j = queue_pop(r)))
 		job_free(j);
 	if (r->token_timer)
