@@ -169,7 +169,7 @@ struct replay {
 	bool probe_inflight;
 	bool queue_closed; /* filled up, not yet drained to half */
 	bool pumping;
-	bool delivering; /* in check_done() */
+	bool delivering; /* in check_done() or on_back() */
 	bool closing;
 	struct runner *runners;
 	unsigned nrunners;
