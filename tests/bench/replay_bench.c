@@ -11,8 +11,9 @@
  * nginx (run_wrk): all four measured side by side, in turn, three times.
  * Prints `replay_per_sec: N` (one thread), `replay_2threads_per_sec: N`,
  * `curl_ceiling_per_sec: N`, their ratios, the CPU each spent per request
- * (this process, its loop's thread alone, and the nginx candidate's),
- * errors, and the candidate's port.
+ * (this process, its loop's thread alone, the nginx candidate's, the
+ * machine's), errors, the rate all CPUs could give at most at the
+ * two-thread cost per replay, and the candidate's port.
  * Usage: replay_bench [SECONDS] [MAX_INFLIGHT]
  */
 #include <ctype.h>
@@ -458,12 +459,16 @@ int main(int argc, char **argv)
 	if (rp.ok && rp2.secs)
 		printf("replay_2threads_vs_1: %.3f\n",
 		       per_sec(&rp2) / per_sec(&rp));
-	/* What more threads could give at most here: every CPU busy at the
-	 * machine's cost per replay with one thread (the candidate's and the
-	 * kernel's share included). */
-	if (rp.busy > 0 && rp.wall > 0)
-		printf("replay_machine_bound_vs_1: %.3f\n",
-		       rp.wall * (double)sysconf(_SC_NPROCESSORS_ONLN) / rp.busy);
+	/* What any number of threads could give here at most: every CPU
+	 * busy with nothing but this replayer, the candidate and the kernel's
+	 * interrupts, at what they cost per replay with two threads. */
+	if (rp2.ok && rp.ok) {
+		double own = (rp2.cpu + rp2.cand_cpu + rp2.irq) / (double)rp2.ok;
+
+		printf("replay_all_cpus_bound_per_sec: %.0f (%.3f of one "
+		       "thread)\n", (double)sysconf(_SC_NPROCESSORS_ONLN) / own,
+		       (double)sysconf(_SC_NPROCESSORS_ONLN) / own / per_sec(&rp));
+	}
 	if (have_wrk) {
 		w = wrk_sum / ROUNDS;
 		printf("wrk_per_sec: %.0f\n", w);
