@@ -112,6 +112,8 @@ struct url_base {
  * Only its thread touches the curl state, the pool, the sockets and
  * `flying`; the replayer's config it only reads.
  */
+#define RUNNER_LINE 64
+
 struct runner {
 	struct replay *r;
 	struct loop *loop;
@@ -126,13 +128,15 @@ struct runner {
 	bool closing;
 	struct job_list done; /* ended, for hand_back() (threads only) */
 
-	/* The loop's thread only. */
-	unsigned share;     /* its part of max_inflight */
+	/* The loop's thread only; on a cache line of its own, as is what
+	 * both threads write, so that neither thread's writes evict the
+	 * other's. */
+	_Alignas(RUNNER_LINE) unsigned share; /* its part of max_inflight */
 	unsigned inflight;  /* jobs sent to it and not back */
 	struct job_list batch; /* picked by pump(), handed over at its end */
 
 	/* Threads only. */
-	pthread_t tid;
+	_Alignas(RUNNER_LINE) pthread_t tid;
 	bool started;
 	struct mailbox inbox; /* jobs to send; its wakeup also says stop */
 	atomic_bool stop;
@@ -1832,6 +1836,7 @@ static int runner_init(struct replay *r, struct runner *w, unsigned share)
 static int runner_thread(struct runner *w)
 {
 	sigset_t all, old;
+	char name[16];
 	int rc;
 
 	sigfillset(&all);
@@ -1841,6 +1846,10 @@ static int runner_thread(struct runner *w)
 	if (rc)
 		return -rc;
 	w->started = true;
+	/* "replay 0".. in top -H and perf */
+	snprintf(name, sizeof(name), "replay %u",
+		 (unsigned)(w - w->r->runners));
+	pthread_setname_np(w->tid, name);
 	return 0;
 }
 
@@ -1902,9 +1911,11 @@ static int start_runners(struct replay *r, unsigned n, char *err,
 {
 	int rc;
 
-	r->runners = calloc(n, sizeof(*r->runners));
+	/* Aligned, so that each runner's lines are its own. */
+	r->runners = aligned_alloc(RUNNER_LINE, n * sizeof(*r->runners));
 	if (!r->runners)
 		goto oom;
+	memset(r->runners, 0, n * sizeof(*r->runners));
 	r->nrunners = n;
 	r->threaded = n > 1;
 	for (unsigned i = 0; i < n; i++) {

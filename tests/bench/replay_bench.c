@@ -460,14 +460,16 @@ int main(int argc, char **argv)
 		printf("replay_2threads_vs_1: %.3f\n",
 		       per_sec(&rp2) / per_sec(&rp));
 	/* What any number of threads could give here at most: every CPU
-	 * busy with nothing but this replayer, the candidate and the kernel's
-	 * interrupts, at what they cost per replay with two threads. */
-	if (rp2.ok && rp.ok) {
-		double own = (rp2.cpu + rp2.cand_cpu + rp2.irq) / (double)rp2.ok;
+	 * busy at what the machine spent per replay with two threads (the
+	 * candidate's and the kernel's share included). The processes'
+	 * figures above overlap the interrupts' (a tick in a softirq is
+	 * charged to the task it interrupted too): they are not added. */
+	if (rp2.busy > 0 && rp.ok) {
+		double bound = (double)sysconf(_SC_NPROCESSORS_ONLN) *
+			       (double)rp2.ok / rp2.busy;
 
 		printf("replay_all_cpus_bound_per_sec: %.0f (%.3f of one "
-		       "thread)\n", (double)sysconf(_SC_NPROCESSORS_ONLN) / own,
-		       (double)sysconf(_SC_NPROCESSORS_ONLN) / own / per_sec(&rp));
+		       "thread)\n", bound, bound / per_sec(&rp));
 	}
 	if (have_wrk) {
 		w = wrk_sum / ROUNDS;
