@@ -66,9 +66,15 @@ RS_SO      := $(OUTPUT)/librequest-shadow.so
 RS_A       := $(OUTPUT)/librequest-shadow.a
 RS_PC      := $(OUTPUT)/request-shadow.pc
 RS_TESTS   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard tests/unit/rs_*_test.c))
-# Criterion does not start under ThreadSanitizer: the threaded cases are a
-# plain program of their own.
-RS_TSAN    := .output/tsan/tests/unit/rs_threads_test
+# Criterion does not start under ThreadSanitizer: the threaded cases are
+# plain programs of their own (tests/lib/tap.h), the library's and the
+# replayer's. They link the library's archive, which holds replay.c too,
+# and objects that need no skeleton, so check-tsan builds nothing of the
+# capture.
+TSAN_TESTS := .output/tsan/tests/unit/rs_threads_test \
+	      .output/tsan/tests/unit/replay_threads_test
+PLAIN_OBJS := $(OUTPUT)/tests/lib/tap.o $(OUTPUT)/tests/lib/servers.o \
+	      $(OUTPUT)/tests/unit/replay_threads_test.o
 EXAMPLES   := $(patsubst %.c,$(OUTPUT)/%,$(wildcard examples/*.c))
 
 .DELETE_ON_ERROR:
@@ -172,9 +178,20 @@ $(OUTPUT)/tests/bench/rs_%: $(OUTPUT)/tests/bench/rs_%.o $(RS_A)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
 
-$(OUTPUT)/tests/unit/rs_%: $(OUTPUT)/tests/unit/rs_%.o $(OUTPUT)/tests/lib/rs_service.o $(RS_A)
+$(OUTPUT)/tests/unit/rs_%: $(OUTPUT)/tests/unit/rs_%.o $(OUTPUT)/tests/lib/rs_service.o \
+		$(OUTPUT)/tests/lib/tap.o $(RS_A)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) $(if $(findstring rs_threads,$@),,$(TEST_LIBS)) -o $@
+
+$(PLAIN_OBJS): $(OUTPUT)/%.o: %.c | $(OUTPUT)/deps-test.ok
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(OUTPUT)/tests/unit/replay_threads_test: $(OUTPUT)/tests/unit/replay_threads_test.o \
+		$(OUTPUT)/tests/lib/servers.o $(OUTPUT)/tests/lib/tap.o $(RS_A)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(RS_LIBS) -o $@
 
 $(OUTPUT)/examples/%: examples/%.c $(RS_A)
 	$(call msg,LINK,$@)
@@ -241,14 +258,14 @@ check-asan: $(OUTPUT)/deps-test.ok
 		OUTPUT=.output/asan BINDIR=.output/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		.output/asan/deps.ok .output/asan/deps-test.ok unit-test
 
-# The library's tests under ThreadSanitizer (a report fails the run); the
+# The threaded tests under ThreadSanitizer (a report fails the run); the
 # shadow-dump they call is the ordinary one.
 check-tsan: $(OUTPUT)/deps-test.ok $(PROGS) lib examples
 	$(Q)$(MAKE) --no-print-directory OUTPUT=.output/tsan \
 		CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
-		$(RS_TSAN)
+		$(TSAN_TESTS)
 	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $${TSAN_OPTIONS:-}" \
-		tests/run.sh tsan $(RS_TSAN)
+		tests/run.sh tsan $(TSAN_TESTS)
 
 # libFuzzer targets (clang, ASan + UBSan): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

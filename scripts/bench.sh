@@ -398,10 +398,11 @@ echo "== offline (one core)"
 for b in http1_bench json_diff_bench store_bench; do
 	[ -x ".output/tests/bench/$b" ] && ".output/tests/bench/$b"
 done
-# Replays against an nginx candidate, beside libcurl alone with the same
-# requests (the most any replayer on libcurl gets here) and wrk on the same
+# Replays against an nginx candidate with one thread and with two
+# (--replay-threads 2), beside libcurl alone with the same requests (the
+# most any replayer on one libcurl thread gets here) and wrk on the same
 # nginx: three 2 s stretches of each, in turn.
-echo "== replay against an nginx candidate, libcurl alone, wrk (side by side)"
+echo "== replay against an nginx candidate, 1 and 2 threads, libcurl alone, wrk (side by side)"
 .output/tests/bench/replay_bench 6
 # What the in-process library costs its caller: rs_shadow_call()'s p99
 # with everything sampled and a candidate that sleeps 500 ms, against the

@@ -4,11 +4,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -33,10 +37,11 @@
 enum leg_kind { LEG_CANDIDATE, LEG_NOISE };
 
 struct job;
+struct runner;
 
 /* One transfer: the candidate's (or the recheck's) or the noise primary's. */
 struct leg {
-	struct replay *r;
+	struct runner *w; /* whose multi handle runs it */
 	struct job *job;
 	enum leg_kind kind;
 	CURL *easy;     /* NULL when not in flight */
@@ -52,13 +57,39 @@ struct leg {
 
 struct job {
 	struct replay_job pub;
-	struct job *next, *prev; /* queue, or in-flight list */
+	struct job *next, *prev; /* a queue or list, or a runner's flying */
 	struct curl_slist *hdrs; /* built once, shared by the legs */
 	struct leg cand, noise;
 	unsigned pending; /* legs in flight */
 	bool probe;
 	bool in_callback;
 	bool recheck_requested;
+	/* Set by the runner for the loop's thread (job_back()), which counts
+	 * them: the runner touches no counter. */
+	struct runner *w;        /* sent to it */
+	bool unsent;             /* not sent, for unsent_outcome/_error */
+	enum replay_outcome unsent_outcome;
+	enum replay_error unsent_error;
+	bool noise_sent;         /* a noise leg was tried */
+	enum replay_error cand_error; /* the candidate leg (or recheck's) */
+	curl_off_t cand_us;      /* its time in flight */
+};
+
+/* Jobs in a singly linked list (next), in order. */
+struct job_list {
+	struct job *head, *tail;
+};
+
+/* Jobs one thread posts and another takes (threads only): a list under a
+ * lock, and an eventfd the taker's loop watches. The eventfd is written
+ * only when a post finds the list empty: the taker reads it before it
+ * takes the list, so a job posted after that finds the list empty and
+ * wakes the taker again. */
+struct mailbox {
+	pthread_mutex_t lock;
+	bool lock_ok;
+	int fd; /* -1: not set up */
+	struct job_list list;
 };
 
 /* A connection socket: opened by on_curl_open(), closed by on_curl_close(). */
@@ -74,9 +105,45 @@ struct url_base {
 	CURLU *uh;  /* url, parsed once rather than by curl on every transfer */
 };
 
-struct replay {
+/*
+ * Where transfers run: a curl multi handle on a loop. With one thread the
+ * replayer's only runner uses the replayer's loop; with more, each runner
+ * has a thread and a loop of its own, and takes its jobs from `inbox`.
+ * Only its thread touches the curl state, the pool, the sockets and
+ * `flying`; the replayer's config it only reads.
+ */
+#define RUNNER_LINE 64
+
+struct runner {
+	struct replay *r;
 	struct loop *loop;
 	CURLM *multi;
+	CURLU *uh[2];  /* by leg_kind: the base URLs, a copy of its own */
+	long long curl_timer;
+	CURL **pool;   /* idle easy handles */
+	size_t npool, pool_cap;
+	struct sock_state *socks; /* indexed by socket, see sock_conn() */
+	size_t nsocks;
+	struct job *flying; /* in flight (doubly linked) */
+	bool closing;
+	struct job_list done; /* ended, for hand_back() (threads only) */
+
+	/* The loop's thread only; on a cache line of its own, as is what
+	 * both threads write, so that neither thread's writes evict the
+	 * other's. */
+	_Alignas(RUNNER_LINE) unsigned share; /* its part of max_inflight */
+	unsigned inflight;  /* jobs sent to it and not back */
+	struct job_list batch; /* picked by pump(), handed over at its end */
+
+	/* Threads only. */
+	_Alignas(RUNNER_LINE) pthread_t tid;
+	bool started;
+	struct mailbox inbox; /* jobs to send; its wakeup also says stop */
+	atomic_bool stop;
+};
+
+struct replay {
+	struct loop *loop;
 	replay_done_fn done;
 	void *ctx;
 
@@ -100,19 +167,18 @@ struct replay {
 	unsigned breaker_failures;
 	long breaker_pause_ms;
 
-	long long curl_timer, token_timer, breaker_timer, pump_timer;
-	struct job *qhead, *qtail;     /* waiting */
-	struct job *flying;            /* in flight (doubly linked) */
+	long long token_timer, breaker_timer, pump_timer;
+	struct job_list queue;         /* waiting */
 	unsigned consecutive_failures;
 	bool probe_inflight;
 	bool queue_closed; /* filled up, not yet drained to half */
 	bool pumping;
-	bool delivering; /* in check_done() */
+	bool delivering; /* in check_done() or on_back() */
 	bool closing;
-	CURL **pool; /* idle easy handles, reset */
-	size_t npool, pool_cap;
-	struct sock_state *socks; /* indexed by socket, see sock_conn() */
-	size_t nsocks;
+	struct runner *runners;
+	unsigned nrunners;
+	bool threaded; /* nrunners > 1: the runners have threads */
+	struct mailbox back; /* threads only: jobs back, for on_back() */
 	struct replay_stats stats;
 };
 
@@ -390,7 +456,7 @@ oom:
 
 /* ---- curl <-> loop ---------------------------------------------------- */
 
-static void check_done(struct replay *r);
+static void check_done(struct runner *w);
 
 /* Connection sockets are tracked so that the steady state of a reused
  * connection costs no epoll_ctl(): when a transfer ends, curl lets go of
@@ -402,18 +468,18 @@ static void check_done(struct replay *r);
  * is closed: curl closes connection sockets through on_curl_close(),
  * which stops watching first. Other sockets curl may report (a resolver's
  * socketpair) are closed by curl itself and watched the plain way. */
-static struct sock_state *sock_conn(const struct replay *r, curl_socket_t s)
+static struct sock_state *sock_conn(const struct runner *w, curl_socket_t s)
 {
-	if (s < 0 || (size_t)s >= r->nsocks || !r->socks[s].open)
+	if (s < 0 || (size_t)s >= w->nsocks || !w->socks[s].open)
 		return NULL;
-	return &r->socks[s];
+	return &w->socks[s];
 }
 
-static void sock_unwatch(struct replay *r, curl_socket_t s)
+static void sock_unwatch(struct runner *w, curl_socket_t s)
 {
-	struct sock_state *st = sock_conn(r, s);
+	struct sock_state *st = sock_conn(w, s);
 
-	loop_fd_del(r->loop, s);
+	loop_fd_del(w->loop, s);
 	if (st) {
 		st->mask = 0;
 		st->parked = false;
@@ -425,25 +491,25 @@ static void sock_unwatch(struct replay *r, curl_socket_t s)
 static curl_socket_t on_curl_open(void *clientp, curlsocktype purpose,
 				  struct curl_sockaddr *a)
 {
-	struct replay *r = clientp;
+	struct runner *w = clientp;
 	curl_socket_t s = socket(a->family, a->socktype, a->protocol);
 
 	if (s < 0)
 		return CURL_SOCKET_BAD;
-	if ((size_t)s >= r->nsocks) {
-		size_t n = r->nsocks ? r->nsocks * 2 : 64;
+	if ((size_t)s >= w->nsocks) {
+		size_t n = w->nsocks ? w->nsocks * 2 : 64;
 		struct sock_state *v;
 
 		while (n <= (size_t)s)
 			n *= 2;
-		v = realloc(r->socks, n * sizeof(*v));
+		v = realloc(w->socks, n * sizeof(*v));
 		if (!v)
 			return s;
-		memset(v + r->nsocks, 0, (n - r->nsocks) * sizeof(*v));
-		r->socks = v;
-		r->nsocks = n;
+		memset(v + w->nsocks, 0, (n - w->nsocks) * sizeof(*v));
+		w->socks = v;
+		w->nsocks = n;
 	}
-	r->socks[s] = (struct sock_state){ .open = true };
+	w->socks[s] = (struct sock_state){ .open = true };
 	return s;
 }
 
@@ -451,23 +517,23 @@ static curl_socket_t on_curl_open(void *clientp, curlsocktype purpose,
  * curl no longer knows of, so it is unwatched here, before it closes. */
 static int on_curl_close(void *clientp, curl_socket_t s)
 {
-	struct replay *r = clientp;
+	struct runner *w = clientp;
 
-	sock_unwatch(r, s);
-	if ((size_t)s < r->nsocks)
-		r->socks[s].open = false;
+	sock_unwatch(w, s);
+	if ((size_t)s < w->nsocks)
+		w->socks[s].open = false;
 	return close(s);
 }
 
 static void on_fd(struct loop *l, int fd, unsigned events, void *ctx)
 {
-	struct replay *r = ctx;
-	struct sock_state *st = sock_conn(r, fd);
+	struct runner *w = ctx;
+	struct sock_state *st = sock_conn(w, fd);
 	int flags = 0, running;
 
 	if (st && st->parked) {
 		/* An idle connection closed or spoke: curl will notice. */
-		sock_unwatch(r, fd);
+		sock_unwatch(w, fd);
 		return;
 	}
 	if (events & LOOP_READ)
@@ -476,14 +542,14 @@ static void on_fd(struct loop *l, int fd, unsigned events, void *ctx)
 		flags |= CURL_CSELECT_OUT;
 	if (events & LOOP_ERROR)
 		flags |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(r->multi, fd, flags, &running);
-	check_done(r);
+	curl_multi_socket_action(w->multi, fd, flags, &running);
+	check_done(w);
 }
 
 static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp,
 			  void *socketp)
 {
-	struct replay *r = userp;
+	struct runner *w = userp;
 	struct sock_state *st;
 	unsigned mask = 0;
 
@@ -491,21 +557,21 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp,
 		mask |= LOOP_READ;
 	if (what & CURL_POLL_OUT)
 		mask |= LOOP_WRITE;
-	st = sock_conn(r, s); /* NULL: watched the plain way */
+	st = sock_conn(w, s); /* NULL: watched the plain way */
 	if (!mask) { /* CURL_POLL_REMOVE (or NONE) */
 		/* Park it, unless it would wake us up for nothing. */
 		if (st && st->mask == LOOP_READ)
 			st->parked = true;
 		else
-			sock_unwatch(r, s);
+			sock_unwatch(w, s);
 		return 0;
 	}
 	if (st && st->mask == mask) {
 		st->parked = false;
 		return 0;
 	}
-	if (loop_fd_add(r->loop, s, mask, on_fd, r)) {
-		sock_unwatch(r, s);
+	if (loop_fd_add(w->loop, s, mask, on_fd, w)) {
+		sock_unwatch(w, s);
 		return -1;
 	}
 	if (st) {
@@ -517,40 +583,40 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp,
 
 /* Lets curl do what is due, starting the transfers added since it last
  * ran, and collects those that ended. */
-static void run_due(struct replay *r)
+static void run_due(struct runner *w)
 {
 	int running;
 
-	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(r);
+	curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(w);
 }
 
 static long on_curl_timeout(struct loop *l, long long id, void *ctx)
 {
-	struct replay *r = ctx;
+	struct runner *w = ctx;
 
-	r->curl_timer = 0;
-	run_due(r);
+	w->curl_timer = 0;
+	run_due(w);
 	return LOOP_TIMER_DONE;
 }
 
 static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 {
-	struct replay *r = userp;
+	struct runner *w = userp;
 	long long id;
 
-	if (r->curl_timer) {
-		loop_timer_del(r->loop, r->curl_timer);
-		r->curl_timer = 0;
+	if (w->curl_timer) {
+		loop_timer_del(w->loop, w->curl_timer);
+		w->curl_timer = 0;
 	}
-	if (timeout_ms < 0 || r->closing)
+	if (timeout_ms < 0 || w->closing)
 		return 0;
 	/* Even 0 goes through the loop: curl must not be re-entered from
 	 * its own callback. */
-	id = loop_timer_add(r->loop, timeout_ms, on_curl_timeout, r);
+	id = loop_timer_add(w->loop, timeout_ms, on_curl_timeout, w);
 	if (id < 0)
 		return -1;
-	r->curl_timer = id;
+	w->curl_timer = id;
 	return 0;
 }
 
@@ -615,7 +681,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 
 	/* Past max_body the rest is read and dropped, which keeps the
 	 * connection reusable; the timeout bounds an endless body. */
-	room = g->r->max_body - g->body.len;
+	room = g->w->r->max_body - g->body.len;
 	take = len < room ? len : room;
 	if (take < len)
 		g->resp.flags |= MESSAGE_TRUNCATED;
@@ -638,7 +704,7 @@ static int finish_body(struct leg *g)
 		return -ENOMEM;
 	g->resp.raw.data = p;
 	g->resp.raw.len = len;
-	return http_response_decode(&g->resp, g->r->max_body);
+	return http_response_decode(&g->resp, g->w->r->max_body);
 }
 
 static enum replay_error classify(CURLcode rc)
@@ -688,10 +754,10 @@ static enum replay_error classify(CURLcode rc)
 
 /* ---- jobs ------------------------------------------------------------- */
 
-static void leg_clean(struct replay *r, struct leg *g)
+static void leg_clean(struct leg *g)
 {
 	if (g->easy) {
-		curl_multi_remove_handle(r->multi, g->easy);
+		curl_multi_remove_handle(g->w->multi, g->easy);
 		curl_easy_cleanup(g->easy);
 		g->easy = NULL;
 	}
@@ -701,12 +767,12 @@ static void leg_clean(struct replay *r, struct leg *g)
 	g->target = NULL;
 }
 
-static void job_free(struct replay *r, struct job *j)
+static void job_free(struct job *j)
 {
 	if (!j)
 		return;
-	leg_clean(r, &j->cand);
-	leg_clean(r, &j->noise);
+	leg_clean(&j->cand);
+	leg_clean(&j->noise);
 	curl_slist_free_all(j->hdrs);
 	exchange_free(j->pub.x);
 	http_response_clean(&j->pub.candidate);
@@ -715,56 +781,136 @@ static void job_free(struct replay *r, struct job *j)
 	free(j);
 }
 
-static void flying_add(struct replay *r, struct job *j)
+static void flying_add(struct runner *w, struct job *j)
 {
 	j->prev = NULL;
-	j->next = r->flying;
-	if (r->flying)
-		r->flying->prev = j;
-	r->flying = j;
-	r->stats.inflight++;
+	j->next = w->flying;
+	if (w->flying)
+		w->flying->prev = j;
+	w->flying = j;
 }
 
-static void flying_del(struct replay *r, struct job *j)
+static void flying_del(struct runner *w, struct job *j)
 {
 	if (j->prev)
 		j->prev->next = j->next;
 	else
-		r->flying = j->next;
+		w->flying = j->next;
 	if (j->next)
 		j->next->prev = j->prev;
 	j->next = j->prev = NULL;
-	r->stats.inflight--;
+}
+
+static void list_push(struct job_list *l, struct job *j)
+{
+	j->next = NULL;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+}
+
+/* Appends `from` to `to` and empties it. */
+static void list_splice(struct job_list *to, struct job_list *from)
+{
+	if (!from->head)
+		return;
+	if (to->tail)
+		to->tail->next = from->head;
+	else
+		to->head = from->head;
+	to->tail = from->tail;
+	from->head = from->tail = NULL;
+}
+
+static void list_free(struct job_list *l)
+{
+	struct job *j, *next;
+
+	for (j = l->head; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	l->head = l->tail = NULL;
+}
+
+static int mailbox_init(struct mailbox *mb)
+{
+	mb->fd = -1;
+	if (pthread_mutex_init(&mb->lock, NULL))
+		return -ENOMEM;
+	mb->lock_ok = true;
+	mb->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return mb->fd < 0 ? -errno : 0;
+}
+
+/* Frees the jobs left in it (no callback). */
+static void mailbox_clean(struct mailbox *mb)
+{
+	list_free(&mb->list);
+	if (mb->fd >= 0)
+		close(mb->fd);
+	if (mb->lock_ok)
+		pthread_mutex_destroy(&mb->lock);
+	mb->fd = -1;
+	mb->lock_ok = false;
+}
+
+/* Appends the jobs of `from` (emptied), one lock and at most one wakeup
+ * for all of them. */
+static void mailbox_post(struct mailbox *mb, struct job_list *from)
+{
+	bool wake;
+
+	if (!from->head)
+		return;
+	pthread_mutex_lock(&mb->lock);
+	wake = !mb->list.head;
+	list_splice(&mb->list, from);
+	pthread_mutex_unlock(&mb->lock);
+	if (wake)
+		eventfd_write(mb->fd, 1);
+}
+
+/* Takes every job posted (a list linked by next), for the taker's loop
+ * when the eventfd is ready. */
+static struct job *mailbox_take(struct mailbox *mb)
+{
+	struct job *j;
+	eventfd_t n;
+
+	(void)eventfd_read(mb->fd, &n);
+	pthread_mutex_lock(&mb->lock);
+	j = mb->list.head;
+	mb->list.head = mb->list.tail = NULL;
+	pthread_mutex_unlock(&mb->lock);
+	return j;
 }
 
 static void queue_push(struct replay *r, struct job *j, bool front)
 {
 	j->prev = NULL;
 	if (front) {
-		j->next = r->qhead;
-		r->qhead = j;
-		if (!r->qtail)
-			r->qtail = j;
+		j->next = r->queue.head;
+		r->queue.head = j;
+		if (!r->queue.tail)
+			r->queue.tail = j;
 	} else {
-		j->next = NULL;
-		if (r->qtail)
-			r->qtail->next = j;
-		else
-			r->qhead = j;
-		r->qtail = j;
+		list_push(&r->queue, j);
 	}
 	r->stats.queued++;
 }
 
 static struct job *queue_pop(struct replay *r)
 {
-	struct job *j = r->qhead;
+	struct job *j = r->queue.head;
 
 	if (!j)
 		return NULL;
-	r->qhead = j->next;
-	if (!r->qhead)
-		r->qtail = NULL;
+	r->queue.head = j->next;
+	if (!r->queue.head)
+		r->queue.tail = NULL;
 	j->next = NULL;
 	r->stats.queued--;
 	if (r->stats.queued <= r->max_queue / 2)
@@ -785,7 +931,7 @@ static void deliver(struct replay *r, struct job *j)
 		queue_push(r, j, true);
 		return;
 	}
-	job_free(r, j);
+	job_free(j);
 }
 
 /* Counts an exchange that is not going to be sent. */
@@ -882,7 +1028,32 @@ static bool breaker_blocks(const struct replay *r)
 		r->probe_inflight);
 }
 
-static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
+
+static void job_back(struct replay *r, struct job *j);
+
+/* A job's transfers are over (or it could not be sent): back to the loop's
+ * thread, at once with one runner; with threads, collected in w->done for
+ * hand_back(). */
+static void runner_finished(struct runner *w, struct job *j)
+{
+	if (!w->r->threaded)
+		job_back(w->r, j);
+	else
+		list_push(&w->done, j);
+}
+
+/* The runner's side of a job that is not going to be sent: its outcome is
+ * counted and delivered by job_back(). */
+static void runner_unsent(struct runner *w, struct job *j,
+			  enum replay_outcome o, enum replay_error e)
+{
+	j->unsent = true;
+	j->unsent_outcome = o;
+	j->unsent_error = e;
+	runner_finished(w, j);
+}
+
+static void leg_done(struct runner *w, struct leg *g, CURLcode rc)
 {
 	struct job *j = g->job;
 	enum replay_error e = g->proto_error ? REPLAY_ERR_PROTOCOL
@@ -897,9 +1068,9 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 	curl_easy_getinfo(g->easy, CURLINFO_TOTAL_TIME_T, &total);
 	curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &status);
 	ms = total > pre ? (double)(total - pre) / 1000.0 : 0;
-	curl_multi_remove_handle(r->multi, g->easy);
-	if (r->npool < r->pool_cap)
-		r->pool[r->npool++] = g->easy;
+	curl_multi_remove_handle(w->multi, g->easy);
+	if (w->npool < w->pool_cap)
+		w->pool[w->npool++] = g->easy;
 	else
 		curl_easy_cleanup(g->easy);
 	g->easy = NULL;
@@ -916,7 +1087,6 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 		j->pub.noise_error = e;
 		j->pub.noise_ms = ms;
 		j->pub.noise = g->resp;
-		r->stats.noise_errors += e != REPLAY_ERR_NONE;
 	} else if (j->pub.rechecks) {
 		j->pub.has_recheck = e == REPLAY_ERR_NONE;
 		j->pub.recheck_error = e;
@@ -928,51 +1098,109 @@ static void leg_done(struct replay *r, struct leg *g, CURLcode rc)
 		j->pub.error = e;
 		j->pub.candidate_ms = ms;
 		j->pub.candidate = g->resp;
-		r->stats.replayed++;
-		if (e == REPLAY_ERR_NONE) {
-			r->stats.ok++;
-		} else {
-			r->stats.candidate_errors++;
-			r->stats.errors[e]++;
-		}
+	}
+	if (g->kind == LEG_CANDIDATE) {
+		j->cand_error = e;
+		j->cand_us = total;
 	}
 	memset(&g->resp, 0, sizeof(g->resp));
 	free(g->target);
 	g->target = NULL;
-	if (g->kind == LEG_CANDIDATE) {
-		/* A first call or a recheck: the candidate answered. */
-		breaker_record(r, e == REPLAY_ERR_NONE, j->probe);
-		pace_learn(r, total);
-		j->probe = false;
-	}
 	if (--j->pending == 0) {
-		flying_del(r, j);
-		deliver(r, j);
+		flying_del(w, j);
+		runner_finished(w, j);
 	}
 }
 
-/* Hands the transfers that ended to their jobs. The jobs they make room
- * for, and those their done callbacks submit, are started by pump_soon()
- * once every ready socket was served, not from here: each would leave
- * from inside curl's handling of the next response, one request at a time
- * between responses, and the candidate would be woken up for every one. */
-static void check_done(struct replay *r)
+/* Threads only: hands the jobs that ended to the loop's thread. */
+static void hand_back(struct runner *w)
 {
+	mailbox_post(&w->r->back, &w->done);
+}
+
+/* Hands the transfers that ended to their jobs. With one runner, the jobs
+ * they make room for, and those their done callbacks submit, are started
+ * by pump_soon() once every ready socket was served, not from here: each
+ * would leave from inside curl's handling of the next response, one
+ * request at a time between responses, and the candidate would be woken
+ * up for every one. With threads the jobs go back in one batch. */
+static void check_done(struct runner *w)
+{
+	struct replay *r = w->r;
 	CURLMsg *m;
 	int left;
 
-	r->delivering = true;
-	while ((m = curl_multi_info_read(r->multi, &left))) {
+	if (!r->threaded)
+		r->delivering = true;
+	while ((m = curl_multi_info_read(w->multi, &left))) {
 		struct leg *g = NULL;
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &g);
 		if (g)
-			leg_done(r, g, m->data.result);
+			leg_done(w, g, m->data.result);
 	}
+	if (r->threaded)
+		return; /* runner_main() hands them back */
 	r->delivering = false;
 	pump_soon(r);
+}
+
+/* The loop's side of a job back from its runner: the counters, the
+ * breaker and the pace for what its transfers came to, then the done
+ * callback. */
+static void job_back(struct replay *r, struct job *j)
+{
+	struct runner *w = j->w;
+
+	w->inflight--;
+	r->stats.inflight--;
+	if (j->unsent) {
+		/* A probe that never left does not hold the breaker. */
+		if (j->probe)
+			r->probe_inflight = false;
+		j->probe = false;
+		j->unsent = false;
+		finish_unsent(r, j, j->unsent_outcome, j->unsent_error);
+		return;
+	}
+	if (j->noise_sent) {
+		r->stats.noise_sent++;
+		r->stats.noise_errors += !j->pub.has_noise;
+		j->noise_sent = false;
+	}
+	if (!j->pub.rechecks) {
+		r->stats.replayed++;
+		if (j->cand_error == REPLAY_ERR_NONE) {
+			r->stats.ok++;
+		} else {
+			r->stats.candidate_errors++;
+			r->stats.errors[j->cand_error]++;
+		}
+	}
+	/* A first call or a recheck: the candidate answered. */
+	breaker_record(r, j->cand_error == REPLAY_ERR_NONE, j->probe);
+	pace_learn(r, j->cand_us);
+	j->probe = false;
+	deliver(r, j);
+}
+
+/* Threads only: the jobs the runners handed back, delivered in one batch;
+ * the queue then refills the slots they freed, in one pump. */
+static void on_back(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct replay *r = ctx;
+	struct job *j = mailbox_take(&r->back), *next;
+
+	r->delivering = true;
+	for (; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		job_back(r, j);
+	}
+	r->delivering = false;
+	pump(r);
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -1063,7 +1291,7 @@ static int slist_add(struct curl_slist **l, const char *name,
 }
 
 /* The header list sent: 0, -EINVAL (unsendable bytes), -ENOMEM. */
-static int build_headers(struct replay *r, const struct http_request *q,
+static int build_headers(const struct replay *r, const struct http_request *q,
 			 bool with_body, struct curl_slist **out)
 {
 	const struct headers *h = &q->headers;
@@ -1148,12 +1376,13 @@ static char *make_target(const struct url_base *b, const char *t, bool *bad)
 /* An easy handle with the options every transfer shares. Handles go back
  * to the pool without curl_easy_reset(): start_leg() sets every option
  * that differs between requests. */
-static CURL *get_easy(struct replay *r)
+static CURL *get_easy(struct runner *w)
 {
+	const struct replay *r = w->r;
 	CURL *e;
 
-	if (r->npool)
-		return r->pool[--r->npool];
+	if (w->npool)
+		return w->pool[--w->npool];
 	e = curl_easy_init();
 	if (!e)
 		return NULL;
@@ -1169,9 +1398,9 @@ static CURL *get_easy(struct replay *r)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_curl_open);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
 	if (r->cacert)
 		curl_easy_setopt(e, CURLOPT_CAINFO, r->cacert);
 	if (r->insecure) {
@@ -1182,7 +1411,7 @@ static CURL *get_easy(struct replay *r)
 }
 
 /* Starts one leg: 0, -EINVAL (target not sendable), -ENOMEM/-EIO. */
-static int start_leg(struct replay *r, struct job *j, struct leg *g,
+static int start_leg(struct runner *w, struct job *j, struct leg *g,
 		     enum leg_kind kind, const struct url_base *b)
 {
 	const struct http_request *q = &j->pub.x->req;
@@ -1190,20 +1419,20 @@ static int start_leg(struct replay *r, struct job *j, struct leg *g,
 	CURL *e;
 
 	memset(g, 0, sizeof(*g));
-	dbuf_init(&g->body, r->max_body);
-	g->r = r;
+	dbuf_init(&g->body, w->r->max_body);
+	g->w = w;
 	g->job = j;
 	g->kind = kind;
 	g->target = make_target(b, q->target, &bad);
 	if (!g->target)
 		return bad ? -EINVAL : -ENOMEM;
-	e = get_easy(r);
+	e = get_easy(w);
 	if (!e)
 		return -ENOMEM;
 	/* CURLOPT_CURLU overrides the URL string, which keeps what curl
 	 * reports about the transfer right. */
 	curl_easy_setopt(e, CURLOPT_URL, b->url);
-	curl_easy_setopt(e, CURLOPT_CURLU, b->uh);
+	curl_easy_setopt(e, CURLOPT_CURLU, w->uh[kind]);
 	curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, g->target);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, g);
@@ -1228,7 +1457,7 @@ static int start_leg(struct replay *r, struct job *j, struct leg *g,
 						      : "");
 		}
 	}
-	if (curl_multi_add_handle(r->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
 		curl_easy_cleanup(e);
 		return -EIO;
 	}
@@ -1243,48 +1472,48 @@ static bool has_body(const struct http_request *q)
 	       (q->body.len || headers_get(&q->headers, "Content-Length"));
 }
 
-/* Sends a job popped from the queue (its first send or its recheck).
- * Returns 0 if it is in flight; otherwise it was delivered (and may be
- * freed already). */
-static int start_job(struct replay *r, struct job *j)
+/* Sends a job popped from the queue (its first send or its recheck), in
+ * the runner's thread. Returns 0 if it is in flight; otherwise it went to
+ * runner_unsent() (and, with one runner, may be freed already). */
+static int runner_start(struct runner *w, struct job *j)
 {
+	const struct replay *r = w->r;
 	const struct http_request *q = &j->pub.x->req;
 	int rc;
 
 	if (!q->method || !is_token(q->method, strlen(q->method))) {
-		finish_unsent(r, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
+		runner_unsent(w, j, REPLAY_CANDIDATE_ERROR, REPLAY_ERR_BAD_URL);
 		return -EINVAL;
 	}
 	if (!j->hdrs) {
 		rc = build_headers(r, q, has_body(q), &j->hdrs);
 		if (rc) {
-			finish_unsent(r, j, rc == -EINVAL ? REPLAY_CANDIDATE_ERROR
+			runner_unsent(w, j, rc == -EINVAL ? REPLAY_CANDIDATE_ERROR
 							  : REPLAY_DROPPED,
 				      rc == -EINVAL ? REPLAY_ERR_BAD_URL
 						    : REPLAY_ERR_OTHER);
 			return rc;
 		}
 	}
-	rc = start_leg(r, j, &j->cand, LEG_CANDIDATE, &r->cand_url);
+	rc = start_leg(w, j, &j->cand, LEG_CANDIDATE, &r->cand_url);
 	if (rc) {
 		bool bad = rc == -EINVAL;
 
-		leg_clean(r, &j->cand);
-		finish_unsent(r, j, bad ? REPLAY_CANDIDATE_ERROR : REPLAY_DROPPED,
+		leg_clean(&j->cand);
+		runner_unsent(w, j, bad ? REPLAY_CANDIDATE_ERROR : REPLAY_DROPPED,
 			      bad ? REPLAY_ERR_BAD_URL : REPLAY_ERR_OTHER);
 		return rc;
 	}
 	if (r->has_noise && !j->pub.rechecks) {
-		r->stats.noise_sent++;
-		rc = start_leg(r, j, &j->noise, LEG_NOISE, &r->noise_url);
+		j->noise_sent = true;
+		rc = start_leg(w, j, &j->noise, LEG_NOISE, &r->noise_url);
 		if (rc) {
-			leg_clean(r, &j->noise);
+			leg_clean(&j->noise);
 			j->pub.noise_error = rc == -EINVAL ? REPLAY_ERR_BAD_URL
 							   : REPLAY_ERR_OTHER;
-			r->stats.noise_errors++;
 		}
 	}
-	flying_add(r, j);
+	flying_add(w, j);
 	return 0;
 }
 
@@ -1326,11 +1555,49 @@ static bool take_token(struct replay *r)
 	return false;
 }
 
+/* The runner with the most free slots. The shares add up to max_inflight,
+ * so below that total one always has a free slot. */
+static struct runner *pick_runner(struct replay *r)
+{
+	struct runner *best = &r->runners[0];
+
+	for (unsigned i = 1; i < r->nrunners; i++) {
+		struct runner *w = &r->runners[i];
+
+		if (w->share - w->inflight > best->share - best->inflight)
+			best = w;
+	}
+	return best;
+}
+
+/* Sends j to a runner, which counts as in flight until job_back(). With
+ * one runner it starts now: 0 if it is in flight, else it was delivered.
+ * With threads it waits in the runner's batch for hand_over(): 0. */
+static int send_job(struct replay *r, struct job *j)
+{
+	struct runner *w = pick_runner(r);
+
+	j->w = w;
+	w->inflight++;
+	r->stats.inflight++;
+	if (!r->threaded)
+		return runner_start(w, j);
+	list_push(&w->batch, j);
+	return 0;
+}
+
+/* Threads only: each runner's batch to its inbox. */
+static void hand_over(struct replay *r)
+{
+	for (unsigned i = 0; i < r->nrunners; i++)
+		mailbox_post(&r->runners[i].inbox, &r->runners[i].batch);
+}
+
 /* Moves work from the queue to the candidate as slots, tokens and the
  * breaker allow. Re-entry (from a callback) is folded into the running
  * call, which re-reads the state on every turn; so is a call from
  * check_done(), which pump_soon() makes up for. Returns the number of jobs
- * it put in flight. */
+ * it put in flight (or handed to the threads). */
 static unsigned pump(struct replay *r)
 {
 	unsigned started = 0;
@@ -1338,7 +1605,7 @@ static unsigned pump(struct replay *r)
 	if (r->pumping || r->closing || r->delivering)
 		return 0;
 	r->pumping = true;
-	while (r->qhead) {
+	while (r->queue.head) {
 		struct job *j;
 
 		if (breaker_blocks(r)) {
@@ -1356,12 +1623,11 @@ static unsigned pump(struct replay *r)
 			j->probe = true;
 			r->probe_inflight = true;
 		}
-		/* A probe that never left does not hold the breaker. */
-		if (start_job(r, j) == 0)
+		if (send_job(r, j) == 0)
 			started++;
-		else if (probe)
-			r->probe_inflight = false;
 	}
+	if (r->threaded)
+		hand_over(r);
 	r->pumping = false;
 	return started;
 }
@@ -1372,9 +1638,10 @@ static long on_pump_timer(struct loop *l, long long id, void *ctx)
 
 	r->pump_timer = 0;
 	/* curl would send them from its next 0 ms timeout, an iteration
-	 * later: send them now, back to back. */
-	if (pump(r))
-		run_due(r);
+	 * later: send them now, back to back. (A thread's runner does so
+	 * when it takes them.) */
+	if (pump(r) && !r->threaded)
+		run_due(&r->runners[0]);
 	return LOOP_TIMER_DONE;
 }
 
@@ -1384,7 +1651,7 @@ static void pump_soon(struct replay *r)
 {
 	long long id;
 
-	if (!r->qhead || r->pump_timer || r->closing ||
+	if (!r->queue.head || r->pump_timer || r->closing ||
 	    (r->stats.inflight >= r->max_inflight && !breaker_blocks(r)))
 		return;
 	id = loop_timer_add(r->loop, 0, on_pump_timer, r);
@@ -1425,7 +1692,12 @@ void replay_submit(struct replay *r, struct exchange *x)
 		finish_unsent(r, j, REPLAY_SHED_QUEUE, REPLAY_ERR_NONE);
 	} else {
 		queue_push(r, j, false);
-		pump(r);
+		/* Threads: a batch for each, at the end of this iteration (or
+		 * of the delivery this comes from). */
+		if (!r->threaded)
+			pump(r);
+		else if (!r->delivering)
+			pump_soon(r);
 	}
 }
 
@@ -1493,11 +1765,190 @@ double replay_send_rate(const struct replay *r)
 	return send_rate(r);
 }
 
+/* ---- runners ---------------------------------------------------------- */
+
+/* A thread's wakeup: its inbox filled, or it is to stop. */
+static void on_wake(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct runner *w = ctx;
+	struct job *j = mailbox_take(&w->inbox), *next;
+
+	for (; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		runner_start(w, j);
+	}
+	/* Send them now, back to back. */
+	run_due(w);
+}
+
+/* The thread: the loop's iterations, each one's ended jobs handed back
+ * together at its end (not one by one as each socket is served), until
+ * stop (set before the wakeup that makes the iteration return). */
+static void *runner_main(void *arg)
+{
+	struct runner *w = arg;
+	int rc = 0;
+
+	while (!atomic_load(&w->stop) && rc >= 0) {
+		rc = loop_run_once(w->loop, -1);
+		hand_back(w);
+	}
+	if (rc < 0)
+		fprintf(stderr, "shadowd: a replay thread's event loop failed "
+			"(%s); its replays are abandoned\n", strerror(-rc));
+	return NULL;
+}
+
+/* Sets up w with `share` in-flight slots: on the replayer's loop, or,
+ * with threads, on a loop of its own (the thread is started later). */
+static int runner_init(struct replay *r, struct runner *w, unsigned share)
+{
+	w->r = r;
+	w->share = share;
+	w->inbox.fd = -1;
+	w->pool_cap = (size_t)share * 2 + 2;
+	w->pool = calloc(w->pool_cap, sizeof(*w->pool));
+	w->multi = curl_multi_init();
+	w->uh[LEG_CANDIDATE] = curl_url_dup(r->cand_url.uh);
+	if (r->has_noise)
+		w->uh[LEG_NOISE] = curl_url_dup(r->noise_url.uh);
+	if (!w->pool || !w->multi || !w->uh[LEG_CANDIDATE] ||
+	    (r->has_noise && !w->uh[LEG_NOISE]))
+		return -ENOMEM;
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+	/* Keep a warm connection per in-flight slot and leg. */
+	curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)share * 2 + 4);
+	if (!r->threaded) {
+		w->loop = r->loop;
+		return 0;
+	}
+	if (mailbox_init(&w->inbox) < 0 || loop_new(&w->loop) < 0 ||
+	    loop_fd_add(w->loop, w->inbox.fd, LOOP_READ, on_wake, w) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Starts w's thread with every signal blocked: they are the caller's. */
+static int runner_thread(struct runner *w)
+{
+	sigset_t all, old;
+	char name[16];
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&w->tid, NULL, runner_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -rc;
+	w->started = true;
+	/* "replay 0".. in top -H and perf */
+	snprintf(name, sizeof(name), "replay %u",
+		 (unsigned)(w - w->r->runners));
+	pthread_setname_np(w->tid, name);
+	return 0;
+}
+
+/* Stops w's thread (it leaves at its next wakeup) and waits for it. */
+static void runner_join(struct runner *w)
+{
+	if (!w->started)
+		return;
+	atomic_store(&w->stop, true);
+	eventfd_write(w->inbox.fd, 1);
+	pthread_join(w->tid, NULL);
+	w->started = false;
+}
+
+/* Frees what w holds, its jobs included (no callback). Its thread, if
+ * any, has been joined: what it wrote is visible here. */
+static void runner_clean(struct runner *w)
+{
+	struct job *j;
+
+	if (!w->r)
+		return; /* never set up */
+	w->closing = true;
+	while ((j = w->flying)) {
+		flying_del(w, j);
+		job_free(j);
+	}
+	list_free(&w->batch);
+	list_free(&w->done);
+	for (size_t i = 0; i < w->npool; i++)
+		curl_easy_cleanup(w->pool[i]);
+	if (w->multi)
+		curl_multi_cleanup(w->multi);
+	if (w->loop) {
+		/* Closing the connections unwatched their sockets; nothing
+		 * should be left, but the loop must not call back into a
+		 * freed replayer. */
+		for (size_t i = 0; i < w->nsocks; i++)
+			if (w->socks[i].mask)
+				loop_fd_del(w->loop, (int)i);
+		if (w->curl_timer)
+			loop_timer_del(w->loop, w->curl_timer);
+	}
+	if (w->loop != w->r->loop) {
+		if (w->inbox.fd >= 0)
+			loop_fd_del(w->loop, w->inbox.fd);
+		loop_free(w->loop);
+	}
+	mailbox_clean(&w->inbox);
+	curl_url_cleanup(w->uh[LEG_CANDIDATE]);
+	curl_url_cleanup(w->uh[LEG_NOISE]);
+	free(w->pool);
+	free(w->socks);
+}
+
+/* The runners and, with threads, the way back and the threads. */
+static int start_runners(struct replay *r, unsigned n, char *err,
+			 size_t errlen)
+{
+	int rc;
+
+	/* Aligned, so that each runner's lines are its own. */
+	r->runners = aligned_alloc(RUNNER_LINE, n * sizeof(*r->runners));
+	if (!r->runners)
+		goto oom;
+	memset(r->runners, 0, n * sizeof(*r->runners));
+	r->nrunners = n;
+	r->threaded = n > 1;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned share = r->max_inflight / n + (i < r->max_inflight % n);
+
+		if (runner_init(r, &r->runners[i], share) < 0)
+			goto oom;
+	}
+	if (!r->threaded)
+		return 0;
+	if (mailbox_init(&r->back) < 0 ||
+	    loop_fd_add(r->loop, r->back.fd, LOOP_READ, on_back, r) < 0)
+		goto oom;
+	for (unsigned i = 0; i < n; i++) {
+		rc = runner_thread(&r->runners[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot start replay thread: %s",
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
 int replay_new(struct loop *l, const struct replay_config *cfg,
 	       replay_done_fn done, void *ctx, struct replay **out, char *err,
 	       size_t errlen)
 {
 	struct replay *r = NULL;
+	unsigned threads;
 	int rc = -ENOMEM;
 
 	*out = NULL;
@@ -1518,27 +1969,28 @@ int replay_new(struct loop *l, const struct replay_config *cfg,
 	r->loop = l;
 	r->done = done;
 	r->ctx = ctx;
+	r->back.fd = -1;
 	rc = copy_config(r, cfg, err, errlen);
 	if (rc)
 		goto cleanup;
-	rc = -ENOMEM;
-	r->pool_cap = (size_t)r->max_inflight * 2 + 2;
-	r->pool = calloc(r->pool_cap, sizeof(*r->pool));
-	r->multi = curl_multi_init();
-	if (!r->pool || !r->multi) {
-		snprintf(err, errlen, "out of memory");
+	threads = cfg->threads ? cfg->threads : 1;
+	rc = -EINVAL;
+	if (threads > REPLAY_MAX_THREADS) {
+		snprintf(err, errlen, "--replay-threads %u: at most %d", threads,
+			 REPLAY_MAX_THREADS);
 		goto cleanup;
 	}
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
-	/* Keep a warm connection per in-flight slot and leg. */
-	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS,
-			  (long)r->max_inflight * 2 + 4);
+	if (threads > r->max_inflight) {
+		snprintf(err, errlen, "--replay-threads %u is more than "
+			 "--max-inflight %u: each thread needs an in-flight "
+			 "slot", threads, r->max_inflight);
+		goto cleanup;
+	}
+	rc = start_runners(r, threads, err, errlen);
+	if (rc)
+		goto cleanup;
 	*out = r;
 	r = NULL;
-	rc = 0;
 cleanup:
 	if (r)
 		replay_free(r);
@@ -1561,31 +2013,22 @@ void replay_free(struct replay *r)
 	if (!r)
 		return;
 	r->closing = true;
-	while ((j = r->flying)) {
-		flying_del(r, j);
-		job_free(r, j);
-	}
+	for (unsigned i = 0; i < r->nrunners; i++)
+		runner_join(&r->runners[i]);
+	for (unsigned i = 0; i < r->nrunners; i++)
+		runner_clean(&r->runners[i]);
+	free(r->runners);
+	if (r->back.fd >= 0)
+		loop_fd_del(r->loop, r->back.fd);
+	mailbox_clean(&r->back);
 	while ((j = queue_pop(r)))
-		job_free(r, j);
-	for (size_t i = 0; i < r->npool; i++)
-		curl_easy_cleanup(r->pool[i]);
-	if (r->multi)
-		curl_multi_cleanup(r->multi);
-	/* Closing the connections unwatched their sockets; nothing should be
-	 * left, but the loop must not call back into a freed replayer. */
-	for (size_t i = 0; i < r->nsocks; i++)
-		if (r->socks[i].mask)
-			loop_fd_del(r->loop, (int)i);
-	if (r->curl_timer)
-		loop_timer_del(r->loop, r->curl_timer);
+		job_free(j);
 	if (r->token_timer)
 		loop_timer_del(r->loop, r->token_timer);
 	if (r->breaker_timer)
 		loop_timer_del(r->loop, r->breaker_timer);
 	if (r->pump_timer)
 		loop_timer_del(r->loop, r->pump_timer);
-	free(r->pool);
-	free(r->socks);
 	free_base(&r->cand_url);
 	free_base(&r->noise_url);
 	free(r->host_header);

@@ -2,7 +2,20 @@
 /*
  * Replay of sampled exchanges against the candidate (and, for noise
  * cancellation, a second primary) with libcurl's multi interface, driven by
- * the daemon's event loop (util/loop.h): no thread, no busy polling.
+ * the daemon's event loop (util/loop.h): no busy polling.
+ *
+ * Threads (`threads`, shadowd's --replay-threads). With one, the
+ * transfers run on the caller's loop, as everything else does. With N > 1,
+ * N threads call the candidate, each with its own loop, curl multi handle
+ * and share of max_inflight (max_inflight / N, the remainder to the first
+ * ones); they only run transfers. Everything else stays on the caller's
+ * loop, in its thread: the queue and its cap, the breaker, the rate and the
+ * pace, the counters, and the done callback. A job leaves the queue for the
+ * thread with the most free slots (a hand-off list and an eventfd per
+ * thread, filled once per pump) and comes back, its transfers done, through
+ * one list and an eventfd the caller's loop watches; the done callback then
+ * runs there. So the breaker and the pace are shared across threads and
+ * the callback has one caller, as with one thread.
  *
  * Path of a submitted exchange:
  *   unsafe method and !replay_unsafe       -> REPLAY_UNSAFE_SKIPPED
@@ -67,7 +80,13 @@ struct replay_config {
 	size_t max_body;               /* response body cap; 0: 1 MiB */
 	unsigned breaker_failures;     /* 0: 20 */
 	long breaker_pause_ms;         /* <= 0: 5000 */
+	unsigned threads;              /* threads calling the candidate, 1 to
+					* REPLAY_MAX_THREADS and at most
+					* max_inflight; 0: 1 (on the loop) */
 };
+
+/* The most threads a replayer runs (--replay-threads). */
+#define REPLAY_MAX_THREADS 64
 
 enum replay_outcome {
 	REPLAY_OK,              /* the candidate answered (any status) */
@@ -160,7 +179,8 @@ struct replay_stats {
 	uint64_t rechecks;          /* recheck requests accepted */
 	uint64_t noise_sent, noise_errors;
 	uint64_t breaker_opened;    /* transitions to open */
-	unsigned inflight;          /* jobs with a transfer in progress */
+	unsigned inflight;          /* jobs sent and not yet back (with
+				     * threads: handed to one) */
 	size_t queued;
 	enum replay_breaker_state breaker;
 };
@@ -172,7 +192,9 @@ double replay_send_rate(const struct replay *r);
 
 /* Validates the config (URLs parse, scheme http/https, host present, no
  * query or fragment in a base URL, cacert readable, set_headers are
- * "Name: value", numbers sane) and sets up curl on the loop. Returns 0 and
+ * "Name: value", numbers sane) and sets up curl on the loop, or starts the
+ * threads (their signals blocked: the caller's thread keeps taking them).
+ * Returns 0 and
  * the replayer in *out (caller frees with replay_free()), or -EINVAL with a
  * one-line message in err, or -ENOMEM. The loop is borrowed and must
  * outlive the replayer; the config and its strings are copied. */
@@ -180,8 +202,10 @@ int replay_new(struct loop *l, const struct replay_config *cfg,
 	       replay_done_fn done, void *ctx, struct replay **out, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 /* Cancels everything queued or in flight WITHOUT calling the done callback
- * (use replay_drain() first to let work finish), frees the jobs and their
- * exchanges, and unregisters from the loop. Accepts NULL. */
+ * (use replay_drain() first to let work finish), stops and joins the
+ * threads (each leaves at its next wakeup: transfers never block it), frees
+ * the jobs and their exchanges, and unregisters from the loop. Accepts
+ * NULL. */
 void replay_free(struct replay *r);
 
 /* Takes ownership of x (heap, freed with exchange_free()) and replays it;

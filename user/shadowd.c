@@ -54,6 +54,7 @@ struct options {
 	const char *sample_key;
 	long timeout_ms;
 	unsigned max_inflight;
+	unsigned replay_threads;
 	double rate;
 	bool replay_unsafe;
 	const char *host_header;
@@ -134,6 +135,11 @@ static const char usage_text[] =
 "                            slow candidate they go out spread evenly, not N\n"
 "                            at a time\n"
 "      --rate N              replays per second at most (default unlimited)\n"
+"      --replay-threads N    threads that call the candidate, 1 to 64\n"
+"                            (default 1: on the event loop); each runs its\n"
+"                            own curl multi handle with its share of\n"
+"                            --max-inflight. Queue, --rate, breaker, diff\n"
+"                            and store stay on the event loop\n"
 "      --replay-unsafe       also replay POST, PUT, PATCH, DELETE (only if the\n"
 "                            candidate shares no database with production)\n"
 "      --host-header HOST    send this Host instead of the captured one\n"
@@ -254,7 +260,7 @@ enum {
 	OPT_NOISE_PRIMARY, OPT_NOISE_RECHECK, OPT_CACERT, OPT_INSECURE,
 	OPT_MAX_BODY, OPT_MAX_RECORDS, OPT_EXAMPLES, OPT_REDACT, OPT_METRICS,
 	OPT_RECORD, OPT_FROM_CAPTURE, OPT_DURATION, OPT_VERSION, OPT_ENDPOINT,
-	OPT_CHECK,
+	OPT_CHECK, OPT_REPLAY_THREADS,
 };
 
 static const struct option long_opts[] = {
@@ -267,6 +273,7 @@ static const struct option long_opts[] = {
 	{ "timeout", required_argument, 0, OPT_TIMEOUT },
 	{ "max-inflight", required_argument, 0, OPT_MAX_INFLIGHT },
 	{ "rate", required_argument, 0, OPT_RATE },
+	{ "replay-threads", required_argument, 0, OPT_REPLAY_THREADS },
 	{ "replay-unsafe", no_argument, 0, OPT_REPLAY_UNSAFE },
 	{ "host-header", required_argument, 0, OPT_HOST_HEADER },
 	{ "set-header", required_argument, 0, OPT_SET_HEADER },
@@ -303,6 +310,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->sample = 1;
 	o->timeout_ms = 2000;
 	o->max_inflight = 64;
+	o->replay_threads = 1;
 	o->max_body = 1 << 20;
 	o->store = "shadow.db";
 	o->max_records = 10000;
@@ -336,6 +344,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_RATE:
 			o->rate = parse_double("--rate", optarg, 0, 1e9);
+			break;
+		case OPT_REPLAY_THREADS:
+			o->replay_threads = parse_int("--replay-threads", optarg,
+						      1, REPLAY_MAX_THREADS);
 			break;
 		case OPT_REPLAY_UNSAFE: o->replay_unsafe = true; break;
 		case OPT_HOST_HEADER: o->host_header = optarg; break;
@@ -408,6 +420,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		    "--exe or --port");
 	if (o->host_header && !*o->host_header)
 		die("--host-header needs a host name");
+	if (o->replay_threads > o->max_inflight)
+		die("--replay-threads %u is more than --max-inflight %u: each "
+		    "thread needs an in-flight slot", o->replay_threads,
+		    o->max_inflight);
 }
 
 static void on_exchange(void *ctx, struct exchange *x)
@@ -660,6 +676,7 @@ static void setup(struct daemon *d)
 		.noise_primary_url = o->noise_primary,
 		.timeout_ms = o->timeout_ms,
 		.max_inflight = o->max_inflight,
+		.threads = o->replay_threads,
 		.rate = o->rate,
 		.replay_unsafe = o->replay_unsafe,
 		.host_header = o->host_header,

@@ -2,15 +2,22 @@
 /*
  * Replays per second against a local nginx candidate that answers
  * `return 200 '{"ok":true}'`: the replayer kept busy (max_inflight 64,
- * GET with a few headers), completions counted. In alternating stretches
- * of the same run, libcurl alone sends the same requests on as many
- * connections (run_ceiling): what a replayer built on libcurl can reach
- * on this machine at best; and wrk -t1 -c32 on the same nginx (run_wrk):
- * all three measured side by side, in turn, three times.
- * Prints `replay_per_sec: N`, `curl_ceiling_per_sec: N`, their ratio, the
- * CPU each spent per request, errors, and the candidate's port.
+ * GET with a few headers), completions counted, with one thread (the
+ * transfers on the loop, as shadowd runs by default) and with two
+ * (--replay-threads 2: the loop hands the jobs to two threads). In
+ * alternating stretches of the same run, libcurl alone sends the same
+ * requests on as many connections (run_ceiling): what a replayer built on
+ * libcurl can reach on one thread at best; and wrk -t1 -c32 on the same
+ * nginx (run_wrk): all four measured side by side, in turn, three times.
+ * Prints `replay_per_sec: N` (one thread), `replay_2threads_per_sec: N`,
+ * `curl_ceiling_per_sec: N`, their ratios, the CPU each spent per request
+ * (this process, its loop's thread alone, the nginx candidate's, the
+ * machine's), errors, the rate all CPUs could give at most at the
+ * two-thread cost per replay, and the candidate's port.
  * Usage: replay_bench [SECONDS] [MAX_INFLIGHT]
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,33 +118,129 @@ static int write_conf(const char *dir, int port)
 	return 0;
 }
 
-/* What one stretch of requests gave: completions, failures, seconds from
- * the first send to the last completion, CPU seconds of this process. */
+/* What the stretches of one kind gave: completions, failures, seconds
+ * from the first send to the last completion, CPU seconds of this process,
+ * of its main thread alone, of the candidate (nginx's processes), and of
+ * the machine: every CPU's busy time, and the part of it in interrupts
+ * and softirqs (loopback TCP's receive side), which is charged to no
+ * process. */
 struct tally {
 	uint64_t ok, failed;
-	double secs, cpu;
+	double secs, cpu, main_cpu, cand_cpu, busy, irq, wall;
 };
 
-static double cpu_now(void)
+/* /proc/stat's first line: busy (everything but idle and iowait) and
+ * irq + softirq, in seconds. */
+static void machine_cpu(double *busy, double *irq)
+{
+	unsigned long long v[8] = { 0 };
+	long tick = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+
+	*busy = *irq = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
+		*irq = (double)(v[5] + v[6]) / tick;
+	}
+	fclose(f);
+}
+
+static double ru_secs(int who)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);
+	getrusage(who, &ru);
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Our replayer, kept busy for `seconds`. */
+static double cpu_now(void)
+{
+	return ru_secs(RUSAGE_SELF);
+}
+
+/* The candidate's processes: nginx's master and worker, in the process
+ * group servers_start() made. */
+static pid_t cand_group;
+
+/* CPU seconds (user + system) of every process in cand_group so far. */
+static double cand_cpu_now(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	double sum = 0;
+	long tick = sysconf(_SC_CLK_TCK);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[300], buf[1024], *p;
+		unsigned long long ut, st;
+		long pgrp;
+		FILE *f;
+		size_t n;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* after "pid (comm) ": state ppid pgrp ... utime stime
+		 * (fields 3, 4, 5 and 14, 15 of proc(5)) */
+		p = strrchr(buf, ')');
+		if (!p || sscanf(p + 2, "%*c %*d %ld %*d %*d %*d %*u %*u %*u "
+				 "%*u %*u %llu %llu", &pgrp, &ut, &st) != 3)
+			continue;
+		if (pgrp == cand_group)
+			sum += (double)(ut + st) / (double)tick;
+	}
+	closedir(d);
+	return sum;
+}
+
+#define MARKS 6
+
+/* Starts counting one stretch. */
+static void tally_start(double *mark)
+{
+	mark[0] = cpu_now();
+	mark[1] = ru_secs(RUSAGE_THREAD);
+	mark[2] = cand_cpu_now();
+	machine_cpu(&mark[3], &mark[4]);
+	mark[5] = (double)loop_now_ns() / 1e9;
+}
+
+static void tally_stop(struct tally *t, const double *mark)
+{
+	double busy, irq;
+
+	t->cpu += cpu_now() - mark[0];
+	t->main_cpu += ru_secs(RUSAGE_THREAD) - mark[1];
+	t->cand_cpu += cand_cpu_now() - mark[2];
+	machine_cpu(&busy, &irq);
+	t->busy += busy - mark[3];
+	t->irq += irq - mark[4];
+	t->wall += (double)loop_now_ns() / 1e9 - mark[5];
+}
+
+/* Our replayer with `threads`, kept busy for `seconds`. */
 static int run_replay(struct loop *l, const char *url, double seconds,
-		      unsigned inflight, struct tally *t)
+		      unsigned inflight, unsigned threads, struct tally *t)
 {
 	struct replay_config cfg = { .max_inflight = inflight,
 				     .max_queue = 4096, .timeout_ms = 5000,
-				     .candidate_url = url };
+				     .candidate_url = url, .threads = threads };
 	struct bench b = { 0 };
-	double cpu0 = cpu_now();
+	double mark[MARKS];
 	char err[256];
 
+	tally_start(mark);
 	if (replay_new(l, &cfg, on_done, &b, &b.r, err, sizeof(err))) {
 		fprintf(stderr, "replay_bench: %s\n", err);
 		return -1;
@@ -158,7 +261,7 @@ static int run_replay(struct loop *l, const char *url, double seconds,
 	t->ok += b.ok;
 	t->failed += b.failed;
 	t->secs += (double)(b.t_last - b.t_first) / 1e9;
-	t->cpu += cpu_now() - cpu0;
+	tally_stop(t, mark);
 	return 0;
 }
 
@@ -183,7 +286,7 @@ static int run_ceiling(const char *url, double seconds, unsigned inflight,
 	CURLM *m = curl_multi_init();
 	struct curl_slist *hl = NULL, *nl;
 	uint64_t n = 0, end, t0;
-	double cpu0 = cpu_now();
+	double mark[MARKS];
 	char target[128];
 	int running, rc = -1;
 
@@ -196,6 +299,7 @@ static int run_ceiling(const char *url, double seconds, unsigned inflight,
 		hl = nl;
 	}
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)inflight);
+	tally_start(mark);
 	t0 = loop_now_ns();
 	end = t0 + (uint64_t)(seconds * 1e9);
 	for (unsigned i = 0; i < inflight; i++) {
@@ -242,7 +346,7 @@ static int run_ceiling(const char *url, double seconds, unsigned inflight,
 		curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
 	t->secs += (double)(loop_now_ns() - t0) / 1e9;
-	t->cpu += cpu_now() - cpu0;
+	tally_stop(t, mark);
 	rc = 0;
 out:
 	curl_multi_cleanup(m);
@@ -274,13 +378,37 @@ static double run_wrk(const char *url, double seconds)
 	return rps;
 }
 
+static double per_sec(const struct tally *t)
+{
+	return t->secs ? (double)t->ok / t->secs : 0;
+}
+
+/* NAME_per_sec, NAME_errors, and the CPU per UNIT: this process's, its
+ * main thread's, the candidate's. */
+static void print_tally(const char *name, const char *unit,
+			const struct tally *t)
+{
+	double n = t->ok ? (double)t->ok : 1;
+
+	printf("%s_per_sec: %.0f\n", name, per_sec(t));
+	printf("%s_errors: %llu\n", name, (unsigned long long)t->failed);
+	printf("%s_cpu_us_per_%s: %.1f us (main thread %.1f, candidate "
+	       "%.1f)\n", name, unit, t->cpu * 1e6 / n, t->main_cpu * 1e6 / n,
+	       t->cand_cpu * 1e6 / n);
+	printf("%s_machine_us_per_%s: %.1f us of %ld CPUs busy (irq+softirq "
+	       "%.1f), %.0f%% idle\n", name, unit, t->busy * 1e6 / n,
+	       sysconf(_SC_NPROCESSORS_ONLN), t->irq * 1e6 / n,
+	       t->wall > 0 ? 100 * (1 - t->busy / (t->wall *
+				sysconf(_SC_NPROCESSORS_ONLN))) : 0);
+}
+
 int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 3;
 	unsigned inflight = argc > 2 ? (unsigned)atoi(argv[2]) : 64;
 	char dir[] = "/tmp/replay_bench_XXXXXX", conf[600], url[64];
 	struct servers_proc ngx = { 0 };
-	struct tally rp = { 0 }, ce = { 0 };
+	struct tally rp = { 0 }, rp2 = { 0 }, ce = { 0 };
 	double wrk_sum = 0, w;
 	bool have_wrk = true;
 	struct loop *l = NULL;
@@ -305,13 +433,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "replay_bench: nginx did not start\n");
 			goto cleanup;
 		}
+		cand_group = ngx.pid;
 	}
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	if (loop_new(&l))
 		goto cleanup;
 	/* Alternating stretches, so that both see the same machine. */
 	for (int round = 0; round < ROUNDS; round++) {
-		if (run_replay(l, url, seconds / ROUNDS, inflight, &rp) ||
+		if (run_replay(l, url, seconds / ROUNDS, inflight, 1, &rp) ||
+		    run_replay(l, url, seconds / ROUNDS, inflight, 2, &rp2) ||
 		    run_ceiling(url, seconds / ROUNDS, inflight, &ce))
 			goto cleanup;
 		if (have_wrk) {
@@ -320,18 +450,27 @@ int main(int argc, char **argv)
 			wrk_sum += w;
 		}
 	}
-	printf("replay_per_sec: %.0f\n", rp.secs ? (double)rp.ok / rp.secs : 0);
-	printf("replay_errors: %llu\n", (unsigned long long)rp.failed);
-	printf("replay_cpu_us_per_replay: %.1f us\n",
-	       rp.ok ? rp.cpu * 1e6 / (double)rp.ok : 0);
-	printf("curl_ceiling_per_sec: %.0f\n",
-	       ce.secs ? (double)ce.ok / ce.secs : 0);
-	printf("curl_ceiling_errors: %llu\n", (unsigned long long)ce.failed);
-	printf("curl_ceiling_cpu_us_per_request: %.1f us\n",
-	       ce.ok ? ce.cpu * 1e6 / (double)ce.ok : 0);
+	print_tally("replay", "replay", &rp);
+	print_tally("replay_2threads", "replay", &rp2);
+	print_tally("curl_ceiling", "request", &ce);
 	if (rp.secs && ce.ok)
 		printf("replay_vs_curl_ceiling: %.3f\n",
-		       ((double)rp.ok / rp.secs) / ((double)ce.ok / ce.secs));
+		       per_sec(&rp) / per_sec(&ce));
+	if (rp.ok && rp2.secs)
+		printf("replay_2threads_vs_1: %.3f\n",
+		       per_sec(&rp2) / per_sec(&rp));
+	/* What any number of threads could give here at most: every CPU
+	 * busy at what the machine spent per replay with two threads (the
+	 * candidate's and the kernel's share included). The processes'
+	 * figures above overlap the interrupts' (a tick in a softirq is
+	 * charged to the task it interrupted too): they are not added. */
+	if (rp2.busy > 0 && rp.ok) {
+		double bound = (double)sysconf(_SC_NPROCESSORS_ONLN) *
+			       (double)rp2.ok / rp2.busy;
+
+		printf("replay_all_cpus_bound_per_sec: %.0f (%.3f of one "
+		       "thread)\n", bound, bound / per_sec(&rp));
+	}
 	if (have_wrk) {
 		w = wrk_sum / ROUNDS;
 		printf("wrk_per_sec: %.0f\n", w);
@@ -341,7 +480,8 @@ int main(int argc, char **argv)
 		       ce.secs ? (double)ce.ok / ce.secs / w : 0);
 	}
 	printf("replay_candidate_port: %d\n", port);
-	rc = rp.ok && ce.ok && !rp.failed && !ce.failed ? 0 : 1;
+	rc = rp.ok && rp2.ok && ce.ok && !rp.failed && !rp2.failed &&
+	     !ce.failed ? 0 : 1;
 cleanup:
 	loop_free(l);
 	servers_stop(&ngx);

@@ -1036,6 +1036,10 @@ Test(replay, bad_config_is_refused_with_a_clear_message)
 		    .n_drop = 1 }, "--drop-header" },
 		{ { .candidate_url = "http://h:1", .host_header = "a b" },
 		  "--host-header" },
+		{ { .candidate_url = "http://h:1", .threads = 65 },
+		  "--replay-threads 65: at most 64" },
+		{ { .candidate_url = "http://h:1", .threads = 4,
+		    .max_inflight = 3 }, "more than --max-inflight 3" },
 	};
 
 	cr_assert_eq(loop_new(&l), 0);

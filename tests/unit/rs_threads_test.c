@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * The library's threaded cases: many callers at once, a full queue, a
- * candidate that hangs past the timeout. A plain program rather than a
- * Criterion one, because Criterion does not start under ThreadSanitizer
- * (Snaipe/Criterion#274) and `make check-tsan` runs exactly these. It
- * speaks TAP, to stdout and to the file of --tap=FILE, as tests/run.sh
- * asks Criterion binaries to; other arguments are ignored.
+ * candidate that hangs past the timeout. A plain program (tests/lib/tap.h)
+ * rather than a Criterion one, because Criterion does not start under
+ * ThreadSanitizer and `make check-tsan` runs exactly these.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,41 +14,7 @@
 
 #include "request_shadow.h"
 #include "rs_service.h"
-
-static FILE *tap;
-static int failures;
-static const char *current;
-
-/* Fails the current case with a message (the case goes on). */
-#define EXPECT(cond, ...) \
-	do { \
-		if (!(cond)) \
-			fail_at(__LINE__, #cond, __VA_ARGS__); \
-	} while (0)
-
-static void fail_at(int line, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fail_at(int line, const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s:%d: %s: %s: ", __FILE__, line, current, what);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	failures++;
-}
-
-static void report(int n, const char *name, int before)
-{
-	const char *verdict = failures == before ? "ok" : "not ok";
-
-	printf("%s %d - %s\n", verdict, n, name);
-	if (tap)
-		fprintf(tap, "%s %d - %s\n", verdict, n, name);
-}
+#include "tap.h"
 
 static long ms_since(const struct timespec *t0)
 {
@@ -190,33 +153,11 @@ static void a_hanging_candidate_is_cut_off_and_its_worker_kept(void)
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-		{ "identical_candidate_over_10000_calls_from_8_threads",
-		  identical_candidate_over_10000_calls_from_8_threads },
-		{ "a_full_queue_sheds_and_counts_what_it_shed",
-		  a_full_queue_sheds_and_counts_what_it_shed },
-		{ "a_hanging_candidate_is_cut_off_and_its_worker_kept",
-		  a_hanging_candidate_is_cut_off_and_its_worker_kept },
+	static const struct tap_case cases[] = {
+		TAP_CASE(identical_candidate_over_10000_calls_from_8_threads),
+		TAP_CASE(a_full_queue_sheds_and_counts_what_it_shed),
+		TAP_CASE(a_hanging_candidate_is_cut_off_and_its_worker_kept),
 	};
-	size_t n = sizeof(cases) / sizeof(cases[0]);
 
-	for (int i = 1; i < argc; i++)
-		if (!strncmp(argv[i], "--tap=", 6) && !(tap = fopen(argv[i] + 6, "w")))
-			return 1;
-	printf("1..%zu\n", n);
-	if (tap)
-		fprintf(tap, "1..%zu\n", n);
-	for (size_t i = 0; i < n; i++) {
-		int before = failures;
-
-		current = cases[i].name;
-		cases[i].fn();
-		report((int)i + 1, cases[i].name, before);
-	}
-	if (tap)
-		fclose(tap);
-	return failures ? 1 : 0;
+	return tap_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
