@@ -406,10 +406,14 @@ echo "== replay against an nginx candidate, 1 and 2 threads, libcurl alone, wrk 
 .output/tests/bench/replay_bench 6
 # What the in-process library costs its caller: rs_shadow_call()'s p99
 # with everything sampled and a candidate that sleeps 500 ms, against the
-# same shadower at sample 0, in alternating rounds (the candidate answering
-# within the timeout; then every call cut off at 100 ms, which abandons and
-# replaces the workers meanwhile).
+# same shadower at sample 0 (the candidate answering within the timeout;
+# then every call cut off at 100 ms, which abandons and replaces the
+# workers meanwhile).
+# The calls of the two shadowers interleave (the same moments of the
+# machine for both), then alternate by rounds as a cross-check.
 echo "== in-process library: rs_shadow_call p99, 500 ms candidate at sample 1 vs sample 0"
-.output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 | sed -n '1p;$p'
 .output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 \
-	--timeout 100 --queue 256 | sed -n '1p;$p'
+	--interleave | sed -n '1p;$p'
+.output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 \
+	--interleave --timeout 100 --queue 256 | sed -n '1p;$p'
+.output/tests/bench/rs_shadow_bench --threads 2 --calls 20000 --rounds 9 | sed -n '1p;$p'

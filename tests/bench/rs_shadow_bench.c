@@ -9,6 +9,12 @@
  *
  *   .output/tests/bench/rs_shadow_bench [--threads T] [--calls N] [--rounds R]
  *                                        [--timeout MS] [--queue N]
+ *                                        [--interleave]
+ *
+ * --interleave runs both shadowers in every round, each caller thread's
+ * calls going to one and the other in turn: both then see the same
+ * moments of the machine (a neighbour's burst, a timer tick), which
+ * rounds of one then the other do not.
  *
  * The default timeout (2000) lets the candidate answer; --timeout 100
  * cuts every call off, so the shadower also abandons and replaces its
@@ -20,6 +26,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,26 +80,31 @@ static void release(void *ctx, struct rs_message *resp)
 	free((void *)resp->body);
 }
 
+/* One caller thread's calls: through sh[0] only, or (interleaved)
+ * through sh[0] and sh[1] in turn, call by call, the latencies of each
+ * shadower's calls in lat[0] and lat[1]. */
 struct run {
-	struct rs_shadower *sh;
-	uint64_t *lat; /* ns, one per call */
-	int n;
+	struct rs_shadower *sh[2];
+	uint64_t *lat[2]; /* ns, one per call */
+	int n;            /* calls per shadower */
 };
 
 static void *caller(void *arg)
 {
 	struct run *r = arg;
+	int ways = r->sh[1] ? 2 : 1;
 	char target[48];
 
-	for (int i = 0; i < r->n; i++) {
+	for (int i = 0; i < r->n * ways; i++) {
 		struct rs_message req = { .method = "GET", .target = target }, resp;
+		struct rs_shadower *sh = r->sh[i % ways];
 		uint64_t t0;
 
 		snprintf(target, sizeof(target), "/orders/%d?i=%d", i % 1000, i);
 		t0 = now_ns();
-		if (rs_shadow_call(r->sh, &req, &resp) == 0)
-			rs_release(r->sh, &resp);
-		r->lat[i] = now_ns() - t0;
+		if (rs_shadow_call(sh, &req, &resp) == 0)
+			rs_release(sh, &resp);
+		r->lat[i % ways][i / ways] = now_ns() - t0;
 	}
 	return NULL;
 }
@@ -109,22 +121,14 @@ static double pct(const uint64_t *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1))] / 1000.0;
 }
 
-/* One round: threads x calls through a shadower at sample `rate`; the
- * latencies appended to all[*n_all...]; returns the round's p99 (us). */
 static const char *timeout = "2000", *queue = "16";
 
-static double round_of(const char *rate, int threads, int calls, uint64_t *all,
-		     size_t *n_all, const char *label)
+static struct rs_shadower *shadower_at(const char *rate)
 {
 	struct rs_backend p = { encode, release, NULL };
 	struct rs_backend c = { slow_encode, release, NULL };
 	struct rs_config *cfg = rs_config_new();
-	struct run runs[64];
-	pthread_t t[64];
 	struct rs_shadower *sh;
-	struct rs_stats st;
-	uint64_t *lat = all + *n_all;
-	size_t n = (size_t)threads * (size_t)calls;
 	char *err = NULL;
 
 	if (!cfg || rs_config_set(cfg, "sample", rate) ||
@@ -139,62 +143,120 @@ static double round_of(const char *rate, int threads, int calls, uint64_t *all,
 		fprintf(stderr, "rs_shadow_bench: %s\n", err);
 		exit(1);
 	}
+	return sh;
+}
+
+/* One round: threads x calls through a shadower at sample rate[0], or
+ * (rate[1] set) through one at each rate in turn; shadower k's latencies
+ * appended to all[k] at n_all[k], its p99 (us) in p99[k]. */
+static void round_of(const char *const rate[2], int threads, int calls,
+		     uint64_t *all[2], size_t n_all[2], double p99[2])
+{
+	static const char *const label[] = { "sample 0", "sample 1, 500 ms cand." };
+	int ways = rate[1] ? 2 : 1;
+	struct rs_shadower *sh[2] = { NULL, NULL };
+	struct run runs[64];
+	pthread_t t[64];
+	size_t n = (size_t)threads * (size_t)calls;
+
+	for (int k = 0; k < ways; k++)
+		sh[k] = shadower_at(rate[k]);
 	for (int i = 0; i < threads; i++) {
-		runs[i] = (struct run){ sh, lat + (size_t)i * calls, calls };
+		runs[i] = (struct run){ { sh[0], sh[1] }, { NULL, NULL }, calls };
+		for (int k = 0; k < ways; k++)
+			runs[i].lat[k] = all[k] + n_all[k] + (size_t)i * calls;
 		pthread_create(&t[i], NULL, caller, &runs[i]);
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	rs_shadower_stats(sh, &st);
-	rs_shadower_free(sh);
-	*n_all += n;
-	qsort(lat, n, sizeof(*lat), cmp);
-	printf("%-22s p50 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  "
-	       "(sampled %lu, queued %lu, shed %lu)\n", label, pct(lat, n, 0.5),
-	       pct(lat, n, 0.99), pct(lat, n, 0.999), (unsigned long)st.sampled,
-	       (unsigned long)(st.sampled - st.shed), (unsigned long)st.shed);
+	for (int k = 0; k < ways; k++) {
+		uint64_t *lat = all[k] + n_all[k];
+		struct rs_stats st;
+
+		rs_shadower_stats(sh[k], &st);
+		rs_shadower_free(sh[k]);
+		n_all[k] += n;
+		qsort(lat, n, sizeof(*lat), cmp);
+		p99[k] = pct(lat, n, 0.99);
+		printf("%-22s p50 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  "
+		       "(sampled %lu, queued %lu, shed %lu)\n",
+		       label[strcmp(rate[k], "0") != 0], pct(lat, n, 0.5),
+		       p99[k], pct(lat, n, 0.999), (unsigned long)st.sampled,
+		       (unsigned long)(st.sampled - st.shed),
+		       (unsigned long)st.shed);
+	}
 	fflush(stdout);
-	return pct(lat, n, 0.99);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: rs_shadow_bench [--threads 1..64] "
+		"[--calls >=100] [--rounds 1..256] [--timeout MS] "
+		"[--queue N] [--interleave]\n");
+	exit(1);
 }
 
 int main(int argc, char **argv)
 {
 	int threads = 4, calls = 20000, rounds = 3;
-	uint64_t *base, *shadow;
-	size_t nb = 0, ns = 0;
-	double b99, s99, ratio[256];
+	bool interleave = false;
+	uint64_t *all[2];
+	size_t n_all[2] = { 0, 0 };
+	double p99[2], ratio[256];
 
-	for (int i = 1; i + 1 < argc; i += 2) {
+	for (int i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(argv[i], "--interleave")) {
+			interleave = true;
+			continue;
+		}
+		if (!v)
+			usage();
 		if (!strcmp(argv[i], "--threads"))
-			threads = atoi(argv[i + 1]);
+			threads = atoi(v);
 		else if (!strcmp(argv[i], "--calls"))
-			calls = atoi(argv[i + 1]);
+			calls = atoi(v);
 		else if (!strcmp(argv[i], "--rounds"))
-			rounds = atoi(argv[i + 1]);
+			rounds = atoi(v);
 		else if (!strcmp(argv[i], "--timeout"))
-			timeout = argv[i + 1];
+			timeout = v;
 		else if (!strcmp(argv[i], "--queue"))
-			queue = argv[i + 1];
+			queue = v;
+		else
+			usage();
+		i++;
 	}
 	if (threads < 1 || threads > 64 || calls < 100 || rounds < 1 ||
-	    rounds > 256) {
-		fprintf(stderr, "usage: rs_shadow_bench [--threads 1..64] "
-			"[--calls >=100] [--rounds 1..256] [--timeout MS] "
-			"[--queue N]\n");
-		return 1;
+	    rounds > 256)
+		usage();
+	for (int k = 0; k < 2; k++) {
+		all[k] = calloc((size_t)rounds * threads * calls, sizeof(*all[k]));
+		if (!all[k])
+			return 1;
 	}
-	base = calloc((size_t)rounds * threads * calls, sizeof(*base));
-	shadow = calloc((size_t)rounds * threads * calls, sizeof(*shadow));
-	if (!base || !shadow)
-		return 1;
-	printf("%d caller threads x %d calls per round, %d rounds; candidate "
+	printf("%d caller threads x %d calls per round, %d rounds%s; candidate "
 	       "sleeps 500 ms, timeout %s ms, max-queue %s\n", threads, calls,
-	       rounds, timeout, queue);
+	       rounds, interleave ? ", the two shadowers' calls interleaved" :
+	       "", timeout, queue);
 	for (int r = 0; r < rounds; r++) {
-		b99 = round_of("0", threads, calls, base, &nb, "sample 0");
-		s99 = round_of("1", threads, calls, shadow, &ns,
-			       "sample 1, 500 ms cand.");
-		ratio[r] = s99 / b99;
+		static const char *const both[2] = { "0", "1" };
+		static const char *const base[2] = { "0", NULL };
+		static const char *const shadow[2] = { "1", NULL };
+		double q[2];
+
+		if (interleave) {
+			round_of(both, threads, calls, all, n_all, p99);
+		} else {
+			uint64_t *a1[2] = { all[1], NULL };
+			size_t n1[2] = { n_all[1], 0 };
+
+			round_of(base, threads, calls, all, n_all, p99);
+			round_of(shadow, threads, calls, a1, n1, q);
+			n_all[1] = n1[0];
+			p99[1] = q[0];
+		}
+		ratio[r] = p99[1] / p99[0];
 	}
 	/* the median of the rounds' ratios: a neighbour's burst in one
 	 * round moves it less than the pooled p99 */
@@ -205,15 +267,14 @@ int main(int argc, char **argv)
 			ratio[j] = ratio[j - 1];
 			ratio[j - 1] = t;
 		}
-	qsort(base, nb, sizeof(*base), cmp);
-	qsort(shadow, ns, sizeof(*shadow), cmp);
-	b99 = pct(base, nb, 0.99);
-	s99 = pct(shadow, ns, 0.99);
+	for (int k = 0; k < 2; k++) {
+		qsort(all[k], n_all[k], sizeof(*all[k]), cmp);
+		p99[k] = pct(all[k], n_all[k], 0.99);
+		free(all[k]);
+	}
 	printf("all rounds: p99 sample 0 %.1f us, sample 1 with the slow "
 	       "candidate %.1f us: %+.1f%%; median of the rounds' p99 ratios "
-	       "%+.1f%%\n", b99, s99, (s99 / b99 - 1) * 100,
+	       "%+.1f%%\n", p99[0], p99[1], (p99[1] / p99[0] - 1) * 100,
 	       (ratio[rounds / 2] - 1) * 100);
-	free(base);
-	free(shadow);
 	return 0;
 }
