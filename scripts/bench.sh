@@ -6,7 +6,8 @@
 # offline. The method is described in docs/benchmarks.md.
 #   BENCH_SECONDS (default 5) per wrk run, BENCH_ROUNDS (default 5) pairs.
 #   BENCH_MODES: an extended regex; only the attached rows whose name
-#   matches run, and nothing else (for measuring one change quickly).
+#   matches run, and nothing else (for measuring one change quickly);
+#   "kernel", "open loop", "syscall" and "https" name those sections.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-5}
@@ -110,19 +111,20 @@ proc_cpu_ns() {
 }
 softirq_ticks() { awk '/^cpu / {print $8}' /proc/stat; }
 
-# ol_run PORT RATE: one open-loop run against the primary (MASTER); prints
+# ol_run PORT RATE [PID tls]: one open-loop run against the primary (MASTER,
+# or PID; over TLS when the fourth argument is given); prints
 # "REQUESTS PRIMARY_NS_PER_REQ SOFTIRQ_US_PER_REQ P50_MS P99_MS ACHIEVED_RPS"
 ol_run() {
-	local port=$1 rate=$2 calls=${OL_CALLS:-10} c0 c1 s0 s1 out probe
+	local port=$1 rate=$2 pid=${3:-$MASTER} tls=${4:-} calls=${OL_CALLS:-10} c0 c1 s0 s1 out probe
 	local conns=$(( rate / calls )) ; [ "$conns" -lt 1 ] && conns=1
-	c0=$(proc_cpu_ns "$MASTER"); s0=$(softirq_ticks)
-	python3 scripts/latency_probe.py 127.0.0.1 "$port" /users/17 100 "$SECS" > "$T/probe.txt" 2>&1 &
+	c0=$(proc_cpu_ns "$pid"); s0=$(softirq_ticks)
+	python3 scripts/latency_probe.py 127.0.0.1 "$port" /users/17 100 "$SECS" $tls > "$T/probe.txt" 2>&1 &
 	probe=$!
-	out=$(httperf --server 127.0.0.1 --port "$port" --uri /users/17 \
+	out=$(httperf --server 127.0.0.1 --port "$port" --uri /users/17 ${tls:+--ssl} \
 		--rate "$conns" --num-conns $(( conns * SECS )) --num-calls "$calls" \
 		--timeout 5 2>/dev/null)
 	wait "$probe"
-	c1=$(proc_cpu_ns "$MASTER"); s1=$(softirq_ticks)
+	c1=$(proc_cpu_ns "$pid"); s1=$(softirq_ticks)
 	awk -v c="$(( c1 - c0 ))" -v s="$(( s1 - s0 ))" -v hz="$(getconf CLK_TCK)" \
 	    -v probe="$(cat "$T/probe.txt")" '
 		/^Total:/ {for (i = 1; i < NF; i++) if ($i == "replies") n = $(i + 1)}
@@ -320,7 +322,7 @@ print("bpf_profile capture only: %s (the clock reads, %.0f ns a region, taken of
 	if [ -z "$MODES" ] || [[ "open loop" =~ $MODES ]]; then
 		open_loop
 	fi
-	[ -n "$MODES" ] && exit 0
+	[ -n "$MODES" ] && ! [[ https =~ $MODES ]] && exit 0
 	echo "== HTTPS primary (nginx, OpenSSL uprobes), capture only, $ROUNDS rounds"
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
 		-keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1
@@ -337,6 +339,22 @@ print("bpf_profile capture only: %s (the clock reads, %.0f ns a region, taken of
 	printf 'https_detached_rps: %.0f\nhttps_attached_rps: %.0f\nhttps_ratio: %.3f (captured %s in the last run, lost/gaps %s/%s)\n' \
 		"$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
 		"$(printf '%s\n' "${ratios[@]}" | median)" "$captured" "$lost" "$gaps"
+	# The same open loop as plaintext's, at half of HTTPS's detached
+	# capacity; 1000 requests per connection, so that handshakes (a few
+	# per second) do not swamp the requests' cost.
+	rate=$(( $(printf '%s\n' "${dets[@]}" | median | cut -d. -f1) / 2 ))
+	ratios=() dets=() atts=() p99s=()
+	for r in $(seq 1 "$ROUNDS"); do
+		read -r _ dns _ _ dp99 _ <<<"$(OL_CALLS=1000 ol_run "$P4" "$rate" "$TLSMASTER" tls)"
+		start_shadowd -p "$TLSMASTER" -P "$P4" -c "http://127.0.0.1:$P2" -s 0 || exit 1
+		read -r _ ans _ _ ap99 _ <<<"$(OL_CALLS=1000 ol_run "$P4" "$rate" "$TLSMASTER" tls)"
+		stop_shadowd > /dev/null
+		ratios+=("$(echo "$ans / $dns" | bc -l)"); dets+=("$dns"); atts+=("$ans")
+		p99s+=("$dp99/$ap99")
+	done
+	printf 'https_open_loop at %d requests/s: %.0f ns/request detached, %.0f attached, ratio %.3f (%s), probe p99 det/att ms %s\n' \
+		"$rate" "$(printf '%s\n' "${dets[@]}" | median)" "$(printf '%s\n' "${atts[@]}" | median)" \
+		"$(printf '%s\n' "${ratios[@]}" | median)" "$(printf '%s\n' "${ratios[@]}" | spread)" "${p99s[*]}"
 	# What a process that is no target pays per SSL call while the
 	# target's libssl is hooked (the hooks go into the targets only).
 	d=$(.output/tests/bench/ssl_call_bench | awk '{print $2}')
@@ -370,6 +388,7 @@ print("https_ssl_calls_per_request: %.2f (%s)" % (entries / n, each))' "${n:-0}"
 	stop_shadowd > /dev/null
 	sysctl -qw kernel.bpf_stats_enabled=0
 
+	[ -n "$MODES" ] && exit 0
 	echo "== 10k open keep-alive connections to the primary, capture attached"
 	start_shadowd -p "$MASTER" -P "$P1" -c "http://127.0.0.1:$P2" -s 0 || exit 1
 	python3 - "$P1" 10000 > "$T/conns.txt" 2>&1 <<'PY' &
