@@ -4,7 +4,8 @@
 
 Prints one line, "kernel NAME: N programs loaded (max Nk insns, N B stack),
 capture ok", or the same with what failed, and exits 0 or 1. Every program
-must load within the project's budget (stack, instructions). The capture
+must load within the project's budget (stack, instructions), and again
+with SHADOWD_PROFILE=1 (make bench's timed regions). The capture
 is ok when every fetch was answered, every exchange was captured and
 replayed, nothing was lost, and each divergence record's primary response
 is, byte for byte, the file the primary served (the candidate serves
@@ -51,6 +52,15 @@ def judge(text):
             and l.rstrip().endswith("over the budget")]
     if over:
         problems.append("over the budget: " + ", ".join(over))
+    prof = s.get("profile-check", [])
+    if s.get("profile-check-rc", ["missing"])[0] != "0":
+        refused = [l.strip() for l in prof if l.strip().startswith("refused")]
+        problems.append("shadowd --check with SHADOWD_PROFILE=1 failed: " +
+                        ("; ".join(refused) or " ".join(prof[-3:])))
+    over = [l.split()[1] for l in prof if l.strip().startswith("loaded")
+            and l.rstrip().endswith("over the budget")]
+    if over:
+        problems.append("profiled, over the budget: " + ", ".join(over))
     if "attach" in s and "end" in s and "shadowd" not in s:
         problems.append("shadowd did not attach: " + " ".join(s["attach"][1:])[:300])
         return summary, problems

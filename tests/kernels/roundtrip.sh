@@ -28,6 +28,11 @@ if [ $rc -ne 0 ]; then
 	echo "=== check-log"
 	"$SHADOWD" --check -v 2>&1 | grep -v '^  loaded' | tail -n 400
 fi
+# make bench loads the programs with their regions timed: larger, held to
+# the same budget.
+echo "=== profile-check"
+SHADOWD_PROFILE=1 "$SHADOWD" --check
+echo "=== profile-check-rc $?"
 
 $BB httpd -f -p "127.0.0.1:$PP" -h "$W/p" & PRIMARY=$!
 $BB httpd -f -p "127.0.0.1:$CP" -h "$W/c" & CANDIDATE=$!
