@@ -141,7 +141,8 @@ open_loop() {
 	echo "== open loop: httperf at $rate requests/s (half of wrk's $cap detached), ${OL_CALLS:-10} per connection, ${SECS}s runs, $ROUNDS alternating rounds"
 	printf '%-28s %9s %9s %7s %11s %9s %9s %15s %15s\n' mode "ns/req det" "ns/req att" ratio "(spread)" \
 		"softirq us" "sd us/ex" "p50 det/att ms" "p99 det/att ms"
-	local OL_MODES=("capture only (--sample 0)|-s 0 -P $P1|$P2"
+	local OL_MODES=("hooks only, nothing tracked|-s 0 -P $P2|$P2"
+		"capture only (--sample 0)|-s 0 -P $P1|$P2"
 		"1% sampling|-s 0.01 -P $P1|$P2"
 		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3")
 	declare -A o_det o_att o_ratio o_sirq o_sd o_p50d o_p50a o_p99d o_p99a
