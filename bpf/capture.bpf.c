@@ -64,6 +64,7 @@ enum stat_idx {
 	STAT_TLS_UNLINKED,  /* SSL calls with data whose socket was unknown */
 	STAT_UNHOOKED,      /* socket I/O by a syscall the hooks cannot read */
 	STAT_UNCOPIED,      /* unsampled responses passed over, not copied */
+	STAT_WOKEN,         /* wakeups forced on user space (wake_flag) */
 	STAT_MAX,
 };
 
@@ -405,12 +406,28 @@ static __always_inline struct active *active_get(void)
 	return a && a->kind ? a : NULL;
 }
 
+/* When a wakeup was last forced on user space (wake_flag). */
+__u64 last_wake_ns = 0;
+#define WAKE_EVERY_NS 1000000ull
+
 /* Batch wakeups: user space drains on a short timer, so only a filling
- * ring buffer needs to wake it early. */
+ * ring buffer needs to wake it early, and then once a millisecond at
+ * most. A wakeup is an interrupt on the producer's CPU: forced on every
+ * record while a daemon that is not draining (stopped, starved of CPU)
+ * leaves the backlog over the mark, it cost the primary several us a
+ * request (docs/benchmarks.md). Two CPUs may both force one. */
 static __always_inline __u64 wake_flag(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > cfg_wakeup_bytes ?
-		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 now;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <= cfg_wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	now = bpf_ktime_get_ns();
+	if (now - last_wake_ns < WAKE_EVERY_NS)
+		return BPF_RB_NO_WAKEUP;
+	last_wake_ns = now;
+	stat_inc(STAT_WOKEN);
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline void output(void *rec, __u64 size)

@@ -47,7 +47,7 @@ struct bpf_exe_key {
 };
 enum { STAT_LOST, STAT_ACCEPTED, STAT_ACTIVE_FULL, STAT_TRUNCATED,
        STAT_TLS_UNDECODED, STAT_TLS_UNLINKED, STAT_UNHOOKED, STAT_UNCOPIED,
-       STAT_MAX };
+       STAT_WOKEN, STAT_MAX };
 
 /* Generations of connections found at attach: disjoint from the kernel's. */
 #define MIDSTREAM_GEN_BASE 0x80000000u
@@ -1364,6 +1364,7 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	out->tls_unlinked = stat_sum(c, STAT_TLS_UNLINKED);
 	out->unhooked = stat_sum(c, STAT_UNHOOKED);
 	out->uncopied = stat_sum(c, STAT_UNCOPIED);
+	out->woken = stat_sum(c, STAT_WOKEN);
 	out->tls_libs = tls_files(c, false);
 	out->tls_attach_failed = tls_files(c, true);
 	out->midstream = c->midstream;

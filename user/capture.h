@@ -56,6 +56,7 @@ struct capture_stats {
 	uint64_t tls_unlinked;  /* SSL reads/writes lost: socket unknown */
 	uint64_t unhooked;      /* socket I/O by syscalls we cannot read */
 	uint64_t uncopied;      /* unsampled responses the kernel passed over */
+	uint64_t woken;         /* wakeups the programs forced (a filling ring) */
 	uint64_t tls_attach_failed; /* libssl files that could not be hooked */
 	unsigned tls_libs;      /* libssl files hooked */
 	uint64_t records;       /* records delivered */

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -744,6 +745,59 @@ Test(capture, wrk_c32_nginx_no_loss, .timeout = 60)
 		     (unsigned long long)st.lost);
 	cr_assert_eq(cs->gaps, 0, "gaps: %llu", (unsigned long long)cs->gaps);
 	cr_assert_eq(st.truncated, 0);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A daemon that does not drain (stopped, starved of CPU) while the ring
+ * fills past its wakeup mark is woken once a millisecond at most, not on
+ * every record: each wakeup is an interrupt on the target's CPU. */
+Test(capture, a_ring_left_undrained_wakes_the_reader_once_a_ms_at_most,
+     .timeout = 60)
+{
+	int port = start_nginx();
+	uint16_t p16 = (uint16_t)port;
+	struct capture_config cfg = { .pids = &server.pid, .n_pids = 1,
+				      .ports = &p16, .n_ports = 1,
+				      .ring_bytes = 1u << 20 };
+	struct capture_stats st;
+	char url[64];
+	uint64_t t0, ms;
+	int status;
+	pid_t w;
+
+	usleep(200000);
+	harness_attach_cfg(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/small", port);
+	t0 = mono_ms();
+	w = fork();
+	if (w == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		execlp("wrk", "wrk", "-t1", "-c8", "-d2s", url, (char *)NULL);
+		_exit(127);
+	}
+	/* Nothing is read from the ring meanwhile. */
+	cr_assert_eq(waitpid(w, &status, 0), w);
+	ms = mono_ms() - t0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wrk failed");
+	capture_get_stats(harness_cap, &st);
+	fprintf(stderr, "undrained ring: %llu records lost, %llu wakeups in "
+		"%llu ms\n", (unsigned long long)st.lost,
+		(unsigned long long)st.woken, (unsigned long long)ms);
+	cr_assert_gt(st.lost, 0, "the 1 MiB ring never filled");
+	cr_assert_geq(st.woken, 1, "the reader was never woken");
+	/* Two CPUs may each force one in the same millisecond. */
+	cr_assert_leq(st.woken, 2 * ms + 2, "%llu wakeups in %llu ms",
+		      (unsigned long long)st.woken, (unsigned long long)ms);
+	harness_drain(300);
 }
 
 /* --exe: a process started after attach is traced, and so is its
