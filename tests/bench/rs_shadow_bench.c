@@ -86,13 +86,14 @@ static void release(void *ctx, struct rs_message *resp)
 struct run {
 	struct rs_shadower *sh[2];
 	uint64_t *lat[2]; /* ns, one per call */
+	int ways;         /* shadowers: 1 or 2 */
 	int n;            /* calls per shadower */
 };
 
 static void *caller(void *arg)
 {
 	struct run *r = arg;
-	int ways = r->sh[1] ? 2 : 1;
+	int ways = r->ways;
 	char target[48];
 
 	for (int i = 0; i < r->n * ways; i++) {
@@ -146,42 +147,49 @@ static struct rs_shadower *shadower_at(const char *rate)
 	return sh;
 }
 
-/* One round: threads x calls through a shadower at sample rate[0], or
- * (rate[1] set) through one at each rate in turn; shadower k's latencies
- * appended to all[k] at n_all[k], its p99 (us) in p99[k]. */
-static void round_of(const char *const rate[2], int threads, int calls,
-		     uint64_t *all[2], size_t n_all[2], double p99[2])
+/* One round: threads x calls through the shadower of each slot in
+ * `slots` (bit 0: sample 0, bit 1: sample 1), in turn call by call when
+ * both; slot k's latencies appended to all[k] at n_all[k], its p99 (us)
+ * in p99[k]. */
+static void round_of(unsigned slots, int threads, int calls, uint64_t *all[2],
+		     size_t n_all[2], double p99[2])
 {
 	static const char *const label[] = { "sample 0", "sample 1, 500 ms cand." };
-	int ways = rate[1] ? 2 : 1;
-	struct rs_shadower *sh[2] = { NULL, NULL };
+	struct rs_shadower *sh[2];
+	int slot[2], ways = 0;
 	struct run runs[64];
 	pthread_t t[64];
 	size_t n = (size_t)threads * (size_t)calls;
 
-	for (int k = 0; k < ways; k++)
-		sh[k] = shadower_at(rate[k]);
+	for (int k = 0; k < 2; k++)
+		if (slots & (1u << k)) {
+			slot[ways] = k;
+			sh[ways++] = shadower_at(k ? "1" : "0");
+		}
 	for (int i = 0; i < threads; i++) {
-		runs[i] = (struct run){ { sh[0], sh[1] }, { NULL, NULL }, calls };
-		for (int k = 0; k < ways; k++)
-			runs[i].lat[k] = all[k] + n_all[k] + (size_t)i * calls;
+		runs[i] = (struct run){ { sh[0], ways > 1 ? sh[1] : NULL },
+					{ NULL, NULL }, ways, calls };
+		for (int w = 0; w < ways; w++)
+			runs[i].lat[w] = all[slot[w]] + n_all[slot[w]] +
+					 (size_t)i * calls;
 		pthread_create(&t[i], NULL, caller, &runs[i]);
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	for (int k = 0; k < ways; k++) {
+	for (int w = 0; w < ways; w++) {
+		int k = slot[w];
 		uint64_t *lat = all[k] + n_all[k];
 		struct rs_stats st;
 
-		rs_shadower_stats(sh[k], &st);
-		rs_shadower_free(sh[k]);
+		rs_shadower_stats(sh[w], &st);
+		rs_shadower_free(sh[w]);
 		n_all[k] += n;
 		qsort(lat, n, sizeof(*lat), cmp);
 		p99[k] = pct(lat, n, 0.99);
 		printf("%-22s p50 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  "
-		       "(sampled %lu, queued %lu, shed %lu)\n",
-		       label[strcmp(rate[k], "0") != 0], pct(lat, n, 0.5),
-		       p99[k], pct(lat, n, 0.999), (unsigned long)st.sampled,
+		       "(sampled %lu, queued %lu, shed %lu)\n", label[k],
+		       pct(lat, n, 0.5), p99[k], pct(lat, n, 0.999),
+		       (unsigned long)st.sampled,
 		       (unsigned long)(st.sampled - st.shed),
 		       (unsigned long)st.shed);
 	}
@@ -240,21 +248,11 @@ int main(int argc, char **argv)
 	       rounds, interleave ? ", the two shadowers' calls interleaved" :
 	       "", timeout, queue);
 	for (int r = 0; r < rounds; r++) {
-		static const char *const both[2] = { "0", "1" };
-		static const char *const base[2] = { "0", NULL };
-		static const char *const shadow[2] = { "1", NULL };
-		double q[2];
-
 		if (interleave) {
-			round_of(both, threads, calls, all, n_all, p99);
+			round_of(3, threads, calls, all, n_all, p99);
 		} else {
-			uint64_t *a1[2] = { all[1], NULL };
-			size_t n1[2] = { n_all[1], 0 };
-
-			round_of(base, threads, calls, all, n_all, p99);
-			round_of(shadow, threads, calls, a1, n1, q);
-			n_all[1] = n1[0];
-			p99[1] = q[0];
+			round_of(1, threads, calls, all, n_all, p99);
+			round_of(2, threads, calls, all, n_all, p99);
 		}
 		ratio[r] = p99[1] / p99[0];
 	}
