@@ -342,6 +342,10 @@ enum prof_region {
 	PROF_DECIDE,    /* parsing it, and hashing its key when sampling */
 	PROF_RING,      /* one record onto the ring buffer (output) */
 	PROF_COPY,      /* all of io_copy, for one read or write */
+	PROF_BIRTH,     /* a connection's birth at its first I/O (OPEN) */
+	PROF_LISTEN,    /* a listener's new socket marked (SYN_RECV) */
+	PROF_END,       /* a tracked connection's end (CLOSE) */
+	PROF_UNTRACKED, /* any other socket's end state */
 	PROF_MAX,
 };
 
@@ -990,19 +994,26 @@ static __always_inline void open_emit(__u32 tgid, __u32 fd, __u32 gen,
 	bpf_ringbuf_submit(rec, wake_flag());
 }
 
-/* Ends tracked connection c of socket sk: the answer it was passing over,
- * then its CLOSE with the final offsets; it is forgotten. A global
- * function: its records are in its own frame, off the copy's. */
+/* Ends tracked connection c of socket sk: its CLOSE with the final
+ * offsets, carrying the SKIP of the answer it was passing over (one record
+ * instead of two); it is forgotten. A global function: its record is in
+ * its own frame, off the copy's. */
 __noinline int conn_end(struct conn_state *c, __u64 sk)
 {
 	struct {
 		struct shadow_event h;
 		struct shadow_close c;
+		struct shadow_skip_before b;
 	} *rec;
+	bool skipped;
 
 	if (!c)
 		return 0;
-	skip_end(c);
+	skipped = c->skipping;
+	if (skipped) {
+		c->skipping = 0;
+		stat_inc(STAT_UNCOPIED);
+	}
 	if (c->tls == TLS_PENDING)
 		stat_inc(STAT_TLS_UNDECODED);
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
@@ -1021,6 +1032,14 @@ __noinline int conn_end(struct conn_state *c, __u64 sk)
 	rec->c.final_offset[0] = c->off[0];
 	rec->c.final_offset[1] = c->off[1];
 	rec->c.flags = c->close_flags;
+	if (skipped) {
+		rec->h.flags = SHADOW_F_AFTER_SKIP;
+		rec->h.len += sizeof(rec->b);
+		rec->b.offset = c->skip_from;
+		rec->b.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+		rec->b.ts_ns = c->skip_ts[0];
+		rec->b.last_ts_ns = c->skip_ts[1];
+	}
 	bpf_map_delete_elem(&conns, &sk);
 	bpf_ringbuf_submit(rec, wake_flag());
 	return 0;
@@ -1459,15 +1478,19 @@ __noinline int sock_conn_new(__u64 skp, __u32 tgid, __u32 fd, __s64 ret,
 			     __u32 dir_peek)
 {
 	struct sock *sk = (struct sock *)skp;
+	__u64 t0 = prof_start();
+	int born;
 
 	if (conn_found(skp))
 		return 1;
 	if (!bpf_map_lookup_elem(&srv_new, &skp) && !queued_at_attach(sk))
 		return 0;
 	bpf_map_delete_elem(&srv_new, &skp);
-	return conn_start(skp, tgid, fd, 0,
+	born = conn_start(skp, tgid, fd, 0,
 			  tcp_moved_before(sk, dir_peek & 1, ret,
 					   dir_peek & 2)) != NULL;
+	prof_end(PROF_BIRTH, t0);
+	return born;
 }
 
 /* The tracked connection of socket sk, for the socket hooks, which see no
@@ -1646,6 +1669,8 @@ int BPF_PROG(handle_tcp_set_state, struct sock *sk, int oldstate,
 	struct conn_state *c;
 	__u8 one = 1;
 
+	__u64 t0 = prof_start();
+
 	if (newstate == TCP_SYN_RECV) {
 		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 
@@ -1654,17 +1679,31 @@ int BPF_PROG(handle_tcp_set_state, struct sock *sk, int oldstate,
 			return 0;
 		bpf_map_update_elem(&srv_new, &skp, &one, BPF_ANY);
 		srv_port_add(lport);
+		prof_end(PROF_LISTEN, t0);
 		return 0;
 	}
 	if (newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
 	    newstate != TCP_CLOSE)
 		return 0;
+	/* A connection ends once, when it leaves ESTABLISHED or CLOSE_WAIT
+	 * (or SYN_RECV): its later end states (FIN_WAIT1 -> FIN_WAIT2 ->
+	 * CLOSE, LAST_ACK -> CLOSE) find nothing to end. And only a server
+	 * port's sockets are tracked or marked: the clients' (a load
+	 * generator's, a target's upstream ones) end here too, but for a
+	 * reset's CLOSE, which comes after the port was let go (0). */
+	if (oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
+	    oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK ||
+	    (newstate != TCP_CLOSE && !srv_port(sk->__sk_common.skc_num)))
+		return 0;
 	c = bpf_map_lookup_elem(&conns, &skp);
-	if (c)
+	if (c) {
 		conn_end(c, ptr_value(sk));
-	else if (cfg_sock_hooks)
+		prof_end(PROF_END, t0);
+	} else if (cfg_sock_hooks) {
 		/* Ended before any I/O in a target, if it was one. */
 		bpf_map_delete_elem(&srv_new, &skp);
+		prof_end(PROF_UNTRACKED, t0);
+	}
 	return 0;
 }
 

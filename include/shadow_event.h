@@ -29,7 +29,8 @@ enum shadow_event_kind {
 	 * `len` the rest was not captured (a gap the reader can see). */
 	SHADOW_EV_DATA = 2,
 	/* The target closed the fd. Payload: struct shadow_close (absent in
-	 * version 1 files written before it existed). */
+	 * version 1 files written before it existed), then, with
+	 * SHADOW_F_AFTER_SKIP, the SKIP of the answer before it. */
 	SHADOW_EV_CLOSE = 3,
 	/* sendfile() wrote `size` bytes from another file at `offset` of the
 	 * outbound stream. Payload: struct shadow_sendfile. User space turns
@@ -65,9 +66,9 @@ enum shadow_event_flags {
 	/* DATA: the bytes stand for part of a sendfile() whose source file
 	 * could not be read; `len` is 0 and `size` bytes are missing. */
 	SHADOW_F_UNAVAILABLE = 1u << 1,
-	/* REQLINE: the payload ends with a struct shadow_skip_before, the
-	 * SKIP of the previous answer, to be taken before the request line
-	 * (one record instead of two per unsampled exchange). */
+	/* REQLINE, CLOSE: the payload ends with a struct shadow_skip_before,
+	 * the SKIP of the previous answer, to be taken before the request
+	 * line or the close (one record instead of two). */
 	SHADOW_F_AFTER_SKIP = 1u << 2,
 	/* REQLINE: the request was sampled, but the daemon was shedding when
 	 * the kernel read it (enum shadow_shed, written to the program's
@@ -140,7 +141,7 @@ struct shadow_skip {
 };
 _Static_assert(sizeof(struct shadow_skip) == 8, "shadow_skip ABI");
 
-/* A SKIP carried at the end of a REQLINE (SHADOW_F_AFTER_SKIP): the
+/* A SKIP carried at the end of a REQLINE or CLOSE (SHADOW_F_AFTER_SKIP): the
  * outbound range's offset, size, first and last write. */
 struct shadow_skip_before {
 	__u64 offset;

@@ -76,6 +76,42 @@ start_shadowd() {
 # a line, from its fds: the kernel's counters name programs, and another
 # shadowd on the machine has programs of the same names.
 bpf_ids() { grep -h "^$2_id:" /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un; }
+# bpf_report LABEL REQUESTS: the run time of the programs the running
+# shadowd holds (bpf_stats must be on), per request and per program, as
+# "bpf_ns_per_request LABEL: TOTAL (PROGRAM NS x CALLS PER REQUEST, ...)".
+bpf_report() {
+	bpftool prog show -j | python3 -c '
+import json, sys
+runs = {}
+ours = set(map(int, sys.argv[3].split()))
+for p in json.load(sys.stdin):
+    if p["id"] in ours and p.get("name", "").startswith("handle_") and p.get("run_cnt"):
+        runs[p["name"]] = (p["run_time_ns"], p["run_cnt"])
+n = int(sys.argv[2])
+total = sum(t for t, _ in runs.values())
+each = ", ".join("%s %.0f ns x %.2f" % (k[7:], t / c, c / n) for k, (t, c) in sorted(runs.items()) if c >= n / 100)
+print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, each))' "$1" "$2" "$(bpf_ids "$SHADOWD_PID" prog)"
+}
+# profile_report LABEL REQUESTS: the running shadowd's timed regions
+# (SHADOWD_PROFILE=1, bpf/capture.bpf.c's prof_end), each region's mean
+# less the clock reads' own cost, and its count per request.
+profile_report() {
+	local id
+	for id in $(bpf_ids "$SHADOWD_PID" map); do
+		bpftool map show id "$id" | grep -q ' name profile ' && break
+	done
+	bpftool map dump id "$id" -j | python3 -c '
+import json, sys
+def num(v):
+    return v if isinstance(v, int) else int.from_bytes(bytes(int(x, 16) for x in v), "little")
+sums = {num(e["key"]): sum(num(c["value"]) for c in e["values"]) for e in json.load(sys.stdin)}
+names = ["clock", "conn", "read", "decide", "ring", "copy", "birth", "listen", "end", "untracked"]
+n, m = int(sys.argv[2]) or 1, len(names)
+clock = sums.get(0, 0) / max(sums.get(m, 0), 1)
+each = ", ".join("%s %.0f ns x %.2f" % (k, sums.get(i, 0) / sums[m + i] - clock, sums[m + i] / n)
+                 for i, k in enumerate(names) if i and sums.get(m + i))
+print("bpf_profile %s: %s (the clock reads, %.0f ns a region, taken off)" % (sys.argv[1], each, clock))' "$1" "$2"
+}
 cpu_ticks() { cut -d' ' -f14,15 "/proc/$1/stat" | awk '{print $1 + $2}'; }
 # stop_shadowd: prints "CPU_SECONDS PEAK_RSS_KB CAPTURED LOST GAPS"; the CPU
 # counts from CPU0 (ticks read after attaching: loading the programs is
@@ -177,6 +213,25 @@ open_loop() {
 			"$(col <<<"${o_p50d[$m]}" | median)" "$(col <<<"${o_p50a[$m]}" | median)" \
 			"$(col <<<"${o_p99d[$m]}" | median)" "$(col <<<"${o_p99a[$m]}" | median)"
 	done
+	# The programs' own time per request at this rate, connections opened
+	# and closed (OL_CALLS requests each) included, to set beside the
+	# primary's extra CPU per request above: one more attached run of
+	# each tracked mode with bpf_stats on (its clock reads cost ~40 ns a
+	# call, so these runs are not among the ratios').
+	for m in 1 2; do
+		IFS='|' read -r name flags cport <<<"${OL_MODES[$m]}"
+		sysctl -qw kernel.bpf_stats_enabled=1
+		# shellcheck disable=SC2086
+		start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
+		read -r an _ <<<"$(ol_run "$P1" "$rate")"
+		bpf_report "open loop, ${name%% (*}" "$an"
+		stop_shadowd > /dev/null
+		sysctl -qw kernel.bpf_stats_enabled=0
+	done
+	SHADOWD_PROFILE=1 start_shadowd -p "$MASTER" -c "http://127.0.0.1:$P2" -s 0 -P "$P1" || exit 1
+	read -r an _ <<<"$(ol_run "$P1" "$rate")"
+	profile_report "open loop, capture only" "$an"
+	stop_shadowd > /dev/null
 }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -277,17 +332,7 @@ else
 			# shellcheck disable=SC2086
 			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$P2" $flags || exit 1
 			n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
-			bpftool prog show -j | python3 -c '
-import json, sys
-runs = {}
-ours = set(map(int, sys.argv[3].split()))
-for p in json.load(sys.stdin):
-    if p["id"] in ours and p.get("name", "").startswith("handle_") and p.get("run_cnt"):
-        runs[p["name"]] = (p["run_time_ns"], p["run_cnt"])
-n = int(sys.argv[2])
-total = sum(t for t, _ in runs.values())
-each = ", ".join("%s %.0f ns x %.2f" % (k[7:], t / c, c / n) for k, (t, c) in sorted(runs.items()) if c >= n / 100)
-print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, each))' "$name" "${n:-0}" "$(bpf_ids "$SHADOWD_PID" prog)"
+			bpf_report "$name" "${n:-0}"
 			stop_shadowd > /dev/null
 			sysctl -qw kernel.bpf_stats_enabled=0
 		done
@@ -296,20 +341,7 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 		# prof_end), each less the clock reads' own cost.
 		SHADOWD_PROFILE=1 start_shadowd -p "$MASTER" -c "http://127.0.0.1:$P2" -s 0 -P "$P1" || exit 1
 		n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
-		for id in $(bpf_ids "$SHADOWD_PID" map); do
-			bpftool map show id "$id" | grep -q ' name profile ' && break
-		done
-		bpftool map dump id "$id" -j | python3 -c '
-import json, sys
-def num(v):
-    return v if isinstance(v, int) else int.from_bytes(bytes(int(x, 16) for x in v), "little")
-sums = {num(e["key"]): sum(num(c["value"]) for c in e["values"]) for e in json.load(sys.stdin)}
-names = ["clock", "conn", "read", "decide", "ring", "copy"]
-n, m = int(sys.argv[1]) or 1, len(names)
-clock = sums.get(0, 0) / max(sums.get(m, 0), 1)
-each = ", ".join("%s %.0f ns x %.2f" % (k, sums.get(i, 0) / sums[m + i] - clock, sums[m + i] / n)
-                 for i, k in enumerate(names) if i and sums.get(m + i))
-print("bpf_profile capture only: %s (the clock reads, %.0f ns a region, taken off)" % (each, clock))' "${n:-0}"
+		profile_report "capture only" "${n:-0}"
 		stop_shadowd > /dev/null
 	fi
 	# Open loop, the way Coroot, Beyla and Odigos measure overhead: a fixed

@@ -404,6 +404,25 @@ static void conn_final(struct conn_table *t, struct conn *c,
 		t->ops->end(t->ctx, c->state, ev->ts_ns);
 }
 
+/* The SKIP that record ev carries at its end (SHADOW_F_AFTER_SKIP), taken
+ * as its own record would have been, before the record's own content. */
+static void conn_skip_before(struct conn_table *t, struct conn *c,
+			     const struct shadow_event *ev,
+			     const struct shadow_skip_before *b)
+{
+	struct shadow_event sk = *ev;
+	struct shadow_skip last = { .last_ts_ns = b->last_ts_ns };
+
+	sk.kind = SHADOW_EV_SKIP;
+	sk.dir = SHADOW_DIR_OUT;
+	sk.flags = 0;
+	sk.offset = b->offset;
+	sk.size = b->size;
+	sk.ts_ns = b->ts_ns;
+	sk.len = sizeof(last);
+	conn_skip(t, c, &sk, &last);
+}
+
 /* A REQLINE record, checked: its shed reason from the flags, and, with
  * SHADOW_F_AFTER_SKIP, the SKIP it carries at its end, which comes first,
  * as its own record would have. 0, or -EINVAL for a malformed record. */
@@ -436,20 +455,37 @@ static int feed_reqline(struct conn_table *t, const struct shadow_event *ev,
 	c = conn_for(t, ev);
 	if (!c)
 		return 0;
-	if (ev->flags & SHADOW_F_AFTER_SKIP) {
-		struct shadow_event sk = *ev;
-		struct shadow_skip last = { .last_ts_ns = b.last_ts_ns };
-
-		sk.kind = SHADOW_EV_SKIP;
-		sk.dir = SHADOW_DIR_OUT;
-		sk.flags = 0;
-		sk.offset = b.offset;
-		sk.size = b.size;
-		sk.ts_ns = b.ts_ns;
-		sk.len = sizeof(last);
-		conn_skip(t, c, &sk, &last);
-	}
+	if (ev->flags & SHADOW_F_AFTER_SKIP)
+		conn_skip_before(t, c, ev, &b);
 	conn_reqline(t, c, ev, payload, line, shed);
+	return 0;
+}
+
+/* A CLOSE record: with SHADOW_F_AFTER_SKIP, the SKIP of the answer passed
+ * over before it comes first, then the final offsets. 0, or -EINVAL for a
+ * malformed record. */
+static int feed_close(struct conn_table *t, const struct shadow_event *ev,
+		      const void *payload)
+{
+	struct shadow_skip_before b;
+	struct conn *c;
+
+	if (ev->flags & SHADOW_F_AFTER_SKIP) {
+		if (ev->len < sizeof(struct shadow_close) + sizeof(b))
+			return -EINVAL;
+		memcpy(&b, (const uint8_t *)payload + sizeof(struct shadow_close),
+		       sizeof(b));
+		if (!b.size || b.size > UINT32_MAX)
+			return -EINVAL;
+	}
+	c = slot_find(t, ev->tgid, ev->fd, ev->gen);
+	if (!c)
+		return 0;
+	if (ev->flags & SHADOW_F_AFTER_SKIP)
+		conn_skip_before(t, c, ev, &b);
+	if (ev->len >= sizeof(struct shadow_close))
+		conn_final(t, c, ev, payload);
+	conn_end(t, c, ev->ts_ns, false);
 	return 0;
 }
 
@@ -481,12 +517,8 @@ int conn_table_feed(struct conn_table *t, const struct shadow_event *ev,
 			conn_data(t, c, ev, payload);
 		return 0;
 	case SHADOW_EV_CLOSE:
-		c = slot_find(t, ev->tgid, ev->fd, ev->gen);
-		if (!c)
-			return 0;
-		if (ev->len >= sizeof(struct shadow_close))
-			conn_final(t, c, ev, payload);
-		conn_end(t, c, ev->ts_ns, false);
+		if (feed_close(t, ev, payload) < 0)
+			goto bad;
 		return 0;
 	case SHADOW_EV_SKIP:
 		if (ev->dir != SHADOW_DIR_OUT ||

@@ -421,6 +421,51 @@ static void reqline(struct feed *f, const char *target)
 	reqline_carrying(f, target, 0);
 }
 
+/* The kernel's usual form of a close after an uncopied answer: one CLOSE carrying the SKIP of
+ * the last answer (SHADOW_F_AFTER_SKIP), no SKIP record of its own. The
+ * answer pairs with its request, ends at the close, and nothing is a gap;
+ * a carried SKIP cut short is a malformed record, counted. */
+Test(uncopied, close_carrying_the_last_answers_skip_pairs_it)
+{
+	struct feed f;
+	struct {
+		struct shadow_event h;
+		struct shadow_close c;
+		struct shadow_skip_before b;
+	} rec = { { .tgid = 7, .fd = 9, .gen = 1, .kind = SHADOW_EV_CLOSE,
+		    .flags = SHADOW_F_AFTER_SKIP,
+		    .len = sizeof(struct shadow_close) +
+			   sizeof(struct shadow_skip_before) } };
+
+	feed_start(&f);
+	data(&f, IN, GET("/a"));
+	data(&f, OUT, answer("/a"));
+	reqline(&f, "/b");
+	rec.b.offset = f.off[OUT];
+	rec.b.size = 77;
+	rec.b.ts_ns = f.ts += 10;
+	rec.b.last_ts_ns = f.ts += 5;
+	f.off[OUT] += 77;
+	rec.h.ts_ns = f.ts += 10;
+	rec.c.final_offset[IN] = f.off[IN];
+	rec.c.final_offset[OUT] = f.off[OUT];
+	rec.c.flags = SHADOW_CLOSE_PEER_EOF;
+	rec.h.len -= 1;
+	cr_assert_eq(conn_table_feed(f.t, &rec.h, &rec.c), -EINVAL);
+	cr_assert_eq(conn_table_stats(f.t)->bad_records, 1);
+	rec.h.len += 1;
+	cr_assert_eq(conn_table_feed(f.t, &rec.h, &rec.c), 0);
+	cr_assert_eq(conn_table_stats(f.t)->gaps, 0);
+	feed_end(&f);
+
+	assert_paired(&f.res);
+	cr_assert_eq(f.res.n, 2, "%zu exchanges", f.res.n);
+	cr_assert_str_eq(f.res.x[1]->req.target, "/b");
+	cr_assert(f.res.x[1]->resp.flags & MESSAGE_UNCOPIED);
+	cr_assert(!(f.res.x[0]->resp.flags & MESSAGE_UNCOPIED));
+	fixture_result_clean(&f.res);
+}
+
 Test(uncopied, head_sent_as_its_line_pairs_with_the_uncopied_answer)
 {
 	struct feed f;
