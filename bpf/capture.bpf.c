@@ -54,6 +54,11 @@ volatile __u32 shed_now = 0;
  * then on, socket I/O that is no tracked connection's may still be an SSL
  * call's, whose fd the call needs (io_conn). */
 volatile __u32 tls_hooked = 0;
+/* Entries user space has put in `found` (added to before each), less those
+ * taken: while it is 0, a connection's birth looks for none (conn_found).
+ * One left behind (a found connection that closed before its next I/O,
+ * or evicted) only keeps the lookups, as before there was a count. */
+volatile __u32 found_pending = 0;
 
 enum stat_idx {
 	STAT_LOST = 0,    /* records the ring buffer had no room for */
@@ -1078,14 +1083,19 @@ static __always_inline struct conn_state *conn_start(__u64 sk, __u32 tgid,
  * attach, under the name it announced. Returns its state or NULL. */
 static __always_inline struct conn_state *conn_found(__u64 sk)
 {
-	__u64 ino = sock_ino((struct sock *)sk);
-	struct found_conn *f = bpf_map_lookup_elem(&found, &ino);
 	struct conn_state *c;
+	struct found_conn *f;
+	__u64 ino;
 
+	if (!found_pending)
+		return NULL;
+	ino = sock_ino((struct sock *)sk);
+	f = bpf_map_lookup_elem(&found, &ino);
 	if (!f)
 		return NULL;
 	c = conn_start(sk, f->tgid, f->fd, f->gen, true);
-	bpf_map_delete_elem(&found, &ino);
+	if (bpf_map_delete_elem(&found, &ino) == 0)
+		__sync_fetch_and_sub(&found_pending, 1);
 	return c;
 }
 

@@ -528,6 +528,10 @@ static void scan_connections(struct capture *c, const struct capture_config *cfg
 				c->fn(c->ctx, &rec.h, &rec.o);
 				c->records++;
 				srv_port_add(c, s->lport);
+				/* Counted first: the programs look while the
+				 * count is not 0. */
+				__atomic_fetch_add(&c->skel->bss->found_pending,
+						   1, __ATOMIC_SEQ_CST);
 				bpf_map__update_elem(c->skel->maps.found, &ino,
 						     sizeof(ino), &fc,
 						     sizeof(fc), BPF_NOEXIST);
