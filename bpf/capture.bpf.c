@@ -1202,6 +1202,12 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u64 buf,
 			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
 		return;
 	}
+	/* An answer passed over moves its offset only: no scratch, no copy
+	 * (io_copy asks the same first, and its second asking changes
+	 * nothing). */
+	if (dir == SHADOW_DIR_OUT && cfg_sample_key && c->tls == TLS_PLAIN &&
+	    answer_passed_over(c, ret))
+		return;
 	s = scratch_claim();
 	if (!s) {
 		if (ret > 0 && !peek)
