@@ -94,7 +94,8 @@ print("bpf_ns_per_request %s: %.0f (%s)" % (sys.argv[1], total / n if n else 0, 
 }
 # profile_report LABEL REQUESTS: the running shadowd's timed regions
 # (SHADOWD_PROFILE=1, bpf/capture.bpf.c's prof_end), each region's mean
-# less the clock reads' own cost, and its count per request.
+# less the clock reads' own cost, and its count per request. The names
+# are enum prof_region's, in its order.
 profile_report() {
 	local id
 	for id in $(bpf_ids "$SHADOWD_PID" map); do
