@@ -868,6 +868,20 @@ static __always_inline void skip_end(struct conn_state *c)
 	bpf_ringbuf_submit(rec, wake_flag());
 }
 
+/* Ends a response passed over inside the next record, which carries its
+ * SKIP at its end in b (SHADOW_F_AFTER_SKIP): a request line or the
+ * connection's CLOSE. */
+static __always_inline void skip_carry(struct conn_state *c,
+				       struct shadow_skip_before *b)
+{
+	b->offset = c->skip_from;
+	b->size = c->off[SHADOW_DIR_OUT] - c->skip_from;
+	b->ts_ns = c->skip_ts[0];
+	b->last_ts_ns = c->skip_ts[1];
+	c->skipping = 0;
+	stat_inc(STAT_UNCOPIED);
+}
+
 /* The common case in one pass, without bpf_loop's call per piece: at most
  * one record's worth of bytes in a buffer or in up to SMALL_IOV iovecs
  * (a request read; headers and body written together), walked by s->w.
@@ -943,12 +957,7 @@ static __always_inline bool copy_small(struct scratch *s, struct conn_state *c,
 			struct shadow_skip_before *b =
 				(void *)(s->data + (line & (SK_REQ_MAX - 1)));
 
-			b->offset = c->skip_from;
-			b->size = c->off[SHADOW_DIR_OUT] - c->skip_from;
-			b->ts_ns = c->skip_ts[0];
-			b->last_ts_ns = c->skip_ts[1];
-			c->skipping = 0;
-			stat_inc(STAT_UNCOPIED);
+			skip_carry(c, b);
 			len += sizeof(*b);
 			flags |= SHADOW_F_AFTER_SKIP;
 		}
@@ -1010,19 +1019,15 @@ __noinline int conn_end(struct conn_state *c, __u64 sk)
 		struct shadow_close c;
 		struct shadow_skip_before b;
 	} *rec;
-	bool skipped;
 
 	if (!c)
 		return 0;
-	skipped = c->skipping;
-	if (skipped) {
-		c->skipping = 0;
-		stat_inc(STAT_UNCOPIED);
-	}
 	if (c->tls == TLS_PENDING)
 		stat_inc(STAT_TLS_UNDECODED);
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
+		if (c->skipping)
+			stat_inc(STAT_UNCOPIED);
 		stat_inc(STAT_LOST);
 		bpf_map_delete_elem(&conns, &sk);
 		return 0;
@@ -1037,13 +1042,10 @@ __noinline int conn_end(struct conn_state *c, __u64 sk)
 	rec->c.final_offset[0] = c->off[0];
 	rec->c.final_offset[1] = c->off[1];
 	rec->c.flags = c->close_flags;
-	if (skipped) {
+	if (c->skipping) {
+		skip_carry(c, &rec->b);
 		rec->h.flags = SHADOW_F_AFTER_SKIP;
 		rec->h.len += sizeof(rec->b);
-		rec->b.offset = c->skip_from;
-		rec->b.size = c->off[SHADOW_DIR_OUT] - c->skip_from;
-		rec->b.ts_ns = c->skip_ts[0];
-		rec->b.last_ts_ns = c->skip_ts[1];
 	}
 	bpf_map_delete_elem(&conns, &sk);
 	bpf_ringbuf_submit(rec, wake_flag());
@@ -1161,22 +1163,18 @@ __noinline int io_copy(struct conn_state *c, struct scratch *s)
 	/* Ciphertext: the plaintext comes from the SSL hooks, if at all. */
 	if (a->peek || c->tls >= TLS_PENDING)
 		return 0;
-	if (cfg_sample_key && c->tls == TLS_PLAIN) {
-		if (dir == SHADOW_DIR_IN) {
-			/* The answer passed over ends here: its SKIP goes
-			 * before this request's bytes, or inside its request
-			 * line (copy_small). */
-			if (c->phase != PH_REQUEST) {
-				c->phase = PH_REQUEST;
-				decide = true;
-			}
-			/* A second read before any answer (a body, the rest
-			 * of the headers) undoes a decision: nothing was
-			 * passed over yet. */
-			c->skip_next = 0;
-		} else if (answer_passed_over(c, ret)) {
-			return 0;
+	/* An answer passed over never gets here: io_copy_claimed moved its
+	 * offset without a scratch. */
+	if (cfg_sample_key && c->tls == TLS_PLAIN && dir == SHADOW_DIR_IN) {
+		/* The answer passed over ends here: its SKIP goes before this
+		 * request's bytes, or inside its request line (copy_small). */
+		if (c->phase != PH_REQUEST) {
+			c->phase = PH_REQUEST;
+			decide = true;
 		}
+		/* A second read before any answer (a body, the rest of the
+		 * headers) undoes a decision: nothing was passed over yet. */
+		c->skip_next = 0;
 	}
 	walk_start(w, c, dir, ret, a->buf, a->iovcnt);
 	if (!copy_small(s, c, decide)) {
@@ -1202,9 +1200,7 @@ static __always_inline void io_copy_claimed(struct conn_state *c, __u64 buf,
 			c->close_flags |= SHADOW_CLOSE_PEER_EOF;
 		return;
 	}
-	/* An answer passed over moves its offset only: no scratch, no copy
-	 * (io_copy asks the same first, and its second asking changes
-	 * nothing). */
+	/* An answer passed over moves its offset only: no scratch, no copy. */
 	if (dir == SHADOW_DIR_OUT && cfg_sample_key && c->tls == TLS_PLAIN &&
 	    answer_passed_over(c, ret))
 		return;
@@ -1682,10 +1678,9 @@ int BPF_PROG(handle_tcp_set_state, struct sock *sk, int oldstate,
 	     int newstate)
 {
 	__u64 skp = (__u64)sk;
+	__u64 t0 = prof_start();
 	struct conn_state *c;
 	__u8 one = 1;
-
-	__u64 t0 = prof_start();
 
 	if (newstate == TCP_SYN_RECV) {
 		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);

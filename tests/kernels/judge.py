@@ -35,32 +35,36 @@ def sections(text):
     return out
 
 
+def check_problems(lines, rc, what, prefix):
+    """What a `shadowd --check` section says went wrong: a nonzero exit
+    (the programs refused), or programs that loaded over the project's
+    budget (stack, instructions): headroom is part of loading, so those
+    fail the kernel too."""
+    problems = []
+    if rc != "0":
+        refused = [l.strip() for l in lines if l.strip().startswith("refused")]
+        problems.append(what + " failed: " +
+                        ("; ".join(refused) or " ".join(lines[-3:])))
+    over = [l.split()[1] for l in lines if l.strip().startswith("loaded")
+            and l.rstrip().endswith("over the budget")]
+    if over:
+        problems.append(prefix + "over the budget: " + ", ".join(over))
+    return problems
+
+
 def judge(text):
     s = sections(text)
     problems = []
     check = s.get("check", [])
     summary = next((l for l in check if re.match(r"^\d+ programs loaded", l)), None)
-    if "check-rc" not in s or s["check-rc"][0] != "0":
-        refused = [l.strip() for l in check if l.strip().startswith("refused")]
-        problems.append("shadowd --check failed: " +
-                        ("; ".join(refused) or " ".join(check[-3:])))
     if summary is None:
         summary = "no programs loaded"
-    # Headroom is part of loading: a program over the project's budget
-    # (stack, instructions) fails the kernel even though it loaded.
-    over = [l.split()[1] for l in check if l.strip().startswith("loaded")
-            and l.rstrip().endswith("over the budget")]
-    if over:
-        problems.append("over the budget: " + ", ".join(over))
-    prof = s.get("profile-check", [])
-    if s.get("profile-check-rc", ["missing"])[0] != "0":
-        refused = [l.strip() for l in prof if l.strip().startswith("refused")]
-        problems.append("shadowd --check with SHADOWD_PROFILE=1 failed: " +
-                        ("; ".join(refused) or " ".join(prof[-3:])))
-    over = [l.split()[1] for l in prof if l.strip().startswith("loaded")
-            and l.rstrip().endswith("over the budget")]
-    if over:
-        problems.append("profiled, over the budget: " + ", ".join(over))
+    problems += check_problems(check, s.get("check-rc", ["missing"])[0],
+                               "shadowd --check", "")
+    problems += check_problems(s.get("profile-check", []),
+                               s.get("profile-check-rc", ["missing"])[0],
+                               "shadowd --check with SHADOWD_PROFILE=1",
+                               "profiled, ")
     if "attach" in s and "end" in s and "shadowd" not in s:
         problems.append("shadowd did not attach: " + " ".join(s["attach"][1:])[:300])
         return summary, problems
