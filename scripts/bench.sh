@@ -344,10 +344,10 @@ else
 		n=$(wrk -t1 -c32 -d"${SECS}s" "$URL" 2>/dev/null | awk '/requests in/ {print $1}')
 		profile_report "capture only" "${n:-0}"
 		stop_shadowd > /dev/null
-		# The same record with every line hot (back to back, run by
-		# BPF_PROG_TEST_RUN): the ring region above less this is what
-		# the record's cold cache lines cost in the hot path.
-		.output/tests/bench/ring_cost_bench
+		# The same steps with every line hot (back to back, run by
+		# BPF_PROG_TEST_RUN): the ring and read regions above less
+		# these are what their cold cache lines cost in the hot path.
+		.output/tests/bench/helper_cost_bench
 	fi
 	# Open loop, the way Coroot, Beyla and Odigos measure overhead: a fixed
 	# request rate (httperf: connections at a fixed rate, OL_CALLS
