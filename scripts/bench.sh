@@ -186,11 +186,20 @@ open_loop() {
 	for r in $(seq 1 "$ROUNDS"); do
 		for m in "${!OL_MODES[@]}"; do
 			IFS='|' read -r name flags cport <<<"${OL_MODES[$m]}"
-			read -r dn dns dsi dp50 dp99 _ <<<"$(ol_run "$P1" "$rate")"
+			# The detached run goes first in odd rounds, second in
+			# even ones, so that whatever a run leaves the next (its
+			# ~14k connections in TIME_WAIT, cold or warm caches)
+			# falls on both columns alike.
+			if (( r % 2 )); then
+				read -r dn dns dsi dp50 dp99 _ <<<"$(ol_run "$P1" "$rate")"
+			fi
 			# shellcheck disable=SC2086
 			start_shadowd -p "$MASTER" -c "http://127.0.0.1:$cport" $flags || exit 1
 			read -r an ans asi ap50 ap99 _ <<<"$(ol_run "$P1" "$rate")"
 			read -r cpu _ captured _ _ <<<"$(stop_shadowd)"
+			if ! (( r % 2 )); then
+				read -r dn dns dsi dp50 dp99 _ <<<"$(ol_run "$P1" "$rate")"
+			fi
 			o_det[$m]+="$dns "; o_att[$m]+="$ans "
 			o_ratio[$m]+="$(echo "$ans / $dns" | bc -l) "
 			o_sirq[$m]+="$dsi/$asi "
@@ -259,16 +268,20 @@ else
 		"1% sampling|-s 0.01 -P $P1|$P2" "100% sampling|-s 1 -P $P1|$P2"
 		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"
 		"tcpdump -i lo port P (reference)|tcpdump|-")
-	# Rounds on the outside, modes inside: each attached run follows its
-	# own detached one, and every mode is measured in every minute of the
-	# run, so that the rows compare with one another too.
+	# Rounds on the outside, modes inside: each attached run is paired
+	# with its own detached one (after it in odd rounds, before it in
+	# even ones, so that neither column always runs second), and every
+	# mode is measured in every minute of the run, so that the rows
+	# compare with one another too.
 	declare -A row_ratio row_det row_att row_p99d row_p99a row_cpu row_rss row_loss
 	for r in $(seq 1 "$ROUNDS"); do
 		for m in "${!MODE_LIST[@]}"; do
 			IFS='|' read -r name flags cport wargs <<<"${MODE_LIST[$m]}"
 			[ -n "$MODES" ] && ! [[ $name =~ $MODES ]] && continue
-			# shellcheck disable=SC2086
-			read -r d_rps d_p99 <<<"$(wrk_run "$URL" $wargs)"
+			if (( r % 2 )); then
+				# shellcheck disable=SC2086
+				read -r d_rps d_p99 <<<"$(wrk_run "$URL" $wargs)"
+			fi
 			if [ "$flags" = tcpdump ]; then
 				# What a packet capture of the same port costs, beside.
 				tcpdump -i lo -w /dev/null -s 0 port "$P1" 2>"$T/tcpdump.log" &
@@ -284,6 +297,10 @@ else
 				# shellcheck disable=SC2086
 				read -r a_rps a_p99 <<<"$(wrk_run "$URL" $wargs)"
 				read -r cpu hwm captured lost gaps <<<"$(stop_shadowd)"
+			fi
+			if ! (( r % 2 )); then
+				# shellcheck disable=SC2086
+				read -r d_rps d_p99 <<<"$(wrk_run "$URL" $wargs)"
 			fi
 			row_ratio[$m]+="$(echo "$a_rps / $d_rps" | bc -l) "
 			row_det[$m]+="$d_rps "; row_att[$m]+="$a_rps "
