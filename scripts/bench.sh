@@ -269,8 +269,8 @@ else
 		"500 ms candidate, 100%|-s 1 --timeout 1000 -P $P1|$P3"
 		"tcpdump -i lo port P (reference)|tcpdump|-")
 	# Rounds on the outside, modes inside: each attached run is paired
-	# with its own detached one (after it in odd rounds, before it in
-	# even ones, so that neither column always runs second), and every
+	# with its own detached one (the detached run first in odd rounds,
+	# second in even ones, so that neither column always runs second), and every
 	# mode is measured in every minute of the run, so that the rows
 	# compare with one another too.
 	declare -A row_ratio row_det row_att row_p99d row_p99a row_cpu row_rss row_loss
